@@ -1,0 +1,88 @@
+"""The ``psnn`` command: ``psnn book`` runs the notebooks, ``psnn fit`` fits a PS neuron."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+
+def _book(args: argparse.Namespace) -> int:
+    from .project import project_root
+    from .runner import NotebookFailed, run_notebooks
+
+    root = project_root()
+    try:
+        outcomes = run_notebooks(root, args.profile, only=args.only, force=args.force,
+                                 out_dir=args.out_dir, results_dir=args.results_dir)
+    except NotebookFailed as exc:
+        print(f"psnn book: {exc}", file=sys.stderr)
+        return 1
+    for o in outcomes:
+        print(f"{o.status:9s} {o.name} -> {o.output.relative_to(root) if o.output.is_relative_to(root) else o.output}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .activations import resolve_activation
+    from .ps_cache import default_cache_dir, fit_ps_cached, save_params
+    from .ps_neuron import PSNeuron
+
+    l, r = args.interval
+    try:
+        params = fit_ps_cached(args.activation, l, r, args.dy, args.step,
+                               cache_dir=args.cache_dir, first_weight=args.first_weight,
+                               strict=not args.non_strict)
+    except ValueError as exc:
+        print(f"psnn fit: {exc}", file=sys.stderr)
+        return 2
+    f = resolve_activation(args.activation)[1]
+    x = torch.rand(args.n_check, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = x * (r - l) + l
+    err = (PSNeuron(params)(x) - f(x)).abs()
+    print(f"activation {params.activation} on [{l:g}, {r:g}], dy = {args.dy:g}, "
+          f"grid {params.grid.numel()} points (step {params.delta:.3g})")
+    print(f"K = {params.K}   s = {params.s}   b = {params.b:.6g}   d = 2^{params.s + params.K - 1 + (params.first_weight == 'code')} .. 2^{params.s + (params.first_weight == 'code')}")
+    print(f"max |PS(x) - f(x)| on {args.n_check} random x in [l, r]: {float(err.max()):.6g} "
+          f"(bound {params.error_bound:.6g}); MSE {float((err ** 2).mean()):.3g}")
+    if args.out:
+        print(f"saved {save_params(params, args.out)}")
+    else:
+        print(f"cached in {Path(args.cache_dir) if args.cache_dir else default_cache_dir()}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .activations import known_activations
+    from .project import PROFILES
+
+    parser = argparse.ArgumentParser(prog="psnn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    book = sub.add_parser("book", help="execute the notebooks at a profile")
+    book.add_argument("--profile", default="default", choices=PROFILES)
+    book.add_argument("--only", action="append", metavar="NOTEBOOK",
+                      help="run only this notebook (name without .md); repeatable")
+    book.add_argument("--force", action="store_true", help="ignore the execution cache")
+    book.add_argument("--out-dir", type=Path, default=None, help="where executed notebooks go")
+    book.add_argument("--results-dir", type=Path, default=None, help="where results JSON goes")
+    book.set_defaults(func=_book)
+    fit = sub.add_parser("fit", help="fit a PS neuron and report its error",
+                         epilog="activations: " + ", ".join(known_activations()))
+    fit.add_argument("activation")
+    fit.add_argument("--interval", nargs=2, type=float, metavar=("L", "R"), default=(-10.0, 10.0))
+    fit.add_argument("--dy", type=float, default=0.01)
+    fit.add_argument("--step", type=float, default=1e-3)
+    fit.add_argument("--first-weight", choices=("paper", "code"), default="paper")
+    fit.add_argument("--non-strict", action="store_true", help="spike when y >= d(t)")
+    fit.add_argument("--n-check", type=int, default=100_000)
+    fit.add_argument("--cache-dir", type=Path, default=None)
+    fit.add_argument("--out", type=Path, default=None, help="also save the parameters here")
+    fit.set_defaults(func=_fit)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The PS neuron as a torch module, with two simulators (paper 1, Eqs. 1-3).
+
+What is spiking here: every neuron emits *binary* spikes z(t) in {0, 1} at
+K time steps, with shared thresholds T(t) and spike weights d(t). Its reset
+voltages h_i(t) are a table row chosen by the neuron's input (the input is
+snapped to the nearest of the fit's grid points), as in the authors' code:
+the per-neuron reset of Eq. 2 is a look-up.
+
+- ``mode="stepped"`` integrates Eqs. 1-3 step by step: membrane v, threshold
+  T(t), reset to h_i(t+1) after a spike, output sum_t d(t) z(t) + b.
+- ``mode="fast"`` reads the same outputs and spike counts from tables the fit
+  computed on its grid: one gather per tensor. Tests prove both give equal
+  outputs and equal spike counts.
+
+Inputs outside [l, r] saturate (they are clamped to the end of the grid) and
+are counted in ``clipped``. NaN inputs give NaN outputs and no spikes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .ps_fit import PSParams
+
+MODES = ("fast", "stepped")
+
+
+@dataclass
+class SpikeStats:
+    """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K."""
+
+    neurons: int = 0
+    spikes: int = 0
+    clipped: int = 0
+    K: int = 0
+
+    @property
+    def fire_rate(self) -> float:
+        """Eq. 26; the +1 counts the shift b as one spike per neuron."""
+        return (self.spikes / self.neurons + 1) / self.K if self.neurons else float("nan")
+
+    @property
+    def clipped_fraction(self) -> float:
+        return self.clipped / self.neurons if self.neurons else 0.0
+
+
+@dataclass
+class Trace:
+    """Per-step record of ``PSNeuron.simulate`` (time along the first axis)."""
+
+    membrane: torch.Tensor  # v(t) before the spike decision
+    spikes: torch.Tensor  # z(t)
+    accumulated: torch.Tensor  # b + sum_{tau <= t} d(tau) z(tau)
+
+
+class PSNeuron(nn.Module):
+    """A layer of PS neurons for one fitted activation (elementwise)."""
+
+    def __init__(self, params: PSParams, mode: str = "fast") -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.params = params
+        self.mode = mode
+        self.stats = SpikeStats(K=params.K)
+        p = params
+        self.register_buffer("h", p.h.clone(), persistent=False)
+        self.register_buffer("d", p.d.clone(), persistent=False)
+        self.register_buffer("T", p.T.clone(), persistent=False)
+        self.register_buffer("acc_table", p.accumulated.clone(), persistent=False)
+        self.register_buffer("count_table", p.spike_count.to(torch.int32), persistent=False)
+        self._inv_delta = 1.0 / p.delta
+        self._tables: dict[tuple, tuple[torch.Tensor, ...]] = {}
+
+    def extra_repr(self) -> str:
+        p = self.params
+        return f"{p.activation}, [{p.l:g}, {p.r:g}], K={p.K}, mode={self.mode}"
+
+    def reset_stats(self) -> None:
+        self.stats = SpikeStats(K=self.params.K)
+
+    def _index(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Nearest grid index of each input, the NaN mask and the clipped count."""
+        p = self.params
+        nan = torch.isnan(x)
+        pos = (x.to(torch.float64 if x.dtype == torch.float64 else torch.float32) - p.l) * self._inv_delta
+        clipped = int(((pos < -0.5) | (pos > p.grid.numel() - 0.5)).sum())
+        idx = pos.round_().clamp_(0, p.grid.numel() - 1).nan_to_num_(0.0).long()
+        return idx, nan, clipped
+
+    def _dtype_tables(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = (like.dtype, like.device)
+        if key not in self._tables:
+            b = torch.tensor(self.params.b, dtype=like.dtype, device=like.device)
+            d = self.d.to(like)
+            out = self.acc_table.to(like) + b
+            self._tables[key] = (out, d, b)
+        return self._tables[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_floating_point(x):
+            raise TypeError(f"PSNeuron needs a floating-point input, got {x.dtype}")
+        if self.mode == "fast":
+            return self._fast(x)
+        return self.simulate(x).accumulated[-1] if x.numel() else x.clone()
+
+    def _fast(self, x: torch.Tensor) -> torch.Tensor:
+        idx, nan, clipped = self._index(x)
+        out_table = self._dtype_tables(x)[0]
+        out = out_table[idx]
+        spikes = int(self.count_table[idx[~nan]].sum()) if nan.any() else int(self.count_table[idx].sum())
+        self._count(x.numel(), spikes, clipped)
+        return out.masked_fill_(nan, float("nan")) if nan.any() else out
+
+    def _count(self, neurons: int, spikes: int, clipped: int) -> None:
+        self.stats.neurons += neurons
+        self.stats.spikes += spikes
+        self.stats.clipped += clipped
+
+    def simulate(self, x: torch.Tensor, record: Optional[bool] = False) -> Trace:
+        """Time-stepped membrane dynamics, Eqs. 1-3.
+
+        v(1) = h_i(1); for t = 1..K: z(t) = Theta(v(t) - T(t)) (Eq. 1),
+        v(t+1) = z h_i(t+1) + (1 - z) v(t) (Eq. 2), and the output is
+        sum_t d(t) z(t) + b (Eq. 3). With ``record=True`` the trace holds
+        every step; otherwise only the final one.
+        """
+        idx, nan, clipped = self._index(x)
+        _, d, b = self._dtype_tables(x)
+        K = self.params.K
+        h = self.h.to(device=x.device, dtype=x.dtype)  # reset tables h_i(t), Eq. 2
+        v = h[0][idx]
+        acc = torch.zeros_like(x)
+        spikes = 0
+        mems, zs, accs = [], [], []
+        for t in range(K):
+            z = v >= self.T[t]
+            z &= ~nan
+            acc += z.to(x.dtype) * d[t]
+            spikes += int(z.sum())
+            if record:
+                mems.append(v.clone())
+                zs.append(z)
+                accs.append(acc + b)
+            if t + 1 < K:
+                v = torch.where(z, h[t + 1][idx], v)
+        self._count(x.numel(), spikes, clipped)
+        out = (acc + b).masked_fill_(nan, float("nan"))
+        if not record:
+            return Trace(v.unsqueeze(0), z.unsqueeze(0), out.unsqueeze(0))
+        acc_all = torch.stack(accs)
+        acc_all[:, nan] = float("nan")
+        return Trace(torch.stack(mems), torch.stack(zs), acc_all)

@@ -1,0 +1,105 @@
+"""Execute the book's notebooks: MyST markdown -> .ipynb -> papermill.
+
+``run_notebooks`` turns each ``notebooks/*.md`` (the only notebook source)
+into a notebook, injects the profile with papermill, and writes the executed
+copy to ``_build/executed/<profile>/``. A notebook whose source, profile and
+library code are unchanged since its last successful run is skipped (a
+content-hash cache). A failing notebook stops the run with its name and the
+failing cell.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .project import check_profile
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names it and its failing cell."""
+
+
+@dataclass
+class RunOutcome:
+    name: str
+    status: str  # "executed" or "cached"
+    output: Path
+
+
+def notebook_sources(root: Path) -> list[Path]:
+    return sorted((root / "notebooks").glob("*.md"))
+
+
+def _parameters_cell_count(nb) -> int:
+    return sum("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+
+
+def library_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted((root / "psnn_lib").rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None,
+                  out_dir: Optional[Path] = None, force: bool = False,
+                  results_dir: Optional[Path] = None) -> list[RunOutcome]:
+    """Execute the notebooks at ``profile``; returns what ran and what was cached."""
+    import jupytext
+    import papermill
+    from tqdm.auto import tqdm
+
+    check_profile(profile)
+    root = Path(root).resolve()
+    sources = notebook_sources(root)
+    if only:
+        wanted = {Path(o).stem for o in only}
+        unknown = wanted - {s.stem for s in sources}
+        if unknown:
+            raise ValueError(f"no notebook named {', '.join(sorted(unknown))}; "
+                             f"have {', '.join(s.stem for s in sources)}")
+        sources = [s for s in sources if s.stem in wanted]
+    out_dir = Path(out_dir) if out_dir else root / "_build" / "executed" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_file = out_dir / ".psnn-cache.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    lib = library_digest(root)
+    env = {"PSNN_ROOT": str(root), "MPLBACKEND": "Agg"}
+    if results_dir is not None:
+        env["PSNN_RESULTS_DIR"] = str(results_dir)
+    os.environ.update(env)
+
+    outcomes = []
+    for src in tqdm(sources, desc=f"notebooks ({profile})", unit="nb"):
+        text = src.read_text()
+        key = hashlib.sha256(f"{text}\0{profile}\0{lib}\0{results_dir}".encode()).hexdigest()
+        output = out_dir / f"{src.stem}.ipynb"
+        if not force and cache.get(src.stem) == key and output.exists():
+            outcomes.append(RunOutcome(src.stem, "cached", output))
+            continue
+        nb = jupytext.reads(text, fmt="md:myst")
+        if _parameters_cell_count(nb) != 1:
+            raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        staged = out_dir / f"{src.stem}.source.ipynb"
+        jupytext.write(nb, staged)
+        try:
+            papermill.execute_notebook(str(staged), str(output), parameters={"profile": profile},
+                                       kernel_name="python3", cwd=str(src.parent),
+                                       progress_bar=False)
+        except papermill.PapermillExecutionError as exc:
+            cache.pop(src.stem, None)
+            cache_file.write_text(json.dumps(cache, indent=1))
+            raise NotebookFailed(f"notebook {src.name} failed in cell {exc.exec_count} "
+                                 f"(index {exc.cell_index}): {exc.ename}: {exc.evalue}") from None
+        finally:
+            staged.unlink(missing_ok=True)
+        cache[src.stem] = key
+        cache_file.write_text(json.dumps(cache, indent=1))
+        outcomes.append(RunOutcome(src.stem, "executed", output))
+    return outcomes
