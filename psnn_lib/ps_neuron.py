@@ -131,13 +131,15 @@ class PSNeuron(nn.Module):
         idx, nan, clipped = self._index(x)
         _, d, b = self._dtype_tables(x)
         K = self.params.K
-        h = self.h.to(device=x.device, dtype=x.dtype)  # reset tables h_i(t), Eq. 2
+        # reset tables h_i(t) of Eq. 2; the membrane stays in float64 like T(t), so
+        # every spike decision is the fit's own, whatever the input dtype
+        h, T = self.h.to(x.device), self.T.to(x.device)
         v = h[0][idx]
         acc = torch.zeros_like(x)
         spikes = 0
         mems, zs, accs = [], [], []
         for t in range(K):
-            z = v >= self.T[t]
+            z = v >= T[t]
             z &= ~nan
             acc += z.to(x.dtype) * d[t]
             spikes += int(z.sum())

@@ -1,0 +1,21 @@
+import re
+
+from psnn_lib.cli import main
+
+
+def test_fit_prints_k_s_b_and_error(tmp_path, capsys):
+    out_file = tmp_path / "gelu.pt"
+    assert main(["fit", "gelu", "--interval", "-10", "10", "--dy", "0.01", "--cache-dir", str(tmp_path),
+                 "--out", str(out_file), "--n-check", "20000"]) == 0
+    text = capsys.readouterr().out
+    assert "K = 11" in text and "s = -7" in text and "b = -0.16997" in text
+    err, bound = map(float, re.search(r"in \[l, r\]: ([0-9.e-]+) \(bound ([0-9.e-]+)\)", text).groups())
+    assert 0 < err <= bound < 0.01
+    assert out_file.exists()
+
+
+def test_fit_reports_bad_input(capsys, tmp_path):
+    assert main(["fit", "gelux", "--cache-dir", str(tmp_path)]) == 2
+    assert "unknown activation 'gelux'" in capsys.readouterr().err
+    assert main(["fit", "gelu", "--interval", "3", "1", "--cache-dir", str(tmp_path)]) == 2
+    assert "empty interval" in capsys.readouterr().err

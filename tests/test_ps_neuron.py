@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from psnn_lib import PSNeuron, fit_ps, known_activations
+
+
+@pytest.fixture(scope="module")
+def fits():
+    return {name: fit_ps(name, -6, 6, 0.01, 1e-3) for name in known_activations()}
+
+
+@pytest.mark.parametrize("name", known_activations())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stepped_and_fast_agree_spike_for_spike(fits, name, dtype):
+    p = fits[name]
+    x = (torch.randn(4, 3000, dtype=torch.float64) * 4).to(dtype)  # includes inputs beyond [-6, 6]
+    fast, stepped = PSNeuron(p, "fast"), PSNeuron(p, "stepped")
+    a, b = fast(x), stepped(x)
+    assert a.dtype == dtype and a.shape == x.shape
+    assert torch.equal(a, b)
+    assert fast.stats.spikes == stepped.stats.spikes > 0
+    assert fast.stats.clipped == stepped.stats.clipped > 0
+
+
+def test_spikes_are_binary_and_membrane_follows_eq2(fits):
+    p = fits["gelu"]
+    x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
+    tr = PSNeuron(p, "stepped").simulate(x, record=True)
+    assert tr.spikes.dtype == torch.bool
+    idx = torch.round((x + 6) / p.delta).long()
+    for t in range(p.K - 1):  # v(t+1) = z h(t+1) + (1 - z) v(t)
+        z = tr.spikes[t].double()
+        assert torch.equal(tr.membrane[t + 1], z * p.h[t + 1][idx] + (1 - z) * tr.membrane[t])
+        assert torch.equal(tr.spikes[t], tr.membrane[t] >= p.T[t])  # Eq. 1
+    # Eq. 3: the final output is sum d z + b
+    assert torch.allclose(tr.accumulated[-1], (tr.spikes.double() * p.d[:, None]).sum(0) + p.b)
+
+
+def test_spike_count_matches_table_and_fire_rate(fits):
+    p = fits["silu"]
+    n = PSNeuron(p, "stepped")
+    x = torch.rand(1000, dtype=torch.float64) * 12 - 6
+    tr = n.simulate(x, record=True)
+    assert n.stats.spikes == int(tr.spikes.sum()) == int(p.spike_count[torch.round((x + 6) / p.delta).long()].sum())
+    assert n.stats.neurons == 1000
+    assert n.stats.fire_rate == pytest.approx((n.stats.spikes / 1000 + 1) / p.K)  # Eq. 26
+
+
+@pytest.mark.parametrize("mode", ["fast", "stepped"])
+def test_nan_gives_nan_and_no_spikes(fits, mode):
+    n = PSNeuron(fits["relu"], mode)
+    out = n(torch.tensor([float("nan"), 1.0, float("nan")]))
+    assert torch.isnan(out[0]) and torch.isnan(out[2]) and out[1] == pytest.approx(1.0, abs=0.01)
+    assert n.stats.spikes == int(fits["relu"].spike_count[int(round(7 / fits["relu"].delta))])
+
+
+@pytest.mark.parametrize("mode", ["fast", "stepped"])
+def test_empty_input(fits, mode):
+    n = PSNeuron(fits["gelu"], mode)
+    out = n(torch.empty(0, 5))
+    assert out.shape == (0, 5) and n.stats.neurons == 0
+
+
+def test_bad_mode_and_integer_input(fits):
+    with pytest.raises(ValueError, match="mode"):
+        PSNeuron(fits["gelu"], "analog")
+    with pytest.raises(TypeError, match="floating-point"):
+        PSNeuron(fits["gelu"])(torch.arange(3))
+
+
+def test_neuron_is_an_nn_module_in_a_model(fits):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), PSNeuron(fits["gelu"]), torch.nn.Linear(8, 2))
+    with torch.no_grad():
+        ref = torch.nn.Sequential(model[0], torch.nn.GELU(), model[2])
+        x = torch.randn(16, 4)
+        assert torch.allclose(model(x), ref(x), atol=0.05)

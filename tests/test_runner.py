@@ -1,0 +1,51 @@
+import pytest
+
+from psnn_lib.runner import NotebookFailed, run_notebooks
+
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+def _project(tmp_path, body):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: x\n")
+    (tmp_path / "notebooks" / "nb.md").write_text(HEADER + body)
+    return tmp_path
+
+
+def _cell(src, tags=""):
+    meta = f":tags: [{tags}]\n\n" if tags else ""
+    return f"\n```{{code-cell}} ipython3\n{meta}{src}\n```\n"
+
+
+def test_failing_notebook_names_itself_and_the_cell(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"', "parameters") + _cell("x = 1")
+                    + _cell("raise RuntimeError('boom')"))
+    with pytest.raises(NotebookFailed, match=r"nb.md failed in cell .*RuntimeError: boom"):
+        run_notebooks(root, "smoke")
+
+
+def test_needs_exactly_one_parameters_cell(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"'))
+    with pytest.raises(NotebookFailed, match="exactly one cell tagged 'parameters'"):
+        run_notebooks(root, "smoke")
+
+
+def test_profile_is_injected_and_unchanged_notebook_is_cached(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"', "parameters")
+                    + _cell("open('seen.txt', 'a').write(profile + '\\n')"))
+    assert [o.status for o in run_notebooks(root, "smoke")] == ["executed"]
+    assert [o.status for o in run_notebooks(root, "smoke")] == ["cached"]
+    assert [o.status for o in run_notebooks(root, "smoke", force=True)] == ["executed"]
+    assert (root / "notebooks" / "seen.txt").read_text() == "smoke\nsmoke\n"
+    with pytest.raises(ValueError, match="no notebook named other"):
+        run_notebooks(root, "smoke", only=["other"])
