@@ -59,19 +59,21 @@ class Trace:
 class PSNeuron(nn.Module):
     """A layer of PS neurons for one fitted activation (elementwise)."""
 
-    def __init__(self, params: PSParams, mode: str = "fast") -> None:
+    def __init__(self, params: PSParams, mode: str = "fast", record_stats: bool = True) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.params = params
         self.mode = mode
+        self.record_stats = record_stats
         self.stats = SpikeStats(K=params.K)
         p = params
-        self.register_buffer("h", p.h.clone(), persistent=False)
+        pad = [0] + list(range(p.grid.numel())) + [p.grid.numel() - 1]  # see _index
+        self.register_buffer("h", p.h[:, pad].contiguous(), persistent=False)
         self.register_buffer("d", p.d.clone(), persistent=False)
         self.register_buffer("T", p.T.clone(), persistent=False)
-        self.register_buffer("acc_table", p.accumulated.clone(), persistent=False)
-        self.register_buffer("count_table", p.spike_count.to(torch.int32), persistent=False)
+        self.register_buffer("acc_table", p.accumulated[pad], persistent=False)
+        self.register_buffer("count_table", p.spike_count[pad].to(torch.int32), persistent=False)
         self._inv_delta = 1.0 / p.delta
         self._tables: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
@@ -82,14 +84,38 @@ class PSNeuron(nn.Module):
     def reset_stats(self) -> None:
         self.stats = SpikeStats(K=self.params.K)
 
-    def _index(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Nearest grid index of each input, the NaN mask and the clipped count."""
-        p = self.params
-        nan = torch.isnan(x)
-        pos = (x.to(torch.float64 if x.dtype == torch.float64 else torch.float32) - p.l) * self._inv_delta
-        clipped = int(((pos < -0.5) | (pos > p.grid.numel() - 0.5)).sum())
-        idx = pos.round_().clamp_(0, p.grid.numel() - 1).nan_to_num_(0.0).long()
-        return idx, nan, clipped
+    def _index(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Table index of each input (int32, flat) and the NaN mask (None when
+        there is no NaN).
+
+        Tables are padded with one entry at each end: index 0 holds inputs
+        below l - delta/2 and G + 1 those above r + delta/2, both saturating
+        to the end values, so a histogram of the indices counts clipped inputs
+        for free. Snapping is computed in the input's precision, identically
+        for both simulators: index = trunc(clamp((x - l) / delta + 3/2, 0, G + 1)).
+        """
+        p, top = self.params, self.params.grid.numel() + 1
+        shift = torch.tensor(1.5 - p.l * self._inv_delta, dtype=x.dtype, device=x.device)
+        pos = torch.add(shift, x.reshape(-1), alpha=self._inv_delta)
+        nan = None
+        if pos.numel():
+            lo, hi = torch.aminmax(pos)  # one pass; NaN propagates
+            if torch.isnan(lo) or torch.isnan(hi):
+                nan = torch.isnan(pos)
+                pos.masked_fill_(nan, 1.5)
+        return pos.clamp_(0, top).to(torch.int32), nan
+
+    def _record(self, idx: torch.Tensor, nan: Optional[torch.Tensor], spikes: Optional[int]) -> None:
+        """Add to the counters: neurons, clipped inputs and (fast path) spikes."""
+        if not self.record_stats:
+            return
+        valid = idx if nan is None else idx[~nan]
+        hist = torch.bincount(valid, minlength=self.count_table.numel())
+        if spikes is None:
+            spikes = int(hist @ self.count_table.to(hist.dtype))
+        self.stats.neurons += idx.numel()
+        self.stats.spikes += spikes
+        self.stats.clipped += int(hist[0] + hist[-1])
 
     def _dtype_tables(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         key = (like.dtype, like.device)
@@ -105,20 +131,17 @@ class PSNeuron(nn.Module):
             raise TypeError(f"PSNeuron needs a floating-point input, got {x.dtype}")
         if self.mode == "fast":
             return self._fast(x)
-        return self.simulate(x).accumulated[-1] if x.numel() else x.clone()
+        if not x.numel():
+            return x.clone()
+        return self.simulate(x).accumulated[-1]
 
     def _fast(self, x: torch.Tensor) -> torch.Tensor:
-        idx, nan, clipped = self._index(x)
-        out_table = self._dtype_tables(x)[0]
-        out = out_table[idx]
-        spikes = int(self.count_table[idx[~nan]].sum()) if nan.any() else int(self.count_table[idx].sum())
-        self._count(x.numel(), spikes, clipped)
-        return out.masked_fill_(nan, float("nan")) if nan.any() else out
-
-    def _count(self, neurons: int, spikes: int, clipped: int) -> None:
-        self.stats.neurons += neurons
-        self.stats.spikes += spikes
-        self.stats.clipped += clipped
+        idx, nan = self._index(x)
+        out = self._dtype_tables(x)[0].index_select(0, idx)
+        self._record(idx, nan, None)
+        if nan is not None:
+            out.masked_fill_(nan, float("nan"))
+        return out.view(x.shape)
 
     def simulate(self, x: torch.Tensor, record: Optional[bool] = False) -> Trace:
         """Time-stepped membrane dynamics, Eqs. 1-3.
@@ -128,31 +151,35 @@ class PSNeuron(nn.Module):
         sum_t d(t) z(t) + b (Eq. 3). With ``record=True`` the trace holds
         every step; otherwise only the final one.
         """
-        idx, nan, clipped = self._index(x)
+        idx, nan = self._index(x)
         _, d, b = self._dtype_tables(x)
         K = self.params.K
         # reset tables h_i(t) of Eq. 2; the membrane stays in float64 like T(t), so
         # every spike decision is the fit's own, whatever the input dtype
         h, T = self.h.to(x.device), self.T.to(x.device)
-        v = h[0][idx]
-        acc = torch.zeros_like(x)
+        v = h[0].index_select(0, idx)
+        acc = torch.zeros(idx.numel(), dtype=x.dtype, device=x.device)
         spikes = 0
         mems, zs, accs = [], [], []
         for t in range(K):
             z = v >= T[t]
-            z &= ~nan
+            if nan is not None:
+                z &= ~nan
             acc += z.to(x.dtype) * d[t]
             spikes += int(z.sum())
             if record:
-                mems.append(v.clone())
-                zs.append(z)
-                accs.append(acc + b)
+                mems.append(v.view(x.shape).clone())
+                zs.append(z.view(x.shape))
+                accs.append((acc + b).view(x.shape))
             if t + 1 < K:
-                v = torch.where(z, h[t + 1][idx], v)
-        self._count(x.numel(), spikes, clipped)
-        out = (acc + b).masked_fill_(nan, float("nan"))
+                v = torch.where(z, h[t + 1].index_select(0, idx), v)
+        self._record(idx, nan, spikes)
+        out = (acc + b).view(x.shape)
         if not record:
-            return Trace(v.unsqueeze(0), z.unsqueeze(0), out.unsqueeze(0))
+            if nan is not None:
+                out.masked_fill_(nan.view(x.shape), float("nan"))
+            return Trace(v.view(x.shape)[None], z.view(x.shape)[None], out[None])
         acc_all = torch.stack(accs)
-        acc_all[:, nan] = float("nan")
+        if nan is not None:
+            acc_all[:, nan.view(x.shape)] = float("nan")
         return Trace(torch.stack(mems), torch.stack(zs), acc_all)
