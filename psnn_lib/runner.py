@@ -69,7 +69,7 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     cache_file = out_dir / ".psnn-cache.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     lib = library_digest(root)
-    env = {"PSNN_ROOT": str(root), "MPLBACKEND": "Agg"}
+    env = {"PSNN_ROOT": str(root)}
     if results_dir is not None:
         env["PSNN_RESULTS_DIR"] = str(results_dir)
     os.environ.update(env)

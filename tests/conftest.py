@@ -1,10 +1,5 @@
-import os
-
 import pytest
 import torch
-
-os.environ.setdefault("MPLBACKEND", "Agg")
-
 
 @pytest.fixture(autouse=True)
 def _seed():
