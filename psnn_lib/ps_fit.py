@@ -83,23 +83,21 @@ class PSParams:
         return float((self.output - self.target).abs().max())
 
 
-def _check_inputs(l: float, r: float, dy: float, step: float) -> None:
-    for name, v in (("l", l), ("r", r), ("dy", dy), ("step", step)):
+def _check_finite(**values: float) -> None:
+    for name, v in values.items():
         if not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"{name} must be a finite number, got {v!r}")
-    if l >= r:
-        raise ValueError(f"empty interval: need l < r, got [{l}, {r}]")
-    if dy <= 0:
-        raise ValueError(f"dy must be > 0, got {dy}")
-    if step <= 0:
-        raise ValueError(f"step must be > 0, got {step}")
-    if (r - l) / step > 5e8:
-        raise ValueError(f"grid of [{l}, {r}] with step {step} is too large (> 5e8 points)")
 
 
 def make_grid(l: float, r: float, step: float) -> torch.Tensor:
     """Uniform float64 grid of [l, r] holding both ends, spacing <= ``step``."""
-    _check_inputs(l, r, 1.0, step)
+    _check_finite(l=l, r=r, step=step)
+    if l >= r:
+        raise ValueError(f"empty interval: need l < r, got [{l}, {r}]")
+    if step <= 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    if (r - l) / step > 5e8:
+        raise ValueError(f"grid of [{l}, {r}] with step {step} is too large (> 5e8 points)")
     return torch.linspace(l, r, int(math.ceil((r - l) / step - 1e-9)) + 1, dtype=torch.float64)
 
 
@@ -161,7 +159,9 @@ def fit_ps(
     the actual spacing is at most ``step``. Cost O(K G log G) for G samples,
     no per-point root finding.
     """
-    _check_inputs(l, r, dy, step)
+    _check_finite(dy=dy)
+    if dy <= 0:
+        raise ValueError(f"dy must be > 0, got {dy}")
     if thin not in THIN_MODES:
         raise ValueError(f"thin must be one of {THIN_MODES}, got {thin!r}")
     if first_weight not in FIRST_WEIGHTS:
