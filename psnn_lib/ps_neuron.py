@@ -143,7 +143,7 @@ class PSNeuron(nn.Module):
             out.masked_fill_(nan, float("nan"))
         return out.view(x.shape)
 
-    def simulate(self, x: torch.Tensor, record: Optional[bool] = False) -> Trace:
+    def simulate(self, x: torch.Tensor, record: bool = False) -> Trace:
         """Time-stepped membrane dynamics, Eqs. 1-3.
 
         v(1) = h_i(1); for t = 1..K: z(t) = Theta(v(t) - T(t)) (Eq. 1),
