@@ -18,12 +18,13 @@ from tqdm import tqdm
 
 from psnn_lib import fit_ps
 from psnn_lib.activations import resolve_activation
+from psnn_lib.ps_fit import make_grid
 
 
 def reference_fit(name: str, l: float, r: float, dy: float, step: float):
     """The authors' parameter generation (no thinning), with fit_ps's grid and weights."""
     f = resolve_activation(name)[1]
-    x = np.linspace(l, r, int(math.ceil((r - l) / step - 1e-9)) + 1)
+    x = make_grid(l, r, step).numpy()
     fx = lambda v: f(torch.as_tensor(v, dtype=torch.float64)).numpy()
     y = fx(x)
     b = y.min()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from .project import check_profile
 
@@ -46,6 +47,28 @@ def library_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+def _set_env(values: dict[str, Optional[str]]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@contextmanager
+def _kernel_env(root: Path, results_dir: Optional[Path]) -> Iterator[None]:
+    """Set the variables the kernels read (they inherit this process's
+    environment) and restore the caller's environment afterwards."""
+    wanted = {"PSNN_ROOT": str(root),
+              "PSNN_RESULTS_DIR": None if results_dir is None else str(results_dir)}
+    saved = {key: os.environ.get(key) for key in wanted}
+    _set_env(wanted)
+    try:
+        yield
+    finally:
+        _set_env(saved)
+
+
 def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, force: bool = False,
                   results_dir: Optional[Path] = None) -> list[RunOutcome]:
@@ -69,37 +92,33 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     cache_file = out_dir / ".psnn-cache.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     lib = library_digest(root)
-    env = {"PSNN_ROOT": str(root)}
-    if results_dir is not None:
-        env["PSNN_RESULTS_DIR"] = str(results_dir)
-    os.environ.update(env)
-
     outcomes = []
-    for src in tqdm(sources, desc=f"notebooks ({profile})", unit="nb"):
-        text = src.read_text()
-        key = hashlib.sha256(f"{text}\0{profile}\0{lib}\0{results_dir}".encode()).hexdigest()
-        output = out_dir / f"{src.stem}.ipynb"
-        if not force and cache.get(src.stem) == key and output.exists():
-            outcomes.append(RunOutcome(src.stem, "cached", output))
-            continue
-        nb = jupytext.reads(text, fmt="md:myst")
-        if _parameters_cell_count(nb) != 1:
-            raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        staged = out_dir / f"{src.stem}.source.ipynb"
-        jupytext.write(nb, staged)
-        try:
-            papermill.execute_notebook(str(staged), str(output), parameters={"profile": profile},
-                                       kernel_name="python3", cwd=str(src.parent),
-                                       progress_bar=False)
-        except papermill.PapermillExecutionError as exc:
-            cache.pop(src.stem, None)
+    with _kernel_env(root, results_dir):
+        for src in tqdm(sources, desc=f"notebooks ({profile})", unit="nb"):
+            text = src.read_text()
+            key = hashlib.sha256(f"{text}\0{profile}\0{lib}\0{results_dir}".encode()).hexdigest()
+            output = out_dir / f"{src.stem}.ipynb"
+            if not force and cache.get(src.stem) == key and output.exists():
+                outcomes.append(RunOutcome(src.stem, "cached", output))
+                continue
+            nb = jupytext.reads(text, fmt="md:myst")
+            if _parameters_cell_count(nb) != 1:
+                raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
+            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+            staged = out_dir / f"{src.stem}.source.ipynb"
+            jupytext.write(nb, staged)
+            try:
+                papermill.execute_notebook(str(staged), str(output), parameters={"profile": profile},
+                                           kernel_name="python3", cwd=str(src.parent),
+                                           progress_bar=False)
+            except papermill.PapermillExecutionError as exc:
+                cache.pop(src.stem, None)
+                cache_file.write_text(json.dumps(cache, indent=1))
+                raise NotebookFailed(f"notebook {src.name} failed in cell {exc.exec_count} "
+                                     f"(index {exc.cell_index}): {exc.ename}: {exc.evalue}") from None
+            finally:
+                staged.unlink(missing_ok=True)
+            cache[src.stem] = key
             cache_file.write_text(json.dumps(cache, indent=1))
-            raise NotebookFailed(f"notebook {src.name} failed in cell {exc.exec_count} "
-                                 f"(index {exc.cell_index}): {exc.ename}: {exc.evalue}") from None
-        finally:
-            staged.unlink(missing_ok=True)
-        cache[src.stem] = key
-        cache_file.write_text(json.dumps(cache, indent=1))
-        outcomes.append(RunOutcome(src.stem, "executed", output))
+            outcomes.append(RunOutcome(src.stem, "executed", output))
     return outcomes

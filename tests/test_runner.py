@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from psnn_lib.runner import NotebookFailed, run_notebooks
@@ -49,3 +51,12 @@ def test_profile_is_injected_and_unchanged_notebook_is_cached(tmp_path):
     assert (root / "notebooks" / "seen.txt").read_text() == "smoke\nsmoke\n"
     with pytest.raises(ValueError, match="no notebook named other"):
         run_notebooks(root, "smoke", only=["other"])
+
+
+def test_runner_restores_the_callers_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("PSNN_RESULTS_DIR", raising=False)
+    root = _project(tmp_path, _cell('profile = "default"', "parameters")
+                    + _cell("import os; open('env.txt', 'w').write(os.environ['PSNN_RESULTS_DIR'])"))
+    run_notebooks(root, "smoke", results_dir=tmp_path / "res")
+    assert (root / "notebooks" / "env.txt").read_text() == str(tmp_path / "res")
+    assert "PSNN_RESULTS_DIR" not in os.environ
