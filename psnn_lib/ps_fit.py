@@ -144,9 +144,10 @@ def fit_ps(
     fn: Union[str, Activation],
     l: float,
     r: float,
-    dy: float,
+    dy: Optional[float] = None,
     step: float = 1e-3,
     *,
+    K: Optional[int] = None,
     first_weight: str = "paper",
     strict: bool = True,
     thin: Optional[str] = None,
@@ -154,14 +155,21 @@ def fit_ps(
     """Fit h, d, T, b, K, s of a PS neuron to ``fn`` on [l, r] (Algorithm 1).
 
     ``dy`` is the required precision (Eq. 17: s = floor(log2 dy)); ``step``
-    the sample spacing delta of Algorithm 1 line 3. The grid is
+    the sample spacing delta of Algorithm 1 line 3. Give ``K`` instead of
+    ``dy`` to fix the number of time steps: then s = ceil(log2 M) - K, the
+    finest precision K steps reach (Eq. 18 solved for s). The grid is
     ``linspace(l, r, ceil((r - l) / step) + 1)`` so both ends are samples and
     the actual spacing is at most ``step``. Cost O(K G log G) for G samples,
     no per-point root finding.
     """
-    _check_finite(dy=dy)
-    if dy <= 0:
-        raise ValueError(f"dy must be > 0, got {dy}")
+    if (dy is None) == (K is None):
+        raise ValueError("give exactly one of dy (precision) and K (time steps)")
+    if dy is not None:
+        _check_finite(dy=dy)
+        if dy <= 0:
+            raise ValueError(f"dy must be > 0, got {dy}")
+    elif not isinstance(K, int) or K < 1:
+        raise ValueError(f"K must be a positive int, got {K!r}")
     if thin not in THIN_MODES:
         raise ValueError(f"thin must be one of {THIN_MODES}, got {thin!r}")
     if first_weight not in FIRST_WEIGHTS:
@@ -178,8 +186,12 @@ def fit_ps(
     b = float(y.min())
     y = y - b
     M = float(y.max())
-    s = math.floor(math.log2(dy))
-    K = max(1, math.ceil(math.log2(M) - s)) if M > 0 else 1
+    if dy is None:
+        s = (math.ceil(math.log2(M)) if M > 0 else 0) - K
+        dy = 2.0 ** s
+    else:
+        s = math.floor(math.log2(dy))
+        K = max(1, math.ceil(math.log2(M) - s)) if M > 0 else 1
     shift = 1 if first_weight == "code" else 0
     d = torch.tensor([2.0 ** (s + K + shift - t) for t in range(1, K + 1)], dtype=torch.float64)
 

@@ -30,17 +30,26 @@ MODES = ("fast", "stepped")
 
 @dataclass
 class SpikeStats:
-    """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K."""
+    """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K.
+
+    Every neuron type of the library keeps one (PS, FS, rate-coded IF), so
+    converted networks report spikes the same way. ``bias_spike`` is the +1
+    of Eq. 26: the PS shift b counted as one spike per neuron; neurons with no
+    shift (FS, IF) leave it out.
+    """
 
     neurons: int = 0
     spikes: int = 0
     clipped: int = 0
     K: int = 0
+    bias_spike: bool = True
 
     @property
     def fire_rate(self) -> float:
-        """Eq. 26; the +1 counts the shift b as one spike per neuron."""
-        return (self.spikes / self.neurons + 1) / self.K if self.neurons else float("nan")
+        """Eq. 26 (without the +1 when ``bias_spike`` is False)."""
+        if not self.neurons:
+            return float("nan")
+        return (self.spikes / self.neurons + self.bias_spike) / self.K
 
     @property
     def clipped_fraction(self) -> float:
@@ -58,6 +67,9 @@ class Trace:
 
 class PSNeuron(nn.Module):
     """A layer of PS neurons for one fitted activation (elementwise)."""
+
+    MODES = MODES
+    spikes = "binary spikes; reset h_i(t) read from a table row chosen by the input"
 
     def __init__(self, params: PSParams, mode: str = "fast", record_stats: bool = True) -> None:
         super().__init__()
@@ -83,6 +95,9 @@ class PSNeuron(nn.Module):
 
     def reset_stats(self) -> None:
         self.stats = SpikeStats(K=self.params.K)
+
+    def reset_state(self) -> None:
+        """PS neurons keep no state between inputs (each input is K fresh steps)."""
 
     def _index(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Table index of each input (int32, flat) and the NaN mask (None when

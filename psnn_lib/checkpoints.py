@@ -1,0 +1,111 @@
+"""The small checkpoints this project trains itself, committed under ``data/``.
+
+``RECIPES`` says how each was made (architecture, dataset, epochs, seed);
+``data/checkpoints.json`` records for each file its SHA-256, the exact
+command, the device it was trained on and the accuracy it reached.
+:func:`load_checkpoint` refuses a file whose checksum does not match (a
+stale or corrupt checkpoint is an error naming the command that remakes it).
+
+    python -m psnn_lib.checkpoints resnet20_fashion_mnist --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import cifar_models, datasets
+from .training import accuracy, predict, train
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+MANIFEST = DATA_DIR / "checkpoints.json"
+
+RECIPES: dict[str, dict] = {
+    f"{arch}_{ds}": {"arch": arch, "dataset": ds, "kwargs": {"in_channels": 1, "num_classes": 10, **extra},
+                     "epochs": 15, "lr": 0.1, "batch_size": 128, "seed": 0}
+    for arch, extra in [("resnet20", {}), ("vgg16", {"width": 0.25})]
+    for ds in ("fashion_mnist", "mnist")
+}
+
+
+class ChecksumMismatch(RuntimeError):
+    """A committed checkpoint does not match its recorded SHA-256."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest() -> dict:
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+
+
+def load_checkpoint(name: str) -> tuple[nn.Module, dict]:
+    """The trained model (eval mode) and its manifest entry."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown checkpoint {name!r}; known: {', '.join(RECIPES)}")
+    entry = _manifest().get(name)
+    remake = f"python -m psnn_lib.checkpoints {name}"
+    if entry is None:
+        raise FileNotFoundError(f"checkpoint {name} is not in {MANIFEST}: make it with `{remake}`")
+    path = DATA_DIR / entry["file"]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: restore it from git or remake it with `{remake}`")
+    if sha256(path) != entry["sha256"]:
+        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {MANIFEST} (stale or corrupt): "
+                               f"restore it from git or remake it with `{remake}`")
+    recipe = RECIPES[name]
+    model = cifar_models.build(recipe["arch"], **recipe["kwargs"])
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval(), entry
+
+
+def make_checkpoint(name: str, device: str = "cpu", epochs: Optional[int] = None) -> dict:
+    """Train the recipe ``name`` and write its file and manifest entry."""
+    recipe = dict(RECIPES[name])
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    x, y = datasets.OFFLINE[recipe["dataset"]]("train")
+    xt, yt = datasets.OFFLINE[recipe["dataset"]]("test")
+    model = cifar_models.build(recipe["arch"], **recipe["kwargs"])
+    train(model, x, y, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
+          augment=True, seed=recipe["seed"], device=device)
+    acc = accuracy(predict(model, xt), yt)
+    model.cpu()
+    DATA_DIR.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
+    rel = f"checkpoints/{name}.pt"
+    path = DATA_DIR / rel
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    entry = {"file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "recipe": recipe,
+             "test_accuracy": acc, "device": str(device), "torch": torch.__version__,
+             "command": f"python -m psnn_lib.checkpoints {name} --device {device}"
+                        + (f" --epochs {epochs}" if epochs is not None else "")}
+    manifest = _manifest()
+    manifest[name] = entry
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return entry
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(description="train the project's committed checkpoints")
+    p.add_argument("names", nargs="+", choices=sorted(RECIPES))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--epochs", type=int, default=None)
+    a = p.parse_args(argv if argv is not None else sys.argv[1:])
+    for name in a.names:
+        entry = make_checkpoint(name, a.device, a.epochs)
+        print(f"{name}: test accuracy {entry['test_accuracy']:.2f}%, {entry['bytes'] / 1e6:.2f} MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

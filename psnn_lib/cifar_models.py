@@ -1,0 +1,100 @@
+"""ResNet-20 and VGG-16, CIFAR variants, with any activation.
+
+ResNet-20 is He et al.'s CIFAR network (3 stages of 3 basic blocks,
+16/32/64 channels, 0.27M parameters). VGG-16 is the usual CIFAR variant
+(13 convolutions with batch norm, 5 max-pools, one linear classifier);
+``width`` scales its channels (1.0 = 64..512, 14.7M parameters; the
+committed checkpoints use 0.25 to stay under 5 MB). Both take 32x32 inputs
+(MNIST and Fashion-MNIST are zero-padded from 28x28) and ``activation``
+names the nonlinearity (Fig. 6 swaps ReLU for GELU, SiLU, ...).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
+    "hardswish": nn.Hardswish, "selu": nn.SELU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
+    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+}
+
+
+def activation_module(name: str) -> nn.Module:
+    """A fresh activation module by registry name."""
+    if name not in ACTIVATION_MODULES:
+        raise ValueError(f"no activation module {name!r}; choose from {', '.join(sorted(ACTIVATION_MODULES))}")
+    return ACTIVATION_MODULES[name]()
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, activation: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.act1 = activation_module(activation)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.act2 = activation_module(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        return self.act2(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, activation: str = "relu") -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.act = activation_module(activation)
+        blocks, cin = [], 16
+        for cout, stride in [(16, 1), (32, 2), (64, 2)]:
+            for i in range(3):
+                blocks.append(BasicBlock(cin, cout, stride if i == 0 else 1, activation))
+                cin = cout
+        self.layers = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.act(self.bn(self.conv(x))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+class VGG16(nn.Module):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, activation: str = "relu",
+                 width: float = 1.0) -> None:
+        super().__init__()
+        layers, cin = [], in_channels
+        for v in VGG16_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+                continue
+            cout = max(1, int(round(v * width)))
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                       activation_module(activation)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+ARCHITECTURES = {"resnet20": ResNet20, "vgg16": VGG16}
+
+
+def build(arch: str, **kwargs) -> nn.Module:
+    """``build("resnet20", num_classes=10, in_channels=1, activation="gelu")``."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**kwargs)

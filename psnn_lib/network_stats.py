@@ -1,0 +1,96 @@
+"""Spike statistics of a converted network (paper 1, Sect. 4.3, Table 4).
+
+Per site and in total, *per inference sample*: neurons, spikes, K,
+FireRate (Eq. 26) and synaptic operations (SOPs). A SOP is one spike
+arriving at one synapse: spikes of a site times its fan-out, the number of
+weights each of its neurons drives in the next weight layer(s). The fan-out
+is read from the traced graph, following the site's output through
+weight-free operations (pooling, flatten, add, batch norm, ...) to the
+convolutions or linear layers that consume it: a convolution contributes
+``out_channels / groups * kernel area / stride area`` (exact away from the
+borders), a linear layer ``out_features``. Untraceable models report no SOPs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from torch import fx, nn
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _fanout_of(module: nn.Module) -> Optional[float]:
+    if isinstance(module, _CONV):
+        return module.out_channels / module.groups * math.prod(module.kernel_size) / math.prod(module.stride)
+    if isinstance(module, nn.Linear):
+        return float(module.out_features)
+    return None
+
+
+def fanouts(gm: fx.GraphModule, sites: dict[str, fx.Node]) -> dict[str, float]:
+    """Fan-out of each site's neurons (see the module docstring)."""
+    site_targets = {n.target for n in sites.values()}
+    result = {}
+    for name, start in sites.items():
+        total, seen, todo = 0.0, set(), list(start.users)
+        while todo:
+            node = todo.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node.op == "call_module":
+                if node.target in site_targets:
+                    continue
+                fan = _fanout_of(gm.get_submodule(node.target))
+                if fan is not None:
+                    total += fan
+                    continue
+            if node.op == "output":
+                continue
+            todo.extend(node.users)
+        result[name] = total
+    return result
+
+
+@dataclass
+class NetworkStats:
+    """Per-sample spike statistics; ``rows`` per site, the rest in total."""
+
+    samples: int
+    neurons: float
+    spikes: float
+    K: int
+    fire_rate: float
+    synops: Optional[float]
+    rows: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"samples": self.samples, "neurons": self.neurons, "spikes": self.spikes, "K": self.K,
+                "fire_rate": self.fire_rate, "synops": self.synops}
+
+
+def network_stats(neurons: dict[str, nn.Module], samples: int,
+                  synapses: Optional[dict[str, float]]) -> NetworkStats:
+    """Collect the counters of every neuron module (after ``samples`` inputs).
+
+    The network FireRate applies Eq. 26 to the totals with the largest K
+    of the network (all sites share K when converted with a fixed K).
+    """
+    if samples == 0:
+        raise RuntimeError("no input has run through the converted model since its stats were reset")
+    rows, total_n, total_s, synops = [], 0, 0, 0.0
+    for name, neuron in neurons.items():
+        st = neuron.stats
+        sop = st.spikes * synapses[name] / samples if synapses is not None else None
+        rows.append({"site": name, "neurons": st.neurons / samples, "spikes": st.spikes / samples, "K": st.K,
+                     "fire_rate": st.fire_rate, "clipped_fraction": st.clipped_fraction, "synops": sop})
+        total_n += st.neurons
+        total_s += st.spikes
+        synops += sop or 0.0
+    K = max((r["K"] for r in rows), default=0)
+    bias = any(n.stats.bias_spike for n in neurons.values())
+    rate = (total_s / total_n + bias) / K if total_n and K else float("nan")
+    return NetworkStats(samples, total_n / samples, total_s / samples, K, rate,
+                        synops if synapses is not None else None, rows)

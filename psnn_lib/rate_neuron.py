@@ -1,0 +1,88 @@
+"""Rate-coded integrate-and-fire conversion of ReLU networks (the baseline).
+
+As SpikingJelly's ann2snn and snn_toolbox: each ReLU becomes an IF neuron
+with threshold theta (threshold balancing: theta = the site's calibrated r,
+its input maximum or a percentile such as 99.9), reset by subtraction, and
+the network runs T time steps with the analog input presented at every
+step. A neuron emits a *binary* spike worth theta; the network output is the
+mean of the T outputs, so the rate theta * (spikes / T) approximates
+clip(x, 0, theta), floored to multiples of theta / T. ReLU6 uses
+theta = min(r, 6), which reproduces its clipping exactly.
+
+Spike statistics count each neuron once per input (not once per step),
+K = T, and no bias spike (Eq. 26 without its +1).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .activation_sites import ActivationSpec
+from .neuron_methods import Method, Site, register_method
+from .ps_neuron import SpikeStats
+
+
+class IFNeuron(nn.Module):
+    """Integrate-and-fire, reset by subtraction; one call = one time step."""
+
+    MODES = ("stepped",)
+    spikes = "binary spikes worth theta, integrated over T network time steps (rate code)"
+
+    def __init__(self, threshold: float, T: int, v_init: float = 0.0) -> None:
+        super().__init__()
+        if not threshold > 0:
+            raise ValueError(f"IF threshold must be > 0, got {threshold}")
+        self.threshold, self.T, self.v_init = float(threshold), int(T), float(v_init)
+        self.mode = "stepped"
+        self.stats = SpikeStats(K=self.T, bias_spike=False)
+        self.reset_state()
+
+    def extra_repr(self) -> str:
+        return f"theta={self.threshold:.4g}, T={self.T}, v_init={self.v_init:g} theta"
+
+    def reset_stats(self) -> None:
+        self.stats = SpikeStats(K=self.T, bias_spike=False)
+
+    def reset_state(self) -> None:
+        self.v: Optional[torch.Tensor] = None
+        self.t = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.t >= self.T:
+            raise RuntimeError(f"IF neuron stepped {self.t + 1} times but T = {self.T}: call reset_state()")
+        if self.v is None:
+            self.v = torch.full_like(x, self.v_init * self.threshold)
+            self.stats.neurons += x.numel()
+        self.v = self.v + x
+        z = self.v >= self.threshold
+        self.v = self.v - z * self.threshold
+        self.stats.spikes += int(z.sum())
+        self.t += 1
+        return z.to(x.dtype) * self.threshold
+
+
+def _accepts(spec: ActivationSpec) -> Optional[str]:
+    if spec.name in ("relu", "relu6"):
+        return None
+    return "rate-coded IF neurons convert ReLU and ReLU6 only (use method='ps' or 'fs')"
+
+
+def _build(site: Site, o: dict) -> IFNeuron:
+    l, r = site.interval
+    theta = min(r, 6.0) if site.spec.name == "relu6" else r
+    if not theta > 0:
+        raise ValueError(f"site {site.name}: its calibrated inputs are never positive (r = {r:g}); "
+                         "an IF threshold needs r > 0")
+    return IFNeuron(theta, o["T"], o["v_init"])
+
+
+register_method(Method(
+    name="rate",
+    build=_build,
+    spikes=IFNeuron.spikes,
+    defaults={"T": 32, "v_init": 0.0},
+    accepts=_accepts,
+    passes=lambda o: int(o["T"]),
+))
