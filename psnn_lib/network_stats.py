@@ -6,7 +6,8 @@ arriving at one synapse: spikes of a site times its fan-out, the number of
 weights each of its neurons drives in the next weight layer(s). The fan-out
 is read from the traced graph, following the site's output through
 weight-free operations (pooling, flatten, add, batch norm, ...) to the
-convolutions or linear layers that consume it: a convolution contributes
+convolutions or linear layers (modules or traced ``F.conv2d`` / ``F.linear``
+calls) that consume it: a convolution contributes
 ``out_channels / groups * kernel area / stride area`` (exact away from the
 borders), a linear layer ``out_features``. Untraceable models report no SOPs.
 """
@@ -16,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch.nn.functional as F
 from torch import fx, nn
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -27,6 +29,26 @@ def _fanout_of(module: nn.Module) -> Optional[float]:
     if isinstance(module, nn.Linear):
         return float(module.out_features)
     return None
+
+
+_CONV_FUNCTIONS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+
+
+def _functional_fanout(gm: fx.GraphModule, node: fx.Node) -> Optional[float]:
+    """Fan-out of a traced ``F.conv*d`` / ``F.linear`` call (custom conv modules trace to these)."""
+    if node.target not in _CONV_FUNCTIONS and node.target is not F.linear:
+        return None
+    weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+    if not isinstance(weight, fx.Node) or weight.op != "get_attr":
+        return None
+    shape = gm.get_parameter(weight.target).shape
+    if node.target is F.linear:
+        return float(shape[0])
+    dims = _CONV_FUNCTIONS[node.target]
+    stride = node.args[3] if len(node.args) > 3 else node.kwargs.get("stride", 1)
+    groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
+    stride = [stride] * dims if isinstance(stride, int) else list(stride)
+    return shape[0] / groups * math.prod(shape[2:]) / math.prod(stride)
 
 
 def fanouts(gm: fx.GraphModule, sites: dict[str, fx.Node]) -> dict[str, float]:
@@ -47,6 +69,11 @@ def fanouts(gm: fx.GraphModule, sites: dict[str, fx.Node]) -> dict[str, float]:
                 if fan is not None:
                     total += fan
                     continue
+            if node.op == "call_function":
+                fan = _functional_fanout(gm, node)
+                if fan is not None:
+                    total += fan
+                    continue
             if node.op == "output":
                 continue
             todo.extend(node.users)
@@ -64,11 +91,12 @@ class NetworkStats:
     K: int
     fire_rate: float
     synops: Optional[float]
+    clipped_fraction: float = 0.0  # of all neuron inputs: outside the site's interval
     rows: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"samples": self.samples, "neurons": self.neurons, "spikes": self.spikes, "K": self.K,
-                "fire_rate": self.fire_rate, "synops": self.synops}
+                "fire_rate": self.fire_rate, "synops": self.synops, "clipped_fraction": self.clipped_fraction}
 
 
 def network_stats(neurons: dict[str, nn.Module], samples: int,
@@ -80,7 +108,7 @@ def network_stats(neurons: dict[str, nn.Module], samples: int,
     """
     if samples == 0:
         raise RuntimeError("no input has run through the converted model since its stats were reset")
-    rows, total_n, total_s, synops = [], 0, 0, 0.0
+    rows, total_n, total_s, total_c, synops = [], 0, 0, 0, 0.0
     for name, neuron in neurons.items():
         st = neuron.stats
         sop = st.spikes * synapses[name] / samples if synapses is not None else None
@@ -88,9 +116,10 @@ def network_stats(neurons: dict[str, nn.Module], samples: int,
                      "fire_rate": st.fire_rate, "clipped_fraction": st.clipped_fraction, "synops": sop})
         total_n += st.neurons
         total_s += st.spikes
+        total_c += st.clipped
         synops += sop or 0.0
     K = max((r["K"] for r in rows), default=0)
     bias = any(n.stats.bias_spike for n in neurons.values())
     rate = (total_s / total_n + bias) / K if total_n and K else float("nan")
     return NetworkStats(samples, total_n / samples, total_s / samples, K, rate,
-                        synops if synapses is not None else None, rows)
+                        synops if synapses is not None else None, total_c / total_n if total_n else 0.0, rows)

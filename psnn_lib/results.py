@@ -75,9 +75,9 @@ class Record:
 
     def compare(self, name: str, paper: Any, ours: Any, tolerance: Optional[float] = None,
                 why: str = "") -> Comparison:
-        """Add a number with its paper value; ``why`` explains a deviation."""
+        """Add a number with its paper value; ``why`` explains a deviation (or why it was not run)."""
         status = judge(paper, ours, tolerance)
-        note = why if status == "deviates" else ""
+        note = why if status != "reproduced" else ""
         if status == "deviates" and not why:
             note = "unexplained"
         item = Comparison(name, paper, ours, tolerance, status, note)
