@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import cifar_models, datasets, pretrained
 from .convert import ConversionReport, convert
-from .training import accuracy, predict, train
+from .training import accuracy, predict, train  # noqa: F401  (predict: for the notebooks)
 
 # Paper 1, Table 1 ("This work" rows): (ANN acc, SNN acc, loss, K)
 TABLE1 = {
@@ -171,3 +171,37 @@ def fig6_run(activation: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Te
     model = cifar_models.ResNet20(10, in_channels=in_channels, activation=activation)
     train(model, x, y, epochs=epochs, augment=True, seed=seed, device=device, on_epoch=after_epoch)
     return rows
+
+
+CIFAR_MEAN_STD = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+                  "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))}
+
+
+def cifar_tensors(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    data = datasets.cifar(name, split)
+    mean, std = (torch.tensor(v)[:, None, None] for v in CIFAR_MEAN_STD[name])
+    x = (torch.tensor(np.asarray(data.data)).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    return x, torch.tensor(data.targets)
+
+
+def cifar_paper_model(arch: str, name: str, epochs: int, device: str, cache_dir: Optional[str] = None
+                      ) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``paper`` profile: a full-width CIFAR ResNet-20 / VGG-16 trained here on CIFAR-10/100
+    (torchvision download; the trained weights are cached), with calibration
+    images and the test set: (model, x_calibration, x_test, y_test)."""
+    import os
+    from pathlib import Path
+
+    x, y = cifar_tensors(name, "train")
+    x_test, y_test = cifar_tensors(name, "test")
+    classes = 10 if name == "cifar10" else 100
+    model = cifar_models.build(arch, num_classes=classes)
+    cache = Path(cache_dir or os.environ.get("PSNN_CACHE_DIR", Path.home() / ".cache" / "psnn"))
+    path = cache / "checkpoints" / f"{arch}_{name}_{epochs}ep.pt"
+    if path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    else:
+        train(model, x, y, epochs=epochs, augment=True, flip=True, device=device)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.cpu().state_dict(), path)
+    return model.cpu().eval(), x[:1024], x_test, y_test
