@@ -86,6 +86,20 @@ def test_conv_fanout():
     assert cm._synapses == {"_1": 6 * 9 / 4}
 
 
+class SamePadConv(nn.Conv2d):
+    """A custom conv module (like EfficientNet's): fx traces into it, to F.conv2d."""
+
+    def forward(self, x):
+        return F.conv2d(F.pad(x, (1, 1, 1, 1)), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def test_functional_conv_fanout():
+    model = nn.Sequential(nn.Conv2d(1, 4, 1), nn.ReLU(), SamePadConv(4, 8, 3, stride=2, groups=2), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(8 * 4 * 4, 3)).eval()
+    cm, _ = P.convert(model, calibration=torch.randn(4, 1, 8, 8), progress=False)
+    assert cm._synapses == {"_1": 8 / 2 * 9 / 4, "_3": 3.0}
+
+
 class Untraceable(nn.Module):
     def __init__(self):
         super().__init__()

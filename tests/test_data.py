@@ -40,6 +40,8 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PSNN_FASHION_MNIST", str(tmp_path))
     with pytest.raises(datasets.DatasetMissing, match="apt-get install dataset-fashion-mnist"):
         datasets.fashion_mnist("test")
+    with pytest.raises(datasets.DatasetMissing, match="torchvision downloads it"):
+        datasets.cifar("cifar10", root=str(tmp_path), download=False)
     monkeypatch.delenv("PSNN_IMAGENET", raising=False)
     with pytest.raises(datasets.DatasetMissing, match="PSNN_IMAGENET"):
         datasets.imagenet_folder(None)

@@ -62,3 +62,52 @@ def test_error_bound_held(results):
     rec = results["fit_error_vs_dy"]
     assert rec["summary"]["reproduced"] == 2
     assert all(row["max_error"] <= row["bound"] for row in rec["extra"]["rows"])
+
+
+def test_table1_ps_keeps_predictions_and_baselines_ran(results):
+    rec = results["table1_cifar"]
+    item = _item(rec, "ResNet20 MNIST (paper: ResNet20 CIFAR10): loss at K = 16")
+    assert item["status"] == "reproduced" and abs(item["ours"]) <= 0.1
+    rows = rec["extra"]["rows"]
+    assert {r["method"] for r in rows} == {"ps", "fs", "rate"}
+    ps = next(r for r in rows if r["method"] == "ps")
+    assert ps["agreement"] >= 98 and ps["neurons"] == 188416 and ps["K or T"] == 16
+    rate = next(r for r in rows if r["method"] == "rate")
+    assert rate["K or T"] == 4 and rate["loss"] < ps["loss"]
+
+
+def test_table2_mobilenet_k_and_agreement(results):
+    rec = results["table2_imagenet"]
+    row = rec["extra"]["rows"][0]
+    assert row["network"] == "MobileNetV2" and row["layers"] == 35
+    assert max(row["K per layer"]) == 13  # ReLU6 range 6 at dy = 0.001: 3 + 10 steps
+    assert row["agreement"] == 100.0 and row["max |logit error|"] < 1.0
+    assert _item(rec, "VGG16: loss (SNN - ANN)")["status"] == "not run"
+
+
+def test_table4_neuron_count_and_fire_rates(results):
+    rec = results["table4_spikes"]
+    item = _item(rec, "CIFAR10 ResNet20: neurons (M)")
+    assert item["status"] == "reproduced" and item["ours"] == pytest.approx(0.188, abs=1e-3)
+    for row in rec["extra"]["spike rows"]:
+        assert 1 / 16 < row["FireRate"] < 17 / 16 and row["SOPs (M)"] > 0
+
+
+def test_fig6_snn_follows_ann(results):
+    rec = results["fig6_activations"]
+    assert set(rec["extra"]["curves"]) == {"gelu", "hardswish"}
+    for act, rows in rec["extra"]["curves"].items():
+        assert [r["epoch"] for r in rows] == [1]
+        assert rows[0]["ann"] > 10  # it learned something in one small epoch
+    assert rec["summary"]["reproduced"] == 2
+
+
+def test_loss_vs_k_orders_methods(results):
+    rec = results["conversion_loss_vs_k"]
+    rows = rec["extra"]["rows"]
+    ps = {r["K or T"]: r for r in rows if r["method"] == "ps"}
+    rate = {r["K or T"]: r for r in rows if r["method"] == "rate"}
+    assert ps[16]["mean |logit error|"] < ps[4]["mean |logit error|"]
+    assert rate[16]["mean |logit error|"] < rate[4]["mean |logit error|"]
+    assert ps[16]["mean |logit error|"] < rate[16]["mean |logit error|"]
+    assert _item(rec, "PS loss at K = 16 (points)")["status"] == "reproduced"
