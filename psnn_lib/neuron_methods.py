@@ -93,6 +93,6 @@ def _build_ps(site: Site, o: dict) -> PSNeuron:
 register_method(Method(
     name="ps",
     build=_build_ps,
-    spikes="binary spikes z(t) weighted by d(t) = 2^(s+K-t); reset h_i(t) from a table row (look-up)",
+    spikes=PSNeuron.spikes,
     defaults={"K": 16, "dy": None, "step": 1e-3, "first_weight": "paper", "mode": "fast"},
 ))

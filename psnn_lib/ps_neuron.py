@@ -69,7 +69,7 @@ class PSNeuron(nn.Module):
     """A layer of PS neurons for one fitted activation (elementwise)."""
 
     MODES = MODES
-    spikes = "binary spikes; reset h_i(t) read from a table row chosen by the input"
+    spikes = "binary spikes z(t) weighted by d(t) = 2^(s+K-t); reset h_i(t) from a table row (look-up)"
 
     def __init__(self, params: PSParams, mode: str = "fast", record_stats: bool = True) -> None:
         super().__init__()

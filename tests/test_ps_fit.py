@@ -113,3 +113,17 @@ def test_thinning_reads_values_from_the_kept_points():
     kept = thin_grid(plain.target, 0.05)
     assert 15 < kept.numel() < 25  # sigmoid rises by ~1 in steps of 0.05
     assert thin.h[0].unique().numel() == kept.numel() < plain.h[0].unique().numel()
+
+
+def test_fixed_number_of_steps():
+    """K given instead of dy: s = ceil(log2 M) - K (Eq. 18 solved for s)."""
+    for K in (4, 13, 16):
+        p = fit_ps("relu6", -1.0, 7.0, K=K)
+        assert p.K == K and p.s == 3 - K and p.dy == 2.0 ** p.s
+        assert p.grid_error <= 2.0 ** p.s * (1 + 1e-9)  # d(K) = 2^s, up to rounding
+    with pytest.raises(ValueError, match="exactly one"):
+        fit_ps("relu", -1, 1)
+    with pytest.raises(ValueError, match="exactly one"):
+        fit_ps("relu", -1, 1, 0.01, K=8)
+    with pytest.raises(ValueError, match="positive int"):
+        fit_ps("relu", -1, 1, K=0)
