@@ -139,8 +139,8 @@ def imagenet_offline(name: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 def imagenet_paper(name: str, folder: Optional[str], n_images: int, seed: int = 0
                    ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """A torchvision ImageNet model and ``n_images`` random validation images (``paper`` profile)."""
-    model, preprocess = pretrained.torchvision_imagenet(name)
     data = datasets.imagenet_folder(folder)
+    model, preprocess = pretrained.torchvision_imagenet(name)
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n_images].tolist()
     images, labels = zip(*(data[i] for i in tqdm(idx, desc="reading ImageNet")))
     return model, preprocess([np.asarray(im.convert("RGB")) for im in images]), torch.tensor(labels)
