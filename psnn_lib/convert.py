@@ -265,13 +265,14 @@ def convert(
         warnings.warn(message, stacklevel=2)
 
     report = ConversionReport(method, spec.spikes, traced, samples, unconverted=problems, kept_analog=analog)
+    device = next((p.device for p in work.parameters()), torch.device("cpu"))
     for name, site in tqdm(sites.items(), desc=f"building {method} neurons", disable=not progress):
         obs = site.impl
         if spec.accepts(site.spec):
             site.impl = _Analog(site.spec)
             continue
         l, r = (float(interval[0]), float(interval[1])) if interval is not None else obs.interval(how)
-        site.impl = spec.build(Site(name, site.spec, (l, r), obs), opts)
+        site.impl = spec.build(Site(name, site.spec, (l, r), obs), opts).to(device)
         report.rows.append({
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
             "K": site.impl.stats.K,

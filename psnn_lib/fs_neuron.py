@@ -51,7 +51,7 @@ class FSNeuron(nn.Module):
         """FS neurons keep no state between inputs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, count = fs_forward(x, *(p.to(x.dtype) for p in (self.h, self.d, self.T)))
+        out, count = fs_forward(x, *(p.to(x) for p in (self.h, self.d, self.T)))
         self.stats.neurons += x.numel()
         self.stats.spikes += int(count.sum())
         self.stats.clipped += int(((x < self.params.l) | (x > self.params.r)).sum())
