@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import cifar_models, datasets
-from .training import accuracy, predict, train
+from .training import accuracy, predict, seed_everything, train
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 MANIFEST = DATA_DIR / "checkpoints.json"
@@ -74,6 +74,7 @@ def make_checkpoint(name: str, device: str = "cpu", epochs: Optional[int] = None
         recipe["epochs"] = epochs
     x, y = datasets.OFFLINE[recipe["dataset"]]("train")
     xt, yt = datasets.OFFLINE[recipe["dataset"]]("test")
+    seed_everything(recipe["seed"])  # the initial weights too, not only the data order
     model = cifar_models.build(recipe["arch"], **recipe["kwargs"])
     train(model, x, y, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
           augment=True, seed=recipe["seed"], device=device)

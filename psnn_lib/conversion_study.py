@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import cifar_models, datasets, pretrained
 from .convert import ConversionReport, convert
-from .training import accuracy, predict, train  # noqa: F401  (predict: for the notebooks)
+from .training import accuracy, predict, seed_everything, train  # noqa: F401  (predict: for the notebooks)
 
 # Paper 1, Table 1 ("This work" rows): (ANN acc, SNN acc, loss, K)
 TABLE1 = {
@@ -168,6 +168,7 @@ def fig6_run(activation: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Te
         rows.append({"epoch": epoch, "ann": out.ann_acc, "snn": out.snn_acc})
         model.to(device)
 
+    seed_everything(seed)  # the initial weights too, not only the data order
     model = cifar_models.ResNet20(10, in_channels=in_channels, activation=activation)
     train(model, x, y, epochs=epochs, augment=True, seed=seed, device=device, on_epoch=after_epoch)
     return rows
@@ -195,6 +196,7 @@ def cifar_paper_model(arch: str, name: str, epochs: int, device: str, cache_dir:
     x, y = cifar_tensors(name, "train")
     x_test, y_test = cifar_tensors(name, "test")
     classes = 10 if name == "cifar10" else 100
+    seed_everything(0)
     model = cifar_models.build(arch, num_classes=classes)
     cache = Path(cache_dir or os.environ.get("PSNN_CACHE_DIR", Path.home() / ".cache" / "psnn"))
     path = cache / "checkpoints" / f"{arch}_{name}_{epochs}ep.pt"
