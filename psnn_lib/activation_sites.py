@@ -18,6 +18,7 @@ stay analog and are reported as such.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Optional
@@ -56,9 +57,7 @@ class _Frozen:
 
 def _module_fn(module: nn.Module) -> ActivationSpec:
     label = f"{type(module).__name__}({module.extra_repr()})"
-    copy = type(module).__new__(type(module))
-    copy.__dict__.update(module.__dict__)
-    return ActivationSpec(f"module:{label}", _Frozen(copy.eval(), label))
+    return ActivationSpec(f"module:{label}", _Frozen(copy.copy(module).eval(), label))
 
 
 def _leaky(slope: float) -> ActivationSpec:

@@ -4,6 +4,7 @@ Tables 1, 2, 4, Fig. 6). Notebooks call these and plot; nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 
 from . import cifar_models, datasets, pretrained
 from .convert import ConversionReport, convert
+from .ps_cache import default_cache_dir
 from .training import accuracy, predict, seed_everything, train  # noqa: F401  (predict: for the notebooks)
 
 # Paper 1, Table 1 ("This work" rows): (ANN acc, SNN acc, loss, K)
@@ -22,8 +24,6 @@ TABLE1 = {
     ("CIFAR100", "VGG16"): (74.00, 73.96, -0.04, 16),
     ("CIFAR100", "ResNet20"): (68.81, 68.74, -0.07, 16),
 }
-# Table 1, FS neurons (Stöckl & Maass, ref. [17]) on CIFAR-10 ResNet20, K = 10
-TABLE1_FS = (91.58, 91.45, -0.13, 10)
 # Paper 1, Table 2 ("This work" rows, ImageNet)
 TABLE2 = {"VGG16": (71.52, 71.23, -0.29, 17), "ResNet-34": (73.29, 73.29, 0.00, 13),
           "EfficientNet-B7": (84.04, 83.64, -0.40, 13)}
@@ -190,16 +190,12 @@ def cifar_paper_model(arch: str, name: str, epochs: int, device: str, cache_dir:
     """``paper`` profile: a full-width CIFAR ResNet-20 / VGG-16 trained here on CIFAR-10/100
     (torchvision download; the trained weights are cached), with calibration
     images and the test set: (model, x_calibration, x_test, y_test)."""
-    import os
-    from pathlib import Path
-
     x, y = cifar_tensors(name, "train")
     x_test, y_test = cifar_tensors(name, "test")
     classes = 10 if name == "cifar10" else 100
     seed_everything(0)
     model = cifar_models.build(arch, num_classes=classes)
-    cache = Path(cache_dir or os.environ.get("PSNN_CACHE_DIR", Path.home() / ".cache" / "psnn"))
-    path = cache / "checkpoints" / f"{arch}_{name}_{epochs}ep.pt"
+    path = Path(cache_dir or default_cache_dir()) / "checkpoints" / f"{arch}_{name}_{epochs}ep.pt"
     if path.exists():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:

@@ -91,14 +91,10 @@ class ConvertedModel(nn.Module):
         self.model = model
         self.method_name = method.name
         self.passes = method.passes(options)
-        self._sites = sites
+        # the neuron module of every site, by site name (fixed after conversion)
+        self.neurons: dict[str, nn.Module] = {name: site.impl for name, site in sites.items()}
         self._synapses = synapses
         self.samples = 0
-
-    @property
-    def neurons(self) -> dict[str, nn.Module]:
-        """The neuron module of every site, by site name."""
-        return {name: site.impl for name, site in self._sites.items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One inference: ``passes`` network time steps, outputs averaged."""
@@ -252,10 +248,8 @@ def convert(
         if calibration is None:
             raise ValueError("this model does not trace with torch.fx: pass calibration data so that "
                              "the converter can check no functional activation is left") from err
-    for name, site in sites.items():
-        reason = spec.accepts(site.spec)
-        if reason:
-            problems.append(f"{site.source}: {site.spec.name}: {reason}")
+    rejected = {name for name, site in sites.items() if spec.accepts(site.spec)}
+    problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {spec.accepts(sites[n].spec)}" for n in rejected)
 
     samples = _calibrate(work, sites, calibration, max_batches, progress, problems) if calibration is not None else 0
     if problems:
@@ -268,7 +262,7 @@ def convert(
     device = next((p.device for p in work.parameters()), torch.device("cpu"))
     for name, site in tqdm(sites.items(), desc=f"building {method} neurons", disable=not progress):
         obs = site.impl
-        if spec.accepts(site.spec):
+        if name in rejected:
             site.impl = _Analog(site.spec)
             continue
         l, r = (float(interval[0]), float(interval[1])) if interval is not None else obs.interval(how)
@@ -279,7 +273,7 @@ def convert(
             "neurons": obs.count // samples if samples else 0,
             "clipped_fraction": obs.clipped_fraction(l, r),
         })
-    kept = {k: v for k, v in sites.items() if not isinstance(v.impl, _Analog)}
+    kept = {k: v for k, v in sites.items() if k not in rejected}
     synapses = fanouts(work, nodes) if traced else None
     return ConvertedModel(work, kept, spec, opts, synapses), report
 

@@ -72,7 +72,7 @@ def _build(site: Site, o: dict) -> FSNeuron:
         if not alpha > 0:
             raise ValueError(f"site {site.name}: FS ReLU needs alpha > 0, got {alpha:g}")
         return FSNeuron(relu_params(alpha, K, name))
-    params = lookup(load_table(o["table"]), name, K) if Path(o["table"]).exists() else None
+    params = lookup(load_table(str(o["table"])), name, K) if Path(o["table"]).exists() else None
     if params is None:
         if not o["train"]:
             raise ValueError(f"no trained FS parameters for {name} with K={K} in {o['table']}; train them "

@@ -12,6 +12,7 @@ table (the command and settings are stored in the file).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -101,8 +102,9 @@ def train_fs(fn: Union[str, Activation], K: int, *, l: float = -10.0, r: float =
     return FSParams(name, K, pick(h), pick(d), pick(T), float(final[best]), l, r)
 
 
-def load_table(path: Union[str, Path]) -> dict:
-    """The committed FS parameter table (``data/fs_params.json``)."""
+@functools.lru_cache(maxsize=8)
+def load_table(path: str) -> dict:
+    """The committed FS parameter table (``data/fs_params.json``), read once per file."""
     return json.loads(Path(path).read_text())
 
 

@@ -48,6 +48,12 @@ class KerasCifarCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+def _keras_group(weights, layer: str, i: int):
+    """Keras names the i-th layer of a kind ``layer``, ``layer_1``, ``layer_2``, ..."""
+    name = f"{layer}_{i}" if i else layer
+    return weights[name][name]
+
+
 def cifar10_cnn() -> tuple[nn.Module, Preprocess]:
     """The trained Keras CIFAR-10 CNN in torch (input: raw pixels, NCHW)."""
     import h5py
@@ -61,19 +67,17 @@ def cifar10_cnn() -> tuple[nn.Module, Preprocess]:
     with h5py.File(path, "r") as f, torch.no_grad():
         w = f["model_weights"]
         for i, conv in enumerate(convs):
-            g = w[f"conv2d{'_' + str(i) if i else ''}"][f"conv2d{'_' + str(i) if i else ''}"]
+            g = _keras_group(w, "conv2d", i)
             conv.weight.copy_(torch.from_numpy(g["kernel:0"][()]).permute(3, 2, 0, 1))
             conv.bias.copy_(torch.from_numpy(g["bias:0"][()]))
         for i, bn in enumerate(bns):
-            name = f"batch_normalization{'_' + str(i) if i else ''}"
-            g = w[name][name]
+            g = _keras_group(w, "batch_normalization", i)
             bn.weight.copy_(torch.from_numpy(g["gamma:0"][()]))
             bn.bias.copy_(torch.from_numpy(g["beta:0"][()]))
             bn.running_mean.copy_(torch.from_numpy(g["moving_mean:0"][()]))
             bn.running_var.copy_(torch.from_numpy(g["moving_variance:0"][()]))
         for i, lin in enumerate(dense):
-            name = f"dense{'_' + str(i) if i else ''}"
-            g = w[name][name]
+            g = _keras_group(w, "dense", i)
             lin.weight.copy_(torch.from_numpy(g["kernel:0"][()]).T)
             lin.bias.copy_(torch.from_numpy(g["bias:0"][()]))
     def preprocess(images: list[np.ndarray]) -> torch.Tensor:
