@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from psnn_lib import convert, datasets
-from psnn_lib.checkpoints import load_checkpoint
+from psnn_lib.models import datasets
+from psnn_lib.models.checkpoints import load_checkpoint
 
 
 def peak_mib() -> float:

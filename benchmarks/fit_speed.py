@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from psnn_lib import fit_ps
 from psnn_lib.activations import resolve_activation
-from psnn_lib.ps_fit import make_grid
+from psnn_lib.ps.fit import make_grid
 
 
 def reference_fit(name: str, l: float, r: float, dy: float, step: float):

@@ -1,26 +1,36 @@
-"""psnn_lib: ANN-to-SNN conversion with Precise Spiking neurons."""
-__version__ = "0.1.0"
+"""psnn_lib: ANN-to-SNN conversion with Precise Spiking neurons.
 
-from . import fs_neuron, rate_neuron  # noqa: F401  (register the "fs" and "rate" methods)
-from .activations import known_activations, register_activation, resolve_activation
-from .convert import ConversionError, ConversionReport, ConvertedModel, convert
-from .neuron_methods import Method, get_method, known_methods, register_method
-from .ps_fit import PSParams, fit_ps
-from .ps_neuron import PSNeuron
+The public API is imported lazily (PEP 562), so ``import psnn_lib.ps.fit``
+loads the fitting core alone, not the converter.
+"""
+from __future__ import annotations
 
-__all__ = [
-    "ConversionError",
-    "ConversionReport",
-    "ConvertedModel",
-    "Method",
-    "PSNeuron",
-    "PSParams",
-    "convert",
-    "fit_ps",
-    "get_method",
-    "known_activations",
-    "known_methods",
-    "register_activation",
-    "register_method",
-    "resolve_activation",
-]
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+_PUBLIC = {
+    "ActivationSpec": "activations", "known_activations": "activations",
+    "register_activation": "activations", "resolve_activation": "activations",
+    "fit_ps": "ps.fit", "PSParams": "ps.fit",
+    "PSNeuron": "neurons.ps", "FSNeuron": "neurons.fs", "IFNeuron": "neurons.rate",
+    "SpikeStats": "neurons.stats",
+    "convert": "converter.engine", "ConversionError": "converter.engine",
+    "ConvertedModel": "converter.engine", "ConversionReport": "converter.report",
+    "Method": "converter.methods", "Site": "converter.methods", "get_method": "converter.methods",
+    "known_methods": "converter.methods", "register_method": "converter.methods",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'psnn_lib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -1,62 +1,78 @@
-"""Registry of activation functions with exact torch definitions.
+"""The one table of activation functions: name, exact torch function, module.
 
-PS neurons fit *any* activation (paper 1, Sect. 3); the registry names the
-common ones so that a fit is reproducible from a string, and
-:func:`resolve_activation` also accepts any torch callable.
+PS neurons fit *any* activation (paper 1, Sect. 3); the table names the
+common ones so that a fit is reproducible from a string. Each entry is an
+:class:`ActivationSpec`: the converter recognises modules and calls by it
+(``psnn_lib.converter.sites``), the model builders make their activation
+modules from it (``psnn_lib.models.cifar``), and :func:`resolve_activation`
+also accepts any torch callable.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class ActivationSpec:
-    """A named activation: the torch function and how it is spelt."""
+    """An activation: its name, the torch function, how it is spelt, and a
+    factory of the ``nn.Module`` that computes it (None when torch has none)."""
 
     name: str
     fn: Activation
-    description: str
-
-
-def _leaky_relu(alpha: float) -> Activation:
-    return lambda x: F.leaky_relu(x, negative_slope=alpha)
+    description: str = ""
+    module: Optional[Callable[[], nn.Module]] = None
 
 
 _REGISTRY: dict[str, ActivationSpec] = {}
 
 
-def register_activation(name: str, fn: Activation, description: str = "") -> None:
+def register_activation(name: str, fn: Activation, description: str = "",
+                        module: Optional[Callable[[], nn.Module]] = None) -> ActivationSpec:
     """Add an activation under ``name`` (lower case); refuses to overwrite."""
     key = name.lower()
     if key in _REGISTRY:
         raise ValueError(f"activation {name!r} is already registered")
-    _REGISTRY[key] = ActivationSpec(key, fn, description or name)
+    spec = _REGISTRY[key] = ActivationSpec(key, fn, description or name, module)
+    return spec
 
 
-for _name, _fn, _desc in [
-    ("relu", F.relu, "max(0, x)"),
-    ("relu6", F.relu6, "min(max(0, x), 6)"),
-    ("leaky_relu", _leaky_relu(0.01), "LeakyReLU, alpha = 0.01 (leaky_relu:ALPHA for another slope)"),
-    ("gelu", lambda x: F.gelu(x, approximate="none"), "GELU, exact: x * Phi(x) with erf"),
-    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), "GELU, tanh approximation"),
-    ("silu", F.silu, "SiLU / swish: x * sigmoid(x)"),
-    ("mish", F.mish, "x * tanh(softplus(x))"),
-    ("selu", F.selu, "SELU (Klambauer et al.)"),
-    ("elu", F.elu, "ELU, alpha = 1"),
-    ("softplus", F.softplus, "log(1 + exp(x))"),
-    ("hardswish", F.hardswish, "x * relu6(x + 3) / 6"),
-    ("hardsigmoid", F.hardsigmoid, "relu6(x + 3) / 6"),
-    ("sigmoid", torch.sigmoid, "1 / (1 + exp(-x))"),
-    ("tanh", torch.tanh, "tanh(x)"),
+def _leaky_relu(alpha: float) -> ActivationSpec:
+    return ActivationSpec(f"leaky_relu:{alpha:g}", lambda x: F.leaky_relu(x, negative_slope=alpha),
+                          f"LeakyReLU, alpha = {alpha:g}", lambda: nn.LeakyReLU(alpha))
+
+
+for _name, _fn, _desc, _module in [
+    ("relu", F.relu, "max(0, x)", nn.ReLU),
+    ("relu6", F.relu6, "min(max(0, x), 6)", nn.ReLU6),
+    ("leaky_relu", _leaky_relu(0.01).fn, "LeakyReLU, alpha = 0.01 (leaky_relu:ALPHA for another slope)",
+     nn.LeakyReLU),
+    ("gelu", lambda x: F.gelu(x, approximate="none"), "GELU, exact: x * Phi(x) with erf", nn.GELU),
+    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), "GELU, tanh approximation",
+     lambda: nn.GELU(approximate="tanh")),
+    ("silu", F.silu, "SiLU / swish: x * sigmoid(x)", nn.SiLU),
+    ("mish", F.mish, "x * tanh(softplus(x))", nn.Mish),
+    ("selu", F.selu, "SELU (Klambauer et al.)", nn.SELU),
+    ("elu", F.elu, "ELU, alpha = 1", nn.ELU),
+    ("softplus", F.softplus, "log(1 + exp(x))", nn.Softplus),
+    ("hardswish", F.hardswish, "x * relu6(x + 3) / 6", nn.Hardswish),
+    ("hardsigmoid", F.hardsigmoid, "relu6(x + 3) / 6", nn.Hardsigmoid),
+    ("sigmoid", torch.sigmoid, "1 / (1 + exp(-x))", nn.Sigmoid),
+    ("tanh", torch.tanh, "tanh(x)", nn.Tanh),
 ]:
-    register_activation(_name, _fn, _desc)
+    register_activation(_name, _fn, _desc, _module)
+
+
+def registered_activations() -> list[ActivationSpec]:
+    """Every entry of the table (without parametrised variants such as ``leaky_relu:0.2``)."""
+    return list(_REGISTRY.values())
 
 
 def known_activations() -> list[str]:
@@ -64,30 +80,41 @@ def known_activations() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def resolve_activation(fn: Union[str, Activation]) -> tuple[str, Activation]:
-    """Return ``(name, torch_callable)`` for a registry name or a callable.
-
-    ``"leaky_relu:0.2"`` selects LeakyReLU with slope 0.2. A callable is used
-    as given; its name is taken from ``__qualname__`` (used in cache keys and
-    reports), so give distinct functions distinct names.
-    """
-    if callable(fn):
-        name = getattr(fn, "__qualname__", None) or type(fn).__name__
-        return f"callable:{getattr(fn, '__module__', '')}.{name}", fn
-    if not isinstance(fn, str):
-        raise TypeError(f"activation must be a name or a callable, not {type(fn).__name__}")
-    key = fn.strip().lower()
+def activation_spec(name: str) -> ActivationSpec:
+    """The table entry of a name; ``"leaky_relu:0.2"`` selects LeakyReLU with slope 0.2."""
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a name or a callable, not {type(name).__name__}")
+    key = name.strip().lower()
     if key.startswith("leaky_relu:"):
         try:
             alpha = float(key.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"bad LeakyReLU slope in {fn!r}; use e.g. 'leaky_relu:0.1'") from None
+            raise ValueError(f"bad LeakyReLU slope in {name!r}; use e.g. 'leaky_relu:0.1'") from None
         if not math.isfinite(alpha):
             raise ValueError(f"LeakyReLU slope must be finite, got {alpha}")
-        return f"leaky_relu:{alpha:g}", _leaky_relu(alpha)
+        return _leaky_relu(alpha)
     if key not in _REGISTRY:
-        raise ValueError(
-            f"unknown activation {fn!r}; known: {', '.join(known_activations())} "
-            "(or pass any torch callable)"
-        )
-    return key, _REGISTRY[key].fn
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(known_activations())} "
+                         "(or pass any torch callable)")
+    return _REGISTRY[key]
+
+
+def activation_module(name: str) -> nn.Module:
+    """A fresh ``nn.Module`` computing the named activation."""
+    spec = activation_spec(name)
+    if spec.module is None:
+        raise ValueError(f"activation {spec.name!r} has no torch module")
+    return spec.module()
+
+
+def resolve_activation(fn: Union[str, Activation]) -> tuple[str, Activation]:
+    """Return ``(name, torch_callable)`` for a table name or a callable.
+
+    A callable is used as given; its name is taken from ``__qualname__``
+    (used in cache keys and reports), so give distinct functions distinct names.
+    """
+    if callable(fn):
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        return f"callable:{getattr(fn, '__module__', '')}.{name}", fn
+    spec = activation_spec(fn)
+    return spec.name, spec.fn

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from psnn_lib import ps_cache
-from psnn_lib.ps_cache import fit_ps_cached, load_params, save_params
+from psnn_lib.ps import cache as ps_cache
+from psnn_lib.ps.cache import fit_ps_cached, load_params, save_params
 
 
 def _only_file(folder):

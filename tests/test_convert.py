@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import psnn_lib as P
-from psnn_lib.fs_neuron import FSNeuron, relu_params
-from psnn_lib.neuron_methods import Method, Site
-from psnn_lib.ps_neuron import SpikeStats
-from psnn_lib.rate_neuron import IFNeuron
+from psnn_lib.neurons.fs import FSNeuron, relu_params
+from psnn_lib.converter.methods import Method, Site
+from psnn_lib.neurons.stats import SpikeStats
+from psnn_lib.neurons.rate import IFNeuron
 
 
 class Mixed(nn.Module):

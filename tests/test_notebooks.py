@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from psnn_lib.fitting_study import TABLE5_PAPER
-from psnn_lib.runner import notebook_sources, run_notebooks
+from psnn_lib.paper1.numbers import TABLE5
+from psnn_lib.book.runner import notebook_sources, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -66,7 +66,7 @@ def test_decreasing_function_is_mirrored():
 
 
 def test_fig2_sigmoid_spike_times():
-    from psnn_lib.fitting_study import trace
+    from psnn_lib.paper1.fitting import trace
 
     assert trace("sigmoid", 2.5, -10, 10, 2 ** -5, 1e-3)["spike_times"] == [1, 2, 3, 5]
     assert trace("sigmoid", 2.5, -10, 10, 2 ** -5, 1e-3, first_weight="code")["spike_times"] == [2, 3, 4]
@@ -106,7 +106,7 @@ def test_constant_function_fits_exactly():
 
 
 def test_thinning_reads_values_from_the_kept_points():
-    from psnn_lib.ps_fit import thin_grid
+    from psnn_lib.ps.fit import thin_grid
 
     plain = fit_ps("sigmoid", -10, 10, 0.05, 1e-3, first_weight="code")
     thin = fit_ps("sigmoid", -10, 10, 0.05, 1e-3, first_weight="code", thin="next")

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from psnn_lib.runner import NotebookFailed, run_notebooks
+from psnn_lib.book.runner import NotebookFailed, run_notebooks
 
 HEADER = """---
 jupytext:

@@ -1,9 +1,10 @@
 """Training helpers: seeded and deterministic on the CPU, whatever ran before."""
 import torch
 
-from psnn_lib import conversion_study as study
-from psnn_lib.cifar_models import ResNet20, VGG16, activation_module
-from psnn_lib.training import accuracy, predict
+from psnn_lib.paper1 import conversion as study
+from psnn_lib.activations import activation_module
+from psnn_lib.models.cifar import ResNet20, VGG16
+from psnn_lib.models.training import accuracy, predict
 
 
 def test_fig6_run_is_deterministic_whatever_ran_before():
@@ -12,7 +13,7 @@ def test_fig6_run_is_deterministic_whatever_ran_before():
     runs = []
     for junk in (1, 1000):
         torch.rand(junk)  # move the global RNG: the run must not depend on it
-        runs.append(study.fig6_run("silu", x, y, x[:16], y[:16], epochs=1, K=8, n_calibration=16))
+        runs.append(study.fig6_run("silu", x, y, x[:16], y[:16], epochs=1, K=8, n_calibration=16, classes=10))
     assert runs[0] == runs[1] and [r["epoch"] for r in runs[0]] == [1]
 
 

@@ -9,11 +9,11 @@
    call becomes its own :class:`ActivationSite`, even when one module object
    is called twice. A model that does not trace falls back to swapping
    activation modules in place.
-2. *calibrate*: each site first holds an :class:`~psnn_lib.calibration.Observer`;
+2. *calibrate*: each site first holds an :class:`~psnn_lib.converter.calibration.Observer`;
    one pass over the calibration data records the input range per site. The
-   first batch runs under an :class:`~psnn_lib.activation_sites.ActivationProbe`,
+   first batch runs under an :class:`~psnn_lib.converter.sites.ActivationProbe`,
    which lists any activation that still runs outside a site.
-3. *replace*: the method from the registry (``neuron_methods``) builds a
+3. *replace*: the method from the registry (``methods``) builds a
    neuron per site on its interval.
 4. *simulate*: the converted model runs the neurons (``set_mode`` picks a
    simulator where the method has two) and counts spikes.
@@ -27,18 +27,19 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Union
 
 import torch
 from torch import fx, nn
 from tqdm.auto import tqdm
 
-from .activation_sites import (ActivationProbe, ActivationSpec, NOT_ELEMENTWISE, UnsupportedActivation,
-                               call_activation, is_not_elementwise, module_activation, site_scope)
+from ..activations import ActivationSpec
 from .calibration import Observer, check_how
+from .methods import Method, Site, get_method
 from .network_stats import NetworkStats, fanouts, network_stats
-from .neuron_methods import Method, Site, get_method
+from .report import ConversionReport
+from .sites import (ActivationProbe, NOT_ELEMENTWISE, UnsupportedActivation, call_activation,
+                    is_not_elementwise, module_activation, site_scope)
 
 
 class ConversionError(RuntimeError):
@@ -59,27 +60,6 @@ class ActivationSite(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.spec.name} ({self.source})"
-
-
-@dataclass
-class ConversionReport:
-    """What the converter did, per site, and what it left alone."""
-
-    method: str
-    spikes: str
-    traced: bool
-    calibration_samples: int
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    unconverted: list[str] = field(default_factory=list)
-    kept_analog: list[str] = field(default_factory=list)
-
-    def table(self) -> str:
-        """Markdown table: site, activation, interval, K, neurons per sample, clipped."""
-        lines = ["| site | activation | interval | K | neurons | clipped |", "|---|---|---|---|---|---|"]
-        for r in self.rows:
-            lines.append(f"| {r['site']} | {r['activation']} | [{r['l']:.3g}, {r['r']:.3g}] | {r['K']} "
-                         f"| {r['neurons']:,} | {r['clipped_fraction']:.2%} |")
-        return "\n".join(lines)
 
 
 class ConvertedModel(nn.Module):

@@ -19,9 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .activation_sites import ActivationSpec
-from .neuron_methods import Method, Site, register_method
-from .ps_neuron import SpikeStats
+from .stats import SpikeStats
 
 
 class IFNeuron(nn.Module):
@@ -61,28 +59,3 @@ class IFNeuron(nn.Module):
         self.stats.spikes += int(z.sum())
         self.t += 1
         return z.to(x.dtype) * self.threshold
-
-
-def _accepts(spec: ActivationSpec) -> Optional[str]:
-    if spec.name in ("relu", "relu6"):
-        return None
-    return "rate-coded IF neurons convert ReLU and ReLU6 only (use method='ps' or 'fs')"
-
-
-def _build(site: Site, o: dict) -> IFNeuron:
-    l, r = site.interval
-    theta = min(r, 6.0) if site.spec.name == "relu6" else r
-    if not theta > 0:
-        raise ValueError(f"site {site.name}: its calibrated inputs are never positive (r = {r:g}); "
-                         "an IF threshold needs r > 0")
-    return IFNeuron(theta, o["T"], o["v_init"])
-
-
-register_method(Method(
-    name="rate",
-    build=_build,
-    spikes=IFNeuron.spikes,
-    defaults={"T": 32, "v_init": 0.0},
-    accepts=_accepts,
-    passes=lambda o: int(o["T"]),
-))

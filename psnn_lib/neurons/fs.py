@@ -3,8 +3,8 @@
 An FS neuron runs K steps on its input x: v(1) = x, z(t) = Theta(v(t) - T(t)),
 v(t+1) = v(t) - h(t) z(t), output sum_t d(t) z(t). It emits *binary* spikes;
 h, d, T are shared by all neurons of one activation and are trained once per
-(activation, K) on [-10, 10] (``fs_train``); the trained table ships in
-``data/fs_params.json``. ReLU is analytic: h = d = T = alpha 2^-t, with alpha
+(activation, K) on [-10, 10] (``fs_train``); the trained table ships inside
+the package (``psnn_lib/neurons/fs_params.json``). ReLU is analytic: h = d = T = alpha 2^-t, with alpha
 the site's calibrated r (the FS paper fixes alpha = 25; pass ``alpha=25`` to
 do so). ReLU6 uses alpha = min(r, 6).
 
@@ -16,15 +16,12 @@ there is whatever the dynamics give).
 from __future__ import annotations
 
 import math
-from pathlib import Path
+
 import torch
 from torch import nn
 
-from .fs_train import FSParams, fs_forward, load_table, lookup, train_fs
-from .neuron_methods import Method, Site, register_method
-from .ps_neuron import SpikeStats
-
-FS_TABLE = Path(__file__).resolve().parents[1] / "data" / "fs_params.json"
+from .fs_train import FSParams, fs_forward
+from .stats import SpikeStats
 
 
 class FSNeuron(nn.Module):
@@ -62,31 +59,3 @@ def relu_params(alpha: float, K: int, name: str = "relu") -> FSParams:
     """Analytic FS ReLU: h = d = T = alpha 2^-t, t = 1..K (exact binary floor on [0, alpha))."""
     w = [alpha * 2.0 ** -t for t in range(1, K + 1)]
     return FSParams(name, K, w, list(w), list(w), loss=float("nan"), l=-math.inf, r=alpha)
-
-
-def _build(site: Site, o: dict) -> FSNeuron:
-    name, K = site.spec.name, o["K"]
-    if name in ("relu", "relu6"):
-        alpha = o["alpha"] if o["alpha"] is not None else site.interval[1]
-        alpha = min(alpha, 6.0) if name == "relu6" else alpha
-        if not alpha > 0:
-            raise ValueError(f"site {site.name}: FS ReLU needs alpha > 0, got {alpha:g}")
-        return FSNeuron(relu_params(alpha, K, name))
-    params = lookup(load_table(str(o["table"])), name, K) if Path(o["table"]).exists() else None
-    if params is None:
-        if not o["train"]:
-            raise ValueError(f"no trained FS parameters for {name} with K={K} in {o['table']}; train them "
-                             f"with `python -m psnn_lib.fs_train --activations {name} --K {K} --out FILE` "
-                             "and pass table=FILE, or pass train=True")
-        params = train_fs(site.spec.fn, K, restarts=o["restarts"], steps=o["steps"], points=o["points"])
-        params.activation = name
-    return FSNeuron(params)
-
-
-register_method(Method(
-    name="fs",
-    build=_build,
-    spikes=FSNeuron.spikes,
-    defaults={"K": 16, "alpha": None, "table": str(FS_TABLE), "train": False,
-              "restarts": 8, "steps": 1000, "points": 20_000},
-))

@@ -6,27 +6,15 @@ ResNet-20 is He et al.'s CIFAR network (3 stages of 3 basic blocks,
 ``width`` scales its channels (1.0 = 64..512, 14.7M parameters; the
 committed checkpoints use 0.25 to stay under 5 MB). Both take 32x32 inputs
 (MNIST and Fashion-MNIST are zero-padded from 28x28) and ``activation``
-names the nonlinearity (Fig. 6 swaps ReLU for GELU, SiLU, ...).
+names the nonlinearity from the activation table (Fig. 6 swaps ReLU for
+GELU, SiLU, ...).
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 from torch import nn
 
-ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
-    "hardswish": nn.Hardswish, "selu": nn.SELU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
-    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
-}
-
-
-def activation_module(name: str) -> nn.Module:
-    """A fresh activation module by registry name."""
-    if name not in ACTIVATION_MODULES:
-        raise ValueError(f"no activation module {name!r}; choose from {', '.join(sorted(ACTIVATION_MODULES))}")
-    return ACTIVATION_MODULES[name]()
+from ..activations import activation_module
 
 
 class BasicBlock(nn.Module):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from .project import check_profile
+from .profiles import check_profile
 
 
 class NotebookFailed(RuntimeError):

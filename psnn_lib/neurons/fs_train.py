@@ -6,8 +6,8 @@ restarts (the best one is kept), spike pseudo-derivative
 max(1 - |v_scaled|, 0) with v_scaled = (v - T) / (|v| + 1). Restarts run as
 one batched tensor, so a GPU trains all of them at once.
 
-``python -m psnn_lib.fs_train --out data/fs_params.json`` made the committed
-table (the command and settings are stored in the file).
+``python -m psnn_lib.neurons.fs_train --out psnn_lib/neurons/fs_params.json``
+made the table that ships with the package (the command and settings are stored in the file).
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from typing import Optional, Union
 import torch
 from tqdm.auto import tqdm
 
-from .activations import Activation, resolve_activation
+from ..activations import Activation, resolve_activation
+from ..paths import package_file
 
 
 @dataclass
@@ -102,9 +103,15 @@ def train_fs(fn: Union[str, Activation], K: int, *, l: float = -10.0, r: float =
     return FSParams(name, K, pick(h), pick(d), pick(T), float(final[best]), l, r)
 
 
+PACKAGED_TABLE = "fs_params.json"  # inside psnn_lib.neurons
+
+
 @functools.lru_cache(maxsize=8)
-def load_table(path: str) -> dict:
-    """The committed FS parameter table (``data/fs_params.json``), read once per file."""
+def load_table(path: Optional[str] = None) -> dict:
+    """An FS parameter table, read once per file: ``path``, or the one that
+    ships inside the package (read with importlib.resources) when None."""
+    if path is None:
+        return json.loads(package_file("psnn_lib.neurons", PACKAGED_TABLE).read_text())
     return json.loads(Path(path).read_text())
 
 
@@ -124,7 +131,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
-    table = {"command": "python -m psnn_lib.fs_train " + " ".join(argv if argv is not None else sys.argv[1:]),
+    table = {"command": "python -m psnn_lib.neurons.fs_train " + " ".join(argv if argv is not None else sys.argv[1:]),
              "settings": {"restarts": a.restarts, "steps": a.steps, "points": a.points, "lr": 0.05,
                           "interval": [-10.0, 10.0], "device": str(a.device)},
              "params": {}}

@@ -1,7 +1,8 @@
 """Registry of conversion methods: which spiking neuron replaces an activation.
 
-The converter (``convert.py``) knows nothing about any neuron. A method is
-registered once with :func:`register_method` and says
+The converter (``engine.py``) knows nothing about any neuron, and no
+neuron knows the converter: this module binds them. A method is registered
+once with :func:`register_method` and says
 
 - ``build(site, options)``: the neuron module for one activation site, given
   its :class:`Site` (activation, calibrated interval, observer);
@@ -13,10 +14,10 @@ registered once with :func:`register_method` and says
   shown in reports so nobody mistakes real values for spikes;
 - ``defaults``: its options; unknown options are an error.
 
-Every neuron module exposes ``stats`` (a :class:`~psnn_lib.ps_neuron.SpikeStats`),
+Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
 ``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
-PS is registered here; ``rate_neuron`` and ``fs_neuron`` register
-theirs, and a new neuron (paper 2's signed spikes) plugs in the same way.
+The bindings of ``ps``, ``fs`` and ``rate`` are at the end of this module;
+a new neuron (paper 2's signed spikes) plugs in the same way, from anywhere.
 """
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ from typing import Any, Callable, Optional
 
 from torch import nn
 
-from .activation_sites import ActivationSpec
+from ..activations import ActivationSpec
+from ..neurons.fs import FSNeuron, relu_params
+from ..neurons.fs_train import load_table, lookup, train_fs
+from ..neurons.ps import PSNeuron
+from ..neurons.rate import IFNeuron
+from ..ps.fit import fit_ps
 from .calibration import Observer
-from .ps_fit import fit_ps
-from .ps_neuron import PSNeuron
 
 
 @dataclass
@@ -95,4 +99,58 @@ register_method(Method(
     build=_build_ps,
     spikes=PSNeuron.spikes,
     defaults={"K": 16, "dy": None, "step": 1e-3, "first_weight": "paper", "mode": "fast"},
+))
+
+
+def _build_fs(site: Site, o: dict) -> FSNeuron:
+    name, K = site.spec.name, o["K"]
+    if name in ("relu", "relu6"):
+        alpha = o["alpha"] if o["alpha"] is not None else site.interval[1]
+        alpha = min(alpha, 6.0) if name == "relu6" else alpha
+        if not alpha > 0:
+            raise ValueError(f"site {site.name}: FS ReLU needs alpha > 0, got {alpha:g}")
+        return FSNeuron(relu_params(alpha, K, name))
+    params = lookup(load_table(o["table"]), name, K)
+    if params is None:
+        where = o["table"] or "the FS table that ships with psnn_lib"
+        if not o["train"]:
+            raise ValueError(f"no trained FS parameters for {name} with K={K} in {where}; train them "
+                             f"with `python -m psnn_lib.neurons.fs_train --activations {name} --K {K} "
+                             "--out FILE` and pass table=FILE, or pass train=True")
+        params = train_fs(site.spec.fn, K, restarts=o["restarts"], steps=o["steps"], points=o["points"])
+        params.activation = name
+    return FSNeuron(params)
+
+
+register_method(Method(
+    name="fs",
+    build=_build_fs,
+    spikes=FSNeuron.spikes,
+    defaults={"K": 16, "alpha": None, "table": None, "train": False,
+              "restarts": 8, "steps": 1000, "points": 20_000},
+))
+
+
+def _accepts_rate(spec: ActivationSpec) -> Optional[str]:
+    if spec.name in ("relu", "relu6"):
+        return None
+    return "rate-coded IF neurons convert ReLU and ReLU6 only (use method='ps' or 'fs')"
+
+
+def _build_rate(site: Site, o: dict) -> IFNeuron:
+    l, r = site.interval
+    theta = min(r, 6.0) if site.spec.name == "relu6" else r
+    if not theta > 0:
+        raise ValueError(f"site {site.name}: its calibrated inputs are never positive (r = {r:g}); "
+                         "an IF threshold needs r > 0")
+    return IFNeuron(theta, o["T"], o["v_init"])
+
+
+register_method(Method(
+    name="rate",
+    build=_build_rate,
+    spikes=IFNeuron.spikes,
+    defaults={"T": 32, "v_init": 0.0},
+    accepts=_accepts_rate,
+    passes=lambda o: int(o["T"]),
 ))

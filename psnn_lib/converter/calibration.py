@@ -16,7 +16,7 @@ from typing import Union
 import torch
 from torch import nn
 
-from .activations import Activation
+from ..activations import Activation
 
 SAMPLE_SIZE = 200_000
 

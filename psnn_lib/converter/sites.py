@@ -1,6 +1,6 @@
 """Find the activations of a torch model: modules, functional calls, leftovers.
 
-The converter (``convert.py``) replaces every *element-wise* activation by a
+The converter (``psnn_lib.converter.engine``) replaces every *element-wise* activation by a
 spiking neuron. This module answers three questions for it:
 
 - :func:`module_activation`: is this ``nn.Module`` an element-wise activation,
@@ -19,7 +19,6 @@ stay analog and are reported as such.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Optional
 
@@ -28,19 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .activations import Activation, resolve_activation
+from ..activations import ActivationSpec, activation_spec, registered_activations
 
-
-@dataclass(frozen=True)
-class ActivationSpec:
-    """What one site computes: a name (registry name when there is one) and f."""
-
-    name: str
-    fn: Activation
-
-
-def _named(name: str) -> ActivationSpec:
-    return ActivationSpec(*resolve_activation(name))
 
 
 class _Frozen:
@@ -57,32 +45,31 @@ class _Frozen:
 
 def _module_fn(module: nn.Module) -> ActivationSpec:
     label = f"{type(module).__name__}({module.extra_repr()})"
-    return ActivationSpec(f"module:{label}", _Frozen(copy.copy(module).eval(), label))
+    return ActivationSpec(f"module:{label}", _Frozen(copy.copy(module).eval(), label), label)
 
 
 def _leaky(slope: float) -> ActivationSpec:
-    return _named(f"leaky_relu:{slope}")
+    return activation_spec(f"leaky_relu:{slope}")
 
 
 def _gelu(approximate: str) -> ActivationSpec:
-    return _named("gelu" if approximate == "none" else "gelu_tanh")
+    return activation_spec("gelu" if approximate == "none" else "gelu_tanh")
 
 
-# torch.nn modules -> spec (a function of the module, for its parameters)
+# torch.nn modules -> spec (a function of the module, for its parameters): the
+# activation table's modules, then those whose parameters choose the function
+def _fixed(spec: ActivationSpec) -> Callable[[nn.Module], ActivationSpec]:
+    return lambda module: spec
+
+
 _TORCH_MODULES: dict[type, Callable[[nn.Module], ActivationSpec]] = {
-    nn.ReLU: lambda m: _named("relu"),
-    nn.ReLU6: lambda m: _named("relu6"),
+    type(spec.module()): _fixed(spec) for spec in registered_activations() if spec.module
+}
+_TORCH_MODULES.update({
     nn.GELU: lambda m: _gelu(m.approximate),
-    nn.SiLU: lambda m: _named("silu"),
-    nn.Mish: lambda m: _named("mish"),
-    nn.Hardswish: lambda m: _named("hardswish"),
-    nn.Hardsigmoid: lambda m: _named("hardsigmoid"),
-    nn.Sigmoid: lambda m: _named("sigmoid"),
-    nn.Tanh: lambda m: _named("tanh"),
-    nn.SELU: lambda m: _named("selu"),
     nn.LeakyReLU: lambda m: _leaky(m.negative_slope),
-    nn.ELU: lambda m: _named("elu") if m.alpha == 1.0 else _module_fn(m),
-    nn.Softplus: lambda m: _named("softplus") if (m.beta, m.threshold) == (1.0, 20.0) else _module_fn(m),
+    nn.ELU: lambda m: activation_spec("elu") if m.alpha == 1.0 else _module_fn(m),
+    nn.Softplus: lambda m: activation_spec("softplus") if (m.beta, m.threshold) == (1.0, 20.0) else _module_fn(m),
     nn.CELU: _module_fn,
     nn.Hardtanh: _module_fn,
     nn.Softsign: _module_fn,
@@ -90,16 +77,16 @@ _TORCH_MODULES: dict[type, Callable[[nn.Module], ActivationSpec]] = {
     nn.Tanhshrink: _module_fn,
     nn.Hardshrink: _module_fn,
     nn.Softshrink: _module_fn,
-}
+})
 # Hugging Face transformers activation classes (matched by name: no import needed)
 _HF_MODULES: dict[str, Callable[[nn.Module], ActivationSpec]] = {
-    "GELUActivation": lambda m: _named("gelu"),
-    "NewGELUActivation": lambda m: _named("gelu_tanh"),
-    "PytorchGELUTanh": lambda m: _named("gelu_tanh"),
-    "GELUTanh": lambda m: _named("gelu_tanh"),
-    "FastGELUActivation": lambda m: _named("gelu_tanh"),
-    "SiLUActivation": lambda m: _named("silu"),
-    "MishActivation": lambda m: _named("mish"),
+    "GELUActivation": lambda m: activation_spec("gelu"),
+    "NewGELUActivation": lambda m: activation_spec("gelu_tanh"),
+    "PytorchGELUTanh": lambda m: activation_spec("gelu_tanh"),
+    "GELUTanh": lambda m: activation_spec("gelu_tanh"),
+    "FastGELUActivation": lambda m: activation_spec("gelu_tanh"),
+    "SiLUActivation": lambda m: activation_spec("silu"),
+    "MishActivation": lambda m: activation_spec("mish"),
     "QuickGELUActivation": _module_fn,
     "ClippedGELUActivation": _module_fn,
     "AccurateGELUActivation": _module_fn,
@@ -199,8 +186,8 @@ def call_activation(node: torch.fx.Node) -> Optional[ActivationSpec]:
         fn = partial(getattr(F, name), **params)
         label = f"{name}({', '.join(f'{k}={v}' for k, v in params.items())})"
         fn.__qualname__ = label
-        return ActivationSpec(f"function:{label}", fn)
-    return _named(name)
+        return ActivationSpec(f"function:{label}", fn, label)
+    return activation_spec(name)
 
 
 def is_not_elementwise(node: torch.fx.Node) -> bool:

@@ -17,16 +17,13 @@ from typing import Optional, Union
 
 import torch
 
-from . import __version__
-from .activations import Activation, resolve_activation
-from .ps_fit import PSParams, fit_ps, make_grid, sample
+from .. import __version__
+from ..activations import Activation, resolve_activation
+from .. import paths
+from .fit import PSParams, fit_ps, sample
+from .grid import make_grid
 
 _TENSORS = ("grid", "target", "h", "d", "T", "accumulated", "spike_count")
-
-
-def default_cache_dir() -> Path:
-    """``$PSNN_CACHE_DIR``, else ``~/.cache/psnn``."""
-    return Path(os.environ.get("PSNN_CACHE_DIR", Path.home() / ".cache" / "psnn"))
 
 
 def cache_key(fn: Union[str, Activation], l: float, r: float, dy: float, step: float, **options) -> dict:
@@ -77,7 +74,7 @@ def fit_ps_cached(
 ) -> PSParams:
     """:func:`fit_ps` through the on-disk cache in ``cache_dir``."""
     key = cache_key(fn, l, r, dy, step, **options)
-    path = _path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
+    path = _path(Path(cache_dir) if cache_dir is not None else paths.cache_dir(), key)
     if path.exists():
         try:
             return load_params(path, key)

