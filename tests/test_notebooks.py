@@ -1,23 +1,27 @@
 """Every notebook at the smoke profile, through the book's own runner,
-with assertions on the numbers it recorded."""
+with assertions on the numbers it recorded.
+
+The executions and records go where ``psnn book --profile smoke`` puts them
+(``_build/executed/smoke``, ``results/smoke``), so that CI builds the smoke
+book from these very executions (``psnn site --profile smoke``)."""
 import json
 from pathlib import Path
 
 import pytest
 
-from psnn_lib.paper1.numbers import TABLE5
+from psnn_lib.book.records import PAPERS
 from psnn_lib.book.runner import notebook_sources, run_notebooks
+from psnn_lib.paper1.numbers import TABLE5
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("executed")
-    res = tmp_path_factory.mktemp("results")
-    outcomes = run_notebooks(ROOT, "smoke", out_dir=out, results_dir=res, force=True)
+def results():
+    outcomes = run_notebooks(ROOT, "smoke", cell_timeout=600)
     assert {o.name for o in outcomes} == {p.stem for p in notebook_sources(ROOT)}
-    return {p.stem: json.loads(p.read_text()) for p in res.glob("*.json")}
+    return {p.stem: json.loads((ROOT / "results" / "smoke" / f"{p.stem}.json").read_text())
+            for p in notebook_sources(ROOT)}
 
 
 def _item(record, name):
@@ -28,6 +32,7 @@ def test_every_notebook_recorded_its_profile(results):
     assert set(results) == {p.stem for p in notebook_sources(ROOT)}
     for rec in results.values():
         assert rec["profile"] == "smoke" and rec["results"]
+        assert rec["paper"] in PAPERS and rec["target"]
         assert all(r["status"] in ("reproduced", "deviates", "not run") for r in rec["results"])
         assert all(r["note"] != "unexplained" for r in rec["results"])
 
@@ -37,6 +42,12 @@ def test_fig2_spike_times(results):
     assert _item(rec, "spike times, Algorithm 1 reading")["ours"] == [1, 2, 3, 5]
     assert _item(rec, "spike times, Algorithm 1 reading")["status"] == "reproduced"
     assert _item(rec, "spike times, authors' code reading")["ours"] == [2, 3, 4]
+    trace = rec["extra"]["trace"]
+    K = len(trace["t"])
+    assert len(trace["reset"]) == K and trace["reset"][-1] is None  # no reset after the last step
+    for t in range(K - 1):  # after a spike the membrane takes the reset h(t+1) of Eq. 2
+        if trace["spikes"][t]:
+            assert trace["membrane"][t + 1] == trace["reset"][t]
 
 
 def test_fig4_mse_falls(results):
@@ -48,7 +59,7 @@ def test_fig4_mse_falls(results):
 
 def test_table5_first_column_reproduced(results):
     rec = results["fig5_table5_mse"]
-    for act, paper in TABLE5_PAPER.items():
+    for act, paper in TABLE5.items():
         item = _item(rec, f"{act} iteration 1")
         assert item["status"] == "reproduced", item
         assert item["ours"] == pytest.approx(paper[0], rel=0.01)
@@ -66,7 +77,7 @@ def test_error_bound_held(results):
 
 def test_table1_ps_keeps_predictions_and_baselines_ran(results):
     rec = results["table1_cifar"]
-    item = _item(rec, "ResNet20 MNIST (paper: ResNet20 CIFAR10): loss at K = 16")
+    item = _item(rec, "ResNet20 MNIST (paper: ResNet20 CIFAR-10): loss at K = 16")
     assert item["status"] == "reproduced" and abs(item["ours"]) <= 0.1
     rows = rec["extra"]["rows"]
     assert {r["method"] for r in rows} == {"ps", "fs", "rate"}
@@ -87,7 +98,7 @@ def test_table2_mobilenet_k_and_agreement(results):
 
 def test_table4_neuron_count_and_fire_rates(results):
     rec = results["table4_spikes"]
-    item = _item(rec, "CIFAR10 ResNet20: neurons (M)")
+    item = _item(rec, "CIFAR-10 ResNet20: neurons (M)")
     assert item["status"] == "reproduced" and item["ours"] == pytest.approx(0.188, abs=1e-3)
     for row in rec["extra"]["spike rows"]:
         assert 1 / 16 < row["FireRate"] < 17 / 16 and row["SOPs (M)"] > 0

@@ -1,4 +1,5 @@
-"""The ``psnn`` command: ``psnn book`` runs the notebooks, ``psnn fit`` fits a PS neuron."""
+"""The ``psnn`` command: ``psnn book`` runs the notebooks, ``psnn site`` builds the
+HTML book from them, ``psnn fit`` fits a PS neuron."""
 from __future__ import annotations
 
 import argparse
@@ -16,12 +17,28 @@ def _book(args: argparse.Namespace) -> int:
     root = project_root()
     try:
         outcomes = run_notebooks(root, args.profile, only=args.only, force=args.force,
-                                 out_dir=args.out_dir, results_dir=args.results_dir)
+                                 out_dir=args.out_dir, results_dir=args.results_dir,
+                                 cell_timeout=args.cell_timeout)
     except NotebookFailed as exc:
         print(f"psnn book: {exc}", file=sys.stderr)
         return 1
     for o in outcomes:
-        print(f"{o.status:9s} {o.name} -> {o.output.relative_to(root) if o.output.is_relative_to(root) else o.output}")
+        where = o.output.relative_to(root) if o.output.is_relative_to(root) else o.output
+        print(f"{o.status:9s} {o.name} -> {where}" + (f" ({o.seconds:.0f} s)" if o.status == "executed" else ""))
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from ..paths import project_root
+    from .site import SiteFailed, build_site
+
+    root = project_root()
+    try:
+        out = build_site(root, args.profile)
+    except SiteFailed as exc:
+        print(f"psnn site: {exc}", file=sys.stderr)
+        return 1
+    print(f"built the {args.profile} book: {out.relative_to(root) / 'index.html'}")
     return 0
 
 
@@ -68,7 +85,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     book.add_argument("--force", action="store_true", help="ignore the execution cache")
     book.add_argument("--out-dir", type=Path, default=None, help="where executed notebooks go")
     book.add_argument("--results-dir", type=Path, default=None, help="where results JSON goes")
+    book.add_argument("--cell-timeout", type=int, default=1800, help="seconds one cell may run")
     book.set_defaults(func=_book)
+    site = sub.add_parser("site", help="build the HTML book from the notebooks executed at a profile")
+    site.add_argument("--profile", default="default", choices=PROFILES)
+    site.set_defaults(func=_site)
     fit = sub.add_parser("fit", help="fit a PS neuron and report its error",
                          epilog="activations: " + ", ".join(known_activations()))
     fit.add_argument("activation")

@@ -4,14 +4,17 @@
 into a notebook, injects the profile with papermill, and writes the executed
 copy to ``_build/executed/<profile>/``. A notebook whose source, profile and
 library code are unchanged since its last successful run is skipped (a
-content-hash cache). A failing notebook stops the run with its name and the
-failing cell.
+content-hash cache). A failing notebook, or a cell running longer than
+``cell_timeout`` seconds, stops the run with its name and the failing cell.
+Progress bars show here, per notebook, and never inside the executed
+notebooks (the kernels run with ``TQDM_DISABLE=1``).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,12 @@ class RunOutcome:
     name: str
     status: str  # "executed" or "cached"
     output: Path
+    seconds: float = 0.0
+
+
+def executed_dir(root: Path, profile: str) -> Path:
+    """Where ``psnn book`` writes the executed notebooks of a profile."""
+    return Path(root) / "_build" / "executed" / profile
 
 
 def notebook_sources(root: Path) -> list[Path]:
@@ -59,7 +68,7 @@ def _set_env(values: dict[str, Optional[str]]) -> None:
 def _kernel_env(root: Path, results_dir: Optional[Path]) -> Iterator[None]:
     """Set the variables the kernels read (they inherit this process's
     environment) and restore the caller's environment afterwards."""
-    wanted = {"PSNN_ROOT": str(root),
+    wanted = {"PSNN_ROOT": str(root), "TQDM_DISABLE": "1",
               "PSNN_RESULTS_DIR": None if results_dir is None else str(results_dir)}
     saved = {key: os.environ.get(key) for key in wanted}
     _set_env(wanted)
@@ -71,10 +80,11 @@ def _kernel_env(root: Path, results_dir: Optional[Path]) -> Iterator[None]:
 
 def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, force: bool = False,
-                  results_dir: Optional[Path] = None) -> list[RunOutcome]:
+                  results_dir: Optional[Path] = None, cell_timeout: int = 1800) -> list[RunOutcome]:
     """Execute the notebooks at ``profile``; returns what ran and what was cached."""
     import jupytext
     import papermill
+    from nbclient.exceptions import CellTimeoutError
     from tqdm.auto import tqdm
 
     check_profile(profile)
@@ -87,7 +97,7 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
             raise ValueError(f"no notebook named {', '.join(sorted(unknown))}; "
                              f"have {', '.join(s.stem for s in sources)}")
         sources = [s for s in sources if s.stem in wanted]
-    out_dir = Path(out_dir) if out_dir else root / "_build" / "executed" / profile
+    out_dir = Path(out_dir) if out_dir else executed_dir(root, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_file = out_dir / ".psnn-cache.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
@@ -107,18 +117,22 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
             nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
             staged = out_dir / f"{src.stem}.source.ipynb"
             jupytext.write(nb, staged)
+            start = time.perf_counter()
             try:
                 papermill.execute_notebook(str(staged), str(output), parameters={"profile": profile},
                                            kernel_name="python3", cwd=str(src.parent),
-                                           progress_bar=False)
-            except papermill.PapermillExecutionError as exc:
+                                           progress_bar=False, execution_timeout=cell_timeout)
+            except (papermill.PapermillExecutionError, CellTimeoutError) as exc:
                 cache.pop(src.stem, None)
                 cache_file.write_text(json.dumps(cache, indent=1))
+                if isinstance(exc, CellTimeoutError):
+                    raise NotebookFailed(f"notebook {src.name}: a cell ran longer than {cell_timeout} s "
+                                         f"({exc})") from None
                 raise NotebookFailed(f"notebook {src.name} failed in cell {exc.exec_count} "
                                      f"(index {exc.cell_index}): {exc.ename}: {exc.evalue}") from None
             finally:
                 staged.unlink(missing_ok=True)
             cache[src.stem] = key
             cache_file.write_text(json.dumps(cache, indent=1))
-            outcomes.append(RunOutcome(src.stem, "executed", output))
+            outcomes.append(RunOutcome(src.stem, "executed", output, round(time.perf_counter() - start, 1)))
     return outcomes

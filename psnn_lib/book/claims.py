@@ -1,0 +1,84 @@
+"""The claims page: every claim of every notebook, grouped by paper and by
+figure or table, with counts per status, from the records of one profile.
+
+The page is written as a notebook whose outputs are the tables (pandas
+DataFrames), so it renders exactly like the notebook pages. A record whose
+sources changed since it was written is marked stale (:mod:`.provenance`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+
+from .provenance import stale_reasons
+from .records import PAPERS, STATUSES, Comparison
+from .tables import comparison_frame
+
+
+def load_records(folder: Path) -> list[dict[str, Any]]:
+    """Every record in ``folder`` (``results/`` or ``results/<profile>/``), sorted by paper and target."""
+    records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+    for rec in records:
+        if "paper" not in rec or "target" not in rec:
+            raise ValueError(f"record {rec.get('notebook')} names no paper and target: rerun its notebook")
+    return sorted(records, key=lambda r: (r["paper"], _natural(r["target"])))
+
+
+def _natural(text: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def counts(records: list[dict[str, Any]], root: Path) -> pd.DataFrame:
+    """Claims per status, per paper and in all; and how many records are stale."""
+    rows = {}
+    for paper, title in PAPERS.items():
+        mine = [r for r in records if r["paper"] == paper]
+        row = {s: sum(r["summary"][s] for r in mine) for s in STATUSES}
+        row["notebooks"] = len(mine)
+        row["stale records"] = sum(bool(stale_reasons(r, root)) for r in mine)
+        rows[f"Paper {paper}: {title}"] = row
+    total = {k: sum(row[k] for row in rows.values()) for k in next(iter(rows.values()))}
+    rows["all"] = total
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _html(df: pd.DataFrame) -> nbformat.NotebookNode:
+    return nbformat.v4.new_output("display_data", data={"text/html": df.to_html(), "text/plain": df.to_string()})
+
+
+def _table_cell(df: pd.DataFrame) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell("", metadata={"tags": ["remove-input"]})
+    cell.outputs = [_html(df)]
+    return cell
+
+
+def claims_notebook(records: list[dict[str, Any]], root: Path, profile: str) -> nbformat.NotebookNode:
+    """The claims page for ``records`` of ``profile`` (staleness judged against ``root``)."""
+    md = nbformat.v4.new_markdown_cell
+    cells = [md("# Claims: the papers beside this book\n\n"
+                f"Every number this book compares with a paper, from the records of the `{profile}` profile. "
+                "A claim is **reproduced** within its stated tolerance, **deviates** (the note says why) or "
+                "was **not run** at this profile. A record is **stale** when its notebook or a library module "
+                "it ran has changed since it was written."),
+             _table_cell(counts(records, root))]
+    for paper, title in PAPERS.items():
+        mine = [r for r in records if r["paper"] == paper]
+        cells.append(md(f"## Paper {paper}: {title}" + ("" if mine else "\n\nNo notebook of this book "
+                                                                         "reproduces it yet.")))
+        for rec in mine:
+            stale = stale_reasons(rec, root)
+            summary = ", ".join(f"{rec['summary'][s]} {s}" for s in STATUSES)
+            text = f"### {rec['target']}\n\nNotebook {{doc}}`notebooks/{rec['notebook']}`: {summary}."
+            if stale:
+                text += ("\n\n```{warning}\nThis record is stale: " + "; ".join(stale)
+                         + ". Rerun its notebook.\n```")
+            cells.append(md(text))
+            cells.append(_table_cell(comparison_frame(Comparison(**r) for r in rec["results"])))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb

@@ -1,0 +1,50 @@
+"""Scan a built book for what a reader must never see.
+
+- a raw Markdown table (``| a | b |`` over ``|---|---|``) in the page text:
+  an output rendered as CommonMark, which has no tables;
+- a local path (the checkout, the home folder, ``/tmp``, ``PosixPath(...)``);
+- a script or style sheet loaded from the network (the book must read offline).
+"""
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import Sequence
+
+_RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+_LOCAL = re.compile(r"PosixPath\(|file://|(?<![\w.])/tmp/")
+_NETWORK = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*[\"'](?:https?:)?//", re.I)
+_NON_TEXT = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def page_text(html: str) -> str:
+    """The text a reader sees (tags, scripts and styles removed)."""
+    return unescape(_TAG.sub(" ", _NON_TEXT.sub(" ", html)))
+
+
+def check_page(html: str, forbidden: Sequence[str] = ()) -> list[str]:
+    """Problems of one page (empty when it is clean)."""
+    problems = []
+    text = page_text(html)
+    if m := _RAW_TABLE.search(text):
+        problems.append(f"raw Markdown table: {text[max(0, m.start() - 60):m.end()].strip()!r}")
+    for where, body in (("text", text), ("HTML", html)):
+        if m := _LOCAL.search(body):
+            problems.append(f"local path in the {where}: {body[max(0, m.start() - 40):m.end() + 40]!r}")
+            break
+    for path in forbidden:
+        if path and path in html:
+            problems.append(f"local path {path!r}")
+    if m := _NETWORK.search(html):
+        problems.append(f"loaded from the network: {m.group(0)!r}")
+    return problems
+
+
+def check_html(folder: Path, forbidden: Sequence[str] = ()) -> list[str]:
+    """Problems of every page under ``folder``, each prefixed with its page."""
+    found = []
+    for page in sorted(Path(folder).rglob("*.html")):
+        found += [f"{page.relative_to(folder)}: {p}" for p in check_page(page.read_text(), forbidden)]
+    return found

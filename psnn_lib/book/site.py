@@ -1,0 +1,97 @@
+"""Build the HTML book of one profile from the executed notebooks.
+
+``build_site`` stages a Jupyter Book source tree in ``_build/source/<profile>``
+(the config, the table of contents, the chapters and bibliography, the
+executed notebooks as ``notebooks/<name>.ipynb``, the generated claims page and
+an offline copy of MathJax), builds it with warnings as errors, and checks the
+HTML (:mod:`.html_check`). The same ``_toc.yml`` serves every profile: the
+pages are ``notebooks/<name>``, whatever profile executed them.
+
+In each executed notebook the cell papermill injected is merged into the
+parameters cell, so a reader sees one parameters cell with the values that ran.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from .. import paths
+from .claims import claims_notebook, load_records
+from .html_check import check_html
+from .runner import executed_dir, notebook_sources
+
+STAGED = ["_config.yml", "_toc.yml", "book"]
+# the book loads tex-chtml.js (TeX in, HTML-CSS out); the other bundles stay out
+MATHJAX_UNUSED = shutil.ignore_patterns("*svg*", "mml-*", "tex-mml-*", "tex-chtml-full*", "node-main.js", "sre")
+
+
+class SiteFailed(RuntimeError):
+    """The book could not be staged or built; the message says why."""
+
+
+def merge_injected_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop papermill's injected cell and write its values into the parameters cell."""
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    nb.cells = [c for c in nb.cells if c not in injected]
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for cell in injected:
+        for line in cell.source.splitlines():
+            m = re.match(r"^(\w+)\s*=", line)
+            if m:
+                pattern = re.compile(rf"^{m[1]}\s*=.*$", re.M)
+                if not pattern.search(params.source):
+                    raise SiteFailed(f"papermill injected {m[1]!r}, which the parameters cell does not define")
+                params.source = pattern.sub(lambda _: line, params.source, count=1)
+    return nb
+
+
+def html_dir(root: Path, profile: str) -> Path:
+    """Where the book of ``profile`` is built: ``_build/html`` for the default profile."""
+    return Path(root) / "_build" / ("html" if profile == "default" else f"{profile}/_build/html")
+
+
+def stage(root: Path, profile: str) -> Path:
+    root = Path(root)
+    target = root / "_build" / "source" / profile
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in STAGED:
+        src = root / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, target / name)
+    executed = executed_dir(root, profile)
+    (target / "notebooks").mkdir()
+    for src in notebook_sources(root):
+        run = executed / f"{src.stem}.ipynb"
+        if not run.exists():
+            raise SiteFailed(f"{src.stem} has not been executed at the {profile} profile: "
+                             f"run `psnn book --profile {profile}` first")
+        nb = merge_injected_parameters(nbformat.read(run, as_version=4))
+        nbformat.write(nb, target / "notebooks" / f"{src.stem}.ipynb")
+    records = load_records(paths.results_dir(profile))
+    nbformat.write(claims_notebook(records, root, profile), target / "claims.ipynb")
+    mathjax = paths.mathjax_dir()
+    if not (mathjax / "tex-chtml.js").exists():
+        raise SiteFailed(f"MathJax is not in {mathjax}: `npm install --prefix .venv/npm mathjax@3` "
+                         "(make does this) or set PSNN_MATHJAX to its es5 folder")
+    shutil.copytree(mathjax, target / "_static" / "mathjax", ignore=MATHJAX_UNUSED)
+    return target
+
+
+def build_site(root: Path, profile: str) -> Path:
+    """Stage, build with warnings as errors, and check the HTML; returns the HTML folder."""
+    source = stage(root, profile)
+    out = html_dir(root, profile)
+    output_root = out.parents[1]
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--path-output",
+           str(output_root), "--warningiserror", "--nitpick", "--keep-going", "--quiet"]
+    if subprocess.run(cmd).returncode:
+        raise SiteFailed(f"jupyter-book failed to build the {profile} book (see the warnings above)")
+    problems = check_html(out, forbidden=[str(Path(root).resolve()), str(Path.home())])
+    if problems:
+        raise SiteFailed(f"{len(problems)} problem(s) in the built HTML:\n  " + "\n  ".join(problems[:40]))
+    return out
