@@ -52,7 +52,7 @@ def _html(df: pd.DataFrame) -> nbformat.NotebookNode:
 
 
 def _table_cell(df: pd.DataFrame) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell("", metadata={"tags": ["remove-input"]})
+    cell = nbformat.v4.new_code_cell("table", metadata={"tags": ["remove-input"]})
     cell.outputs = [_html(df)]
     return cell
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from ..progress import progress_bar
 from .profiles import check_profile
 
 
@@ -85,7 +86,6 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     import jupytext
     import papermill
     from nbclient.exceptions import CellTimeoutError
-    from tqdm.auto import tqdm
 
     check_profile(profile)
     root = Path(root).resolve()
@@ -103,8 +103,9 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     lib = library_digest(root)
     outcomes = []
+    bar = progress_bar(sources, desc=f"notebooks ({profile})", unit="nb")  # before the kernels' TQDM_DISABLE
     with _kernel_env(root, results_dir):
-        for src in tqdm(sources, desc=f"notebooks ({profile})", unit="nb"):
+        for src in bar:
             text = src.read_text()
             key = hashlib.sha256(f"{text}\0{profile}\0{lib}\0{results_dir}".encode()).hexdigest()
             output = out_dir / f"{src.stem}.ipynb"

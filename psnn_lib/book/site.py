@@ -78,7 +78,8 @@ def stage(root: Path, profile: str) -> Path:
     if not (mathjax / "tex-chtml.js").exists():
         raise SiteFailed(f"MathJax is not in {mathjax}: `npm install --prefix .venv/npm mathjax@3` "
                          "(make does this) or set PSNN_MATHJAX to its es5 folder")
-    shutil.copytree(mathjax, target / "_static" / "mathjax", ignore=MATHJAX_UNUSED)
+    # not under _static: Jupyter Book adds every .js file there to every page
+    shutil.copytree(mathjax, target / "_mathjax" / "mathjax", ignore=MATHJAX_UNUSED)
     return target
 
 

@@ -31,8 +31,8 @@ from typing import Any, Iterable, Optional, Union
 
 import torch
 from torch import fx, nn
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from ..activations import ActivationSpec
 from .calibration import Observer, check_how
 from .methods import Method, Site, get_method
@@ -240,7 +240,7 @@ def convert(
 
     report = ConversionReport(method, spec.spikes, traced, samples, unconverted=problems, kept_analog=analog)
     device = next((p.device for p in work.parameters()), torch.device("cpu"))
-    for name, site in tqdm(sites.items(), desc=f"building {method} neurons", disable=not progress):
+    for name, site in progress_bar(sites.items(), desc=f"building {method} neurons", enabled=progress):
         obs = site.impl
         if name in rejected:
             site.impl = _Analog(site.spec)
@@ -275,7 +275,7 @@ def _calibrate(model: nn.Module, sites: dict[str, ActivationSite], calibration, 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     samples = 0
     with torch.no_grad():
-        for i, x in enumerate(tqdm(_batches(calibration, max_batches), desc="calibrating", disable=not progress)):
+        for i, x in enumerate(progress_bar(_batches(calibration, max_batches), desc="calibrating", enabled=progress)):
             x = x.to(device)
             if i == 0:
                 with ActivationProbe(model) as probe:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import paths
-from . import cifar as cifar_models, datasets
+from . import cifar, datasets
 from .training import accuracy, predict, seed_everything, train
 
 MANIFEST = "checkpoints.json"  # in paths.data_dir()
@@ -67,7 +67,7 @@ def load_checkpoint(name: str) -> tuple[nn.Module, dict]:
         raise ChecksumMismatch(f"{path} does not match its SHA-256 in {_manifest_path()} (stale or corrupt): "
                                f"restore it from git or remake it with `{remake}`")
     recipe = RECIPES[name]
-    model = cifar_models.build(recipe["arch"], **recipe["kwargs"])
+    model = cifar.build(recipe["arch"], **recipe["kwargs"])
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval(), entry
 
@@ -80,7 +80,7 @@ def make_checkpoint(name: str, device: str = "cpu", epochs: Optional[int] = None
     x, y = datasets.load(recipe["dataset"], "train")
     xt, yt = datasets.load(recipe["dataset"], "test")
     seed_everything(recipe["seed"])  # the initial weights too, not only the data order
-    model = cifar_models.build(recipe["arch"], **recipe["kwargs"])
+    model = cifar.build(recipe["arch"], **recipe["kwargs"])
     train(model, x, y, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
           augment=True, seed=recipe["seed"], device=device)
     acc = accuracy(predict(model, xt), yt)

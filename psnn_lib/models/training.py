@@ -12,7 +12,8 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from ..progress import progress_bar
 
 EpochHook = Callable[[int, nn.Module], None]
 
@@ -45,7 +46,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, ba
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    bar = tqdm(total=steps, desc="training", disable=not progress)
+    bar = progress_bar(total=steps, desc="training", enabled=progress)
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x), generator=gen)
@@ -74,7 +75,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500, progress: 
     """Logits of ``model`` on ``x`` (in batches, on the model's device, returned on the CPU)."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     outs = [model(x[i:i + batch_size].to(device)).float().cpu()
-            for i in tqdm(range(0, len(x), batch_size), desc=desc, disable=not progress)]
+            for i in progress_bar(range(0, len(x), batch_size), desc=desc, enabled=progress)]
     return torch.cat(outs)
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Optional, Union
 
 import torch
-from tqdm.auto import tqdm
 
 from ..activations import Activation, resolve_activation
 from ..paths import package_file
+from ..progress import progress_bar
 
 
 @dataclass
@@ -88,7 +88,7 @@ def train_fs(fn: Union[str, Activation], K: int, *, l: float = -10.0, r: float =
     h, d, T = (jitter().to(device).requires_grad_() for _ in range(3))
     opt = torch.optim.Adam([h, d, T], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in tqdm(range(steps), desc=f"FS {name} K={K}", disable=not progress):
+    for _ in progress_bar(range(steps), desc=f"FS {name} K={K}", enabled=progress):
         opt.zero_grad()
         out, _ = fs_forward(x, h, d, T, surrogate=True)
         loss = ((out - y) ** 2).mean(dim=-1)

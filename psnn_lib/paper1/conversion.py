@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .. import paths
 from ..book.records import Record
 from ..converter.engine import convert
@@ -242,7 +242,7 @@ def imagenet_network(source: str, name: str, images: int, folder: Optional[str] 
         data = datasets.imagenet_folder(folder)
         model, preprocess = pretrained.torchvision_imagenet(name)
         idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:images].tolist()
-        pictures, labels = zip(*(data[i] for i in tqdm(idx, desc="reading ImageNet")))
+        pictures, labels = zip(*(data[i] for i in progress_bar(idx, desc="reading ImageNet")))
         return model, preprocess([np.asarray(im.convert("RGB")) for im in pictures]), torch.tensor(labels)
     raise ValueError(f"unknown ImageNet source {source!r}; use 'offline' or 'torchvision'")
 

@@ -13,8 +13,8 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from ..activations import resolve_activation
 from ..book.records import Record
 from ..neurons.ps import PSNeuron
@@ -87,7 +87,7 @@ def table5(x: torch.Tensor, l: float, r: float, dy: float, step: float,
     names = list(TABLE5) if activations is None else list(activations)
     out: dict[str, dict[str, list[float]]] = {}
     jobs = [(rd, a) for rd in readings for a in names]
-    for rd, a in tqdm(jobs, desc="Table 5", leave=False):
+    for rd, a in progress_bar(jobs, desc="Table 5", leave=False):
         out.setdefault(rd, {})[a] = mse_by_iteration(
             TABLE5_ACTIVATIONS[a], x, 9, l, r, dy, step, **readings[rd])
     return out
@@ -198,7 +198,7 @@ def error_vs_dy(activations: Sequence[str], dys: Sequence[float], l: float, r: f
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(n_eval, dtype=torch.float64, generator=gen) * (r - l) + l
     rows = []
-    for name in tqdm(activations, desc="error vs dy", leave=False):
+    for name in progress_bar(activations, desc="error vs dy", leave=False):
         f = resolve_activation(name)[1]
         target = f(x)
         for dy in dys:
