@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from psnn_lib import convert
 from psnn_lib.models import datasets
 from psnn_lib.models.checkpoints import load_checkpoint
 

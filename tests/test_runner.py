@@ -1,5 +1,6 @@
 import os
 
+import nbformat
 import pytest
 
 from psnn_lib.book.runner import NotebookFailed, run_notebooks
@@ -60,3 +61,20 @@ def test_runner_restores_the_callers_environment(tmp_path, monkeypatch):
     run_notebooks(root, "smoke", results_dir=tmp_path / "res")
     assert (root / "notebooks" / "env.txt").read_text() == str(tmp_path / "res")
     assert "PSNN_RESULTS_DIR" not in os.environ
+
+
+def test_kernels_run_without_progress_bars(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"', "parameters")
+                    + _cell("from psnn_lib.progress import progress_bar\n"
+                            "list(progress_bar(range(3), desc='work'))\n"
+                            "import os; open('env.txt', 'w').write(os.environ.get('TQDM_DISABLE', ''))"))
+    (outcome,) = run_notebooks(root, "smoke")
+    assert (root / "notebooks" / "env.txt").read_text() == "1"
+    outputs = [o for c in nbformat.read(outcome.output, as_version=4).cells for o in c.get("outputs", [])]
+    assert not any("work" in o.get("text", "") for o in outputs)  # no bar in the executed notebook
+
+
+def test_a_cell_past_the_timeout_stops_the_run(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"', "parameters") + _cell("import time; time.sleep(30)"))
+    with pytest.raises(NotebookFailed, match="nb.md: a cell ran longer than 2 s"):
+        run_notebooks(root, "smoke", cell_timeout=2)

@@ -50,7 +50,7 @@ class Observer(nn.Module):
     def _add_to_sample(self, flat: torch.Tensor) -> None:
         """Keep a uniform sample of everything seen (weighted merge of two
         uniform samples: each kept value stands for count / size inputs)."""
-        n_old, n_new = self.count, flat.numel()
+        n_new = flat.numel()
         self.count += n_new
         k = self.sample_size
         if n_new > k:

@@ -1,7 +1,8 @@
-"""One matplotlib style for every figure of the book."""
+"""The book's look: one matplotlib style for every figure, pandas display options for every table."""
 from __future__ import annotations
 
 import matplotlib
+import pandas as pd
 
 COLORS = {"target": "#1f4e9c", "ps": "#d62728", "bound": "#555555", "spike": "#2ca02c"}
 
@@ -12,6 +13,12 @@ STYLE = {
 }
 
 
+# tables show whole notes (no "..."), 4 decimals
+TABLE_OPTIONS = {"display.max_colwidth": None, "display.precision": 4}
+
+
 def use_style() -> None:
-    """Apply the book's style (headless-safe backend when no display is set)."""
+    """Apply the book's figure style and table options."""
     matplotlib.rcParams.update(STYLE)
+    for key, value in TABLE_OPTIONS.items():
+        pd.set_option(key, value)
