@@ -44,6 +44,9 @@ def register_activation(name: str, fn: Activation, description: str = "",
     return spec
 
 
+LEAKY_RELU_SLOPE = 0.01  # torch's default, the table's "leaky_relu"
+
+
 def _leaky_relu(alpha: float) -> ActivationSpec:
     return ActivationSpec(f"leaky_relu:{alpha:g}", lambda x: F.leaky_relu(x, negative_slope=alpha),
                           f"LeakyReLU, alpha = {alpha:g}", lambda: nn.LeakyReLU(alpha))
@@ -52,7 +55,7 @@ def _leaky_relu(alpha: float) -> ActivationSpec:
 for _name, _fn, _desc, _module in [
     ("relu", F.relu, "max(0, x)", nn.ReLU),
     ("relu6", F.relu6, "min(max(0, x), 6)", nn.ReLU6),
-    ("leaky_relu", _leaky_relu(0.01).fn, "LeakyReLU, alpha = 0.01 (leaky_relu:ALPHA for another slope)",
+    ("leaky_relu", _leaky_relu(LEAKY_RELU_SLOPE).fn, "LeakyReLU, alpha = 0.01 (leaky_relu:ALPHA for another slope)",
      nn.LeakyReLU),
     ("gelu", lambda x: F.gelu(x, approximate="none"), "GELU, exact: x * Phi(x) with erf", nn.GELU),
     ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), "GELU, tanh approximation",
@@ -81,7 +84,8 @@ def known_activations() -> list[str]:
 
 
 def activation_spec(name: str) -> ActivationSpec:
-    """The table entry of a name; ``"leaky_relu:0.2"`` selects LeakyReLU with slope 0.2."""
+    """The table entry of a name; ``"leaky_relu:0.2"`` selects LeakyReLU with slope 0.2
+    (``"leaky_relu:0.01"`` is the table's ``"leaky_relu"``: one name per function)."""
     if not isinstance(name, str):
         raise TypeError(f"activation must be a name or a callable, not {type(name).__name__}")
     key = name.strip().lower()
@@ -92,7 +96,7 @@ def activation_spec(name: str) -> ActivationSpec:
             raise ValueError(f"bad LeakyReLU slope in {name!r}; use e.g. 'leaky_relu:0.1'") from None
         if not math.isfinite(alpha):
             raise ValueError(f"LeakyReLU slope must be finite, got {alpha}")
-        return _leaky_relu(alpha)
+        return _REGISTRY["leaky_relu"] if alpha == LEAKY_RELU_SLOPE else _leaky_relu(alpha)
     if key not in _REGISTRY:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(known_activations())} "
                          "(or pass any torch callable)")

@@ -37,3 +37,20 @@ def test_callable_passes_through_and_register_refuses_duplicates():
     assert name.startswith("callable:") and f is torch.sin
     with pytest.raises(ValueError, match="already registered"):
         register_activation("gelu", torch.sin)
+
+
+def test_one_table_serves_functions_modules_and_the_converter():
+    from torch import nn
+
+    from psnn_lib.activations import activation_module, activation_spec
+    from psnn_lib.converter.sites import module_activation
+
+    x = torch.linspace(-5, 5, 41)
+    for name in known_activations():
+        spec = activation_spec(name)
+        module = activation_module(name)
+        assert torch.allclose(module(x), spec.fn(x)), name
+        assert module_activation(module).name == name  # the converter recognises the table's module
+    assert module_activation(nn.LeakyReLU(0.2)).name == "leaky_relu:0.2"
+    with pytest.raises(ValueError, match="unknown activation 'swishy'"):
+        activation_module("swishy")

@@ -57,3 +57,14 @@ def test_real_offline_data():
     model, preprocess = pretrained.cifar10_cnn()
     with torch.no_grad():
         assert accuracy(model(preprocess(images)), labels) == 100.0  # data.md: 20/20
+
+
+def test_one_dataset_vocabulary():
+    assert set(datasets.DATASETS) == {"mnist", "fashion_mnist", "cifar10", "cifar100", "imagenet"}
+    assert datasets.dataset("fashion_mnist").title == "Fashion-MNIST"
+    with pytest.raises(ValueError, match="unknown dataset 'fashionMNIST'; known: mnist, fashion_mnist"):
+        datasets.load("fashionMNIST", "test")
+    with pytest.raises(ValueError, match="ImageNet does not load as tensors"):
+        datasets.load("imagenet", "test")
+    images, labels = datasets.foolbox_images("fashion_mnist")  # the key, not foolbox's own spelling
+    assert len(images) == len(labels) == 20
