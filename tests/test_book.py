@@ -13,9 +13,9 @@ import pytest
 
 from psnn_lib.book.claims import claims_notebook, counts, load_records
 from psnn_lib.book.html_check import check_html, check_page
-from psnn_lib.book.provenance import file_digest, stale_reasons
+from psnn_lib.book.provenance import file_digest, loaded_modules, stale_reasons
 from psnn_lib.book.runner import notebook_sources
-from psnn_lib.book.site import SiteFailed, merge_injected_parameters
+from psnn_lib.book.site import SiteFailed, merge_injected_parameters, toc_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,18 @@ def test_committed_default_record_is_current(notebook):
     rec = json.loads((ROOT / "results" / f"{notebook}.json").read_text())
     assert rec["profile"] == "default" and rec["paper"] in (1, 2) and rec["target"]
     assert stale_reasons(rec, ROOT) == [], f"rerun `psnn book --only {notebook}` and commit its record"
+
+
+def test_the_toc_lists_every_notebook_once():
+    assert sorted(toc_notebooks(ROOT)) == sorted(p.stem for p in notebook_sources(ROOT))
+
+
+def test_sources_include_the_data_the_library_reads():
+    import psnn_lib.models.checkpoints  # noqa: F401
+    import psnn_lib.neurons.fs  # noqa: F401
+
+    files = loaded_modules()
+    assert {"psnn_lib/neurons/fs.py", "psnn_lib/neurons/fs_params.json", "data/checkpoints.json"} <= set(files)
 
 
 def _fake_checkout(tmp_path):
@@ -66,8 +78,9 @@ def test_claims_page_counts_and_marks_stale_records(tmp_path):
     for rec in [_record("b", 1, "Table 10", ["reproduced", "deviates"], sources),
                 _record("a", 1, "Table 2", ["reproduced", "not run", "not run"], sources)]:
         (folder / f"{rec['notebook']}.json").write_text(json.dumps(rec))
-    records = load_records(folder)
-    assert [r["target"] for r in records] == ["Table 2", "Table 10"]  # natural order
+    assert [r["notebook"] for r in load_records(folder)] == ["a", "b"]  # by name
+    records = load_records(folder, order=["b", "a"])
+    assert [r["target"] for r in records] == ["Table 10", "Table 2"]  # in the order of the book
     table = counts(records, tmp_path)
     assert table.loc["all", ["reproduced", "deviates", "not run", "notebooks", "stale records"]].tolist() \
         == [2, 1, 2, 2, 0]
@@ -88,11 +101,12 @@ def test_injected_parameters_merge_into_the_parameters_cell():
         nbformat.v4.new_code_cell('profile = "default"\nK = 16', metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell('# Parameters\nprofile = "smoke"\n', metadata={"tags": ["injected-parameters"]}),
         nbformat.v4.new_code_cell("print(profile)")])
-    out = merge_injected_parameters(nb)
-    assert [c.source for c in out.cells] == ['profile = "smoke"\nK = 16', "print(profile)"]
+    out = merge_injected_parameters(nb, "smoke")
+    assert out.cells[0].source.startswith('profile = "smoke"\nK = 16\n# the \'smoke\' profile replaces')
+    assert [c.source for c in out.cells[1:]] == ["print(profile)"]
     nb.cells.insert(1, nbformat.v4.new_code_cell("other = 1", metadata={"tags": ["injected-parameters"]}))
     with pytest.raises(SiteFailed, match="injected 'other'"):
-        merge_injected_parameters(nb)
+        merge_injected_parameters(nb, "default")
 
 
 def test_html_check_finds_what_a_reader_must_not_see(tmp_path):

@@ -240,3 +240,14 @@ def test_a_new_method_plugs_in_without_touching_the_engine():
     assert cm.spike_stats().neurons == 6  # counting is the neuron's: this one counts all 3 passes
     with pytest.raises(ValueError, match="already registered"):
         P.register_method(Method("test-doubler", build, ""))
+
+
+def test_nan_calibration_inputs_are_reported_never_silent():
+    model = nn.Sequential(nn.Linear(3, 4), nn.GELU()).eval()
+    x = torch.randn(16, 3)
+    x[0, 0] = float("nan")  # one image with a NaN pixel: its activations are NaN
+    with pytest.warns(UserWarning, match=r"site .*: 4 NaN calibration input\(s\) ignored"):
+        _, rep = P.convert(model, calibration=x, progress=False, K=8)
+    assert rep.table()["nan_inputs"].tolist() == [4]
+    with pytest.raises(P.ConversionError, match=r"site \w+ \(.*\): this site saw no finite calibration input"):
+        P.convert(model, calibration=torch.full((4, 3), float("nan")), progress=False)

@@ -68,3 +68,8 @@ def test_one_dataset_vocabulary():
         datasets.load("imagenet", "test")
     images, labels = datasets.foolbox_images("fashion_mnist")  # the key, not foolbox's own spelling
     assert len(images) == len(labels) == 20
+
+
+def test_unknown_split_is_an_error():
+    with pytest.raises(ValueError, match="unknown split 'nope'; choose one of train, test"):
+        datasets.load("mnist", "nope")

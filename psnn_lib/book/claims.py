@@ -8,9 +8,8 @@ sources changed since it was written is marked stale (:mod:`.provenance`).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import nbformat
 import pandas as pd
@@ -20,17 +19,15 @@ from .records import PAPERS, STATUSES, Comparison
 from .tables import comparison_frame
 
 
-def load_records(folder: Path) -> list[dict[str, Any]]:
-    """Every record in ``folder`` (``results/`` or ``results/<profile>/``), sorted by paper and target."""
+def load_records(folder: Path, order: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every record in ``folder`` (``results/`` or ``results/<profile>/``), by paper, then
+    in the ``order`` of their notebooks (the book's table of contents), then by name."""
     records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
     for rec in records:
         if "paper" not in rec or "target" not in rec:
             raise ValueError(f"record {rec.get('notebook')} names no paper and target: rerun its notebook")
-    return sorted(records, key=lambda r: (r["paper"], _natural(r["target"])))
-
-
-def _natural(text: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(records, key=lambda r: (r["paper"], rank.get(r["notebook"], len(rank)), r["notebook"]))
 
 
 def counts(records: list[dict[str, Any]], root: Path) -> pd.DataFrame:

@@ -14,12 +14,12 @@ def _book(args: argparse.Namespace) -> int:
     from ..paths import project_root
     from .runner import NotebookFailed, run_notebooks
 
-    root = project_root()
     try:
+        root = project_root()
         outcomes = run_notebooks(root, args.profile, only=args.only, force=args.force,
                                  out_dir=args.out_dir, results_dir=args.results_dir,
                                  cell_timeout=args.cell_timeout)
-    except NotebookFailed as exc:
+    except (NotebookFailed, FileNotFoundError) as exc:
         print(f"psnn book: {exc}", file=sys.stderr)
         return 1
     for o in outcomes:
@@ -32,10 +32,10 @@ def _site(args: argparse.Namespace) -> int:
     from ..paths import project_root
     from .site import SiteFailed, build_site
 
-    root = project_root()
     try:
+        root = project_root()
         out = build_site(root, args.profile)
-    except SiteFailed as exc:
+    except (SiteFailed, FileNotFoundError) as exc:
         print(f"psnn site: {exc}", file=sys.stderr)
         return 1
     print(f"built the {args.profile} book: {out.relative_to(root) / 'index.html'}")

@@ -2,9 +2,12 @@
 
 A record stores the SHA-256 of its notebook source and of every
 ``psnn_lib`` module the notebook's kernel had imported when it saved
-(transitively, as ``sys.modules`` lists them). A record is *stale* when any of
-these files has changed since: a change to the converter does not mark the
-fitting notebooks stale, because they never import it.
+(transitively, as ``sys.modules`` lists them), with the data those modules
+read: the data files inside each imported package (the FS table) and the
+checkpoint manifest, which holds the SHA-256 of every committed checkpoint.
+A record is *stale* when any of these files has changed since: a change to
+the converter does not mark the fitting notebooks stale, because they never
+import it.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 PACKAGE = "psnn_lib"
+# data a module reads from the checkout, relative to the package root
+CHECKOUT_DATA = {"psnn_lib.models.checkpoints": "data/checkpoints.json"}
 
 
 def file_digest(path: Path) -> str:
@@ -26,15 +31,20 @@ def package_root() -> Path:
 
 
 def loaded_modules() -> dict[str, str]:
-    """``{"psnn_lib/ps/fit.py": sha256, ...}`` for every library module imported so far."""
+    """``{"psnn_lib/ps/fit.py": sha256, ...}`` for every library module imported so far
+    and the data it reads (see the module docstring)."""
     base = package_root()
-    found = {}
+    files = set()
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if (name == PACKAGE or name.startswith(PACKAGE + ".")) and file:
-            path = Path(file).resolve()
-            found[path.relative_to(base).as_posix()] = file_digest(path)
-    return dict(sorted(found.items()))
+        if not ((name == PACKAGE or name.startswith(PACKAGE + ".")) and file):
+            continue
+        files.add(Path(file).resolve())
+        if hasattr(module, "__path__"):  # a package: its data files too
+            files.update(p.resolve() for p in Path(file).parent.iterdir() if p.suffix == ".json")
+        if name in CHECKOUT_DATA and (base / CHECKOUT_DATA[name]).exists():
+            files.add((base / CHECKOUT_DATA[name]).resolve())
+    return {p.relative_to(base).as_posix(): file_digest(p) for p in sorted(files)}
 
 
 def sources(notebook_file: Path) -> dict[str, Any]:

@@ -86,12 +86,6 @@ class Record:
         self.items.append(item)
         return item
 
-    def get(self, name: str) -> Comparison:
-        for item in self.items:
-            if item.name == name:
-                return item
-        raise KeyError(name)
-
     @property
     def summary(self) -> dict[str, int]:
         return {s: sum(i.status == s for i in self.items) for s in STATUSES}
@@ -117,8 +111,3 @@ class Record:
     def table(self, prefix: str = "") -> pd.DataFrame:
         """The paper-beside-ours table (claims whose name starts with ``prefix``)."""
         return comparison_frame(i for i in self.items if i.name.startswith(prefix))
-
-
-def load_record(notebook: str, profile: str = "default") -> dict[str, Any]:
-    """Read a notebook's recorded JSON."""
-    return json.loads((results_dir(check_profile(profile)) / f"{notebook}.json").read_text())

@@ -50,8 +50,13 @@ def _parameters_cell_count(nb) -> int:
 
 
 def library_digest(root: Path) -> str:
+    """A digest of every library file (code and data) and the checkpoint manifest:
+    the runner's cache reruns every notebook when any of them changes (the records
+    track per notebook what it ran, see :mod:`.provenance`)."""
     h = hashlib.sha256()
-    for path in sorted((root / "psnn_lib").rglob("*.py")):
+    files = [p for p in (root / "psnn_lib").rglob("*") if p.suffix in (".py", ".json")]
+    manifest = root / "data" / "checkpoints.json"
+    for path in sorted(files + ([manifest] if manifest.exists() else [])):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()

@@ -34,8 +34,9 @@ class SiteFailed(RuntimeError):
     """The book could not be staged or built; the message says why."""
 
 
-def merge_injected_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop papermill's injected cell and write its values into the parameters cell."""
+def merge_injected_parameters(nb: nbformat.NotebookNode, profile: str) -> nbformat.NotebookNode:
+    """Drop papermill's injected cell and write its values into the parameters cell;
+    at a profile other than the default, say that its settings replace some values."""
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     nb.cells = [c for c in nb.cells if c not in injected]
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -47,7 +48,15 @@ def merge_injected_parameters(nb: nbformat.NotebookNode) -> nbformat.NotebookNod
                 if not pattern.search(params.source):
                     raise SiteFailed(f"papermill injected {m[1]!r}, which the parameters cell does not define")
                 params.source = pattern.sub(lambda _: line, params.source, count=1)
+    if profile != "default":
+        params.source += (f"\n# the {profile!r} profile replaces some of these values by its own settings "
+                          "(the next cell; the record lists those that ran)")
     return nb
+
+
+def toc_notebooks(root: Path) -> list[str]:
+    """The notebooks in the order of ``_toc.yml``."""
+    return re.findall(r"file:\s*notebooks/(\w+)", (Path(root) / "_toc.yml").read_text())
 
 
 def html_dir(root: Path, profile: str) -> Path:
@@ -70,9 +79,9 @@ def stage(root: Path, profile: str) -> Path:
         if not run.exists():
             raise SiteFailed(f"{src.stem} has not been executed at the {profile} profile: "
                              f"run `psnn book --profile {profile}` first")
-        nb = merge_injected_parameters(nbformat.read(run, as_version=4))
+        nb = merge_injected_parameters(nbformat.read(run, as_version=4), profile)
         nbformat.write(nb, target / "notebooks" / f"{src.stem}.ipynb")
-    records = load_records(paths.results_dir(profile))
+    records = load_records(paths.results_dir(profile), toc_notebooks(root))
     nbformat.write(claims_notebook(records, root, profile), target / "claims.ipynb")
     mathjax = paths.mathjax_dir()
     if not (mathjax / "tex-chtml.js").exists():

@@ -72,11 +72,10 @@ class Observer(nn.Module):
                 f"({self.nan} NaN values seen)" if self.nan else
                 "this site saw no calibration input: it is never reached by the forward pass"
             )
+        how = check_how(how)
         if how == "minmax":
             return self.lo, self.hi
-        p = float(how)
-        if not 50 < p <= 100:
-            raise ValueError(f"percentile must be in (50, 100], got {how!r}")
+        p = how
         q = torch.quantile(self.sample.double(), torch.tensor([1 - p / 100, p / 100], dtype=torch.float64))
         return float(q[0]), float(q[1])
 

@@ -32,8 +32,8 @@ from typing import Any, Iterable, Optional, Union
 import torch
 from torch import fx, nn
 
-from ..progress import progress_bar
 from ..activations import ActivationSpec
+from ..progress import progress_bar
 from .calibration import Observer, check_how
 from .methods import Method, Site, get_method
 from .network_stats import NetworkStats, fanouts, network_stats
@@ -206,8 +206,8 @@ def convert(
     clipping and checks for leftovers). ``options`` go to the method (see
     ``get_method(name).defaults``). The input model is not modified.
     """
-    spec = get_method(method)
-    opts = spec.options(options)
+    chosen = get_method(method)
+    opts = chosen.options(options)
     how = check_how(observer)
     if calibration is None and interval is None:
         raise ValueError("give calibration data (to measure each site's range) or a global interval=(l, r)")
@@ -228,8 +228,8 @@ def convert(
         if calibration is None:
             raise ValueError("this model does not trace with torch.fx: pass calibration data so that "
                              "the converter can check no functional activation is left") from err
-    rejected = {name for name, site in sites.items() if spec.accepts(site.spec)}
-    problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {spec.accepts(sites[n].spec)}" for n in rejected)
+    rejected = {name for name, site in sites.items() if chosen.accepts(site.spec)}
+    problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {chosen.accepts(sites[n].spec)}" for n in rejected)
 
     samples = _calibrate(work, sites, calibration, max_batches, progress, problems) if calibration is not None else 0
     if problems:
@@ -238,24 +238,30 @@ def convert(
             raise ConversionError(message + " (convert(..., strict=False) keeps them analog, listed in the report)")
         warnings.warn(message, stacklevel=2)
 
-    report = ConversionReport(method, spec.spikes, traced, samples, unconverted=problems, kept_analog=analog)
+    report = ConversionReport(method, chosen.spikes, traced, samples, unconverted=problems, kept_analog=analog)
     device = next((p.device for p in work.parameters()), torch.device("cpu"))
     for name, site in progress_bar(sites.items(), desc=f"building {method} neurons", enabled=progress):
         obs = site.impl
         if name in rejected:
             site.impl = _Analog(site.spec)
             continue
-        l, r = (float(interval[0]), float(interval[1])) if interval is not None else obs.interval(how)
-        site.impl = spec.build(Site(name, site.spec, (l, r), obs), opts).to(device)
+        try:
+            l, r = (float(interval[0]), float(interval[1])) if interval is not None else obs.interval(how)
+        except RuntimeError as err:
+            raise ConversionError(f"site {name} ({site.source}): {err}") from None
+        if obs.nan:
+            warnings.warn(f"site {name}: {obs.nan} NaN calibration input(s) ignored (the report counts them)",
+                          stacklevel=2)
+        site.impl = chosen.build(Site(name, site.spec, (l, r), obs), opts).to(device)
         report.rows.append({
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
             "K": site.impl.stats.K,
             "neurons": obs.count // samples if samples else 0,
-            "clipped_fraction": obs.clipped_fraction(l, r),
+            "clipped_fraction": obs.clipped_fraction(l, r), "nan_inputs": obs.nan,
         })
     kept = {k: v for k, v in sites.items() if k not in rejected}
     synapses = fanouts(work, nodes) if traced else None
-    return ConvertedModel(work, kept, spec, opts, synapses), report
+    return ConvertedModel(work, kept, chosen, opts, synapses), report
 
 
 class _Analog(nn.Module):

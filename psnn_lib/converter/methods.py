@@ -27,8 +27,8 @@ from typing import Any, Callable, Optional
 from torch import nn
 
 from ..activations import ActivationSpec
-from ..neurons.fs import FSNeuron, relu_params
-from ..neurons.fs_train import load_table, lookup, train_fs
+from ..neurons.fs import FSNeuron, load_table, lookup, relu_params
+from ..neurons.fs_train import train_fs
 from ..neurons.ps import PSNeuron
 from ..neurons.rate import IFNeuron
 from ..ps.fit import fit_ps

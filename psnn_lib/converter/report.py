@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-COLUMNS = ["site", "activation", "l", "r", "K", "neurons", "clipped_fraction"]
+COLUMNS = ["site", "activation", "l", "r", "K", "neurons", "clipped_fraction", "nan_inputs"]
 
 
 @dataclass
@@ -23,5 +23,6 @@ class ConversionReport:
 
     def table(self) -> pd.DataFrame:
         """One row per converted site: activation, interval [l, r], K, neurons per
-        sample and the fraction of calibration inputs outside [l, r]."""
+        sample, the fraction of calibration inputs outside [l, r] and the NaN
+        calibration inputs it ignored."""
         return pd.DataFrame(self.rows, columns=COLUMNS + ["source"])[COLUMNS].set_index("site")

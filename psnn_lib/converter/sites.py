@@ -56,28 +56,26 @@ def _gelu(approximate: str) -> ActivationSpec:
     return activation_spec("gelu" if approximate == "none" else "gelu_tanh")
 
 
-# torch.nn modules -> spec (a function of the module, for its parameters): the
-# activation table's modules, then those whose parameters choose the function
+# torch.nn modules -> spec (a function of the module): modules whose parameters
+# choose the function, those without a table entry (their own function), and the
+# table's other modules, one function each
 def _fixed(spec: ActivationSpec) -> Callable[[nn.Module], ActivationSpec]:
     return lambda module: spec
 
 
-_TORCH_MODULES: dict[type, Callable[[nn.Module], ActivationSpec]] = {
-    type(spec.module()): _fixed(spec) for spec in registered_activations() if spec.module
-}
-_TORCH_MODULES.update({
+_PARAMETRISED: dict[type, Callable[[nn.Module], ActivationSpec]] = {
     nn.GELU: lambda m: _gelu(m.approximate),
     nn.LeakyReLU: lambda m: _leaky(m.negative_slope),
     nn.ELU: lambda m: activation_spec("elu") if m.alpha == 1.0 else _module_fn(m),
     nn.Softplus: lambda m: activation_spec("softplus") if (m.beta, m.threshold) == (1.0, 20.0) else _module_fn(m),
-    nn.CELU: _module_fn,
-    nn.Hardtanh: _module_fn,
-    nn.Softsign: _module_fn,
-    nn.LogSigmoid: _module_fn,
-    nn.Tanhshrink: _module_fn,
-    nn.Hardshrink: _module_fn,
-    nn.Softshrink: _module_fn,
-})
+}
+_UNTABLED = (nn.CELU, nn.Hardtanh, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink, nn.Hardshrink, nn.Softshrink)
+_TORCH_MODULES: dict[type, Callable[[nn.Module], ActivationSpec]] = {
+    **{type(spec.module()): _fixed(spec) for spec in registered_activations()
+       if spec.module and type(spec.module()) not in _PARAMETRISED},
+    **_PARAMETRISED,
+    **{t: _module_fn for t in _UNTABLED},
+}
 # Hugging Face transformers activation classes (matched by name: no import needed)
 _HF_MODULES: dict[str, Callable[[nn.Module], ActivationSpec]] = {
     "GELUActivation": lambda m: activation_spec("gelu"),

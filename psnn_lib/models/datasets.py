@@ -144,8 +144,14 @@ _TENSORS = {"fashion_mnist": fashion_mnist, "mnist": mnist, "cifar10": lambda sp
             "cifar100": lambda split: cifar_tensors("cifar100", split)}
 
 
+SPLITS = ("train", "test")
+
+
 def load(key: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole split as tensors: images and labels (MNIST-like sets padded to 32 x 32)."""
+    """A whole split (``"train"`` or ``"test"``) as tensors: images and labels
+    (MNIST-like sets padded to 32 x 32)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if dataset(key).key not in _TENSORS:
         raise ValueError(f"{dataset(key).title} does not load as tensors; see imagenet_folder / foolbox_images")
     return _TENSORS[key](split)

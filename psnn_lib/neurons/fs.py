@@ -15,13 +15,70 @@ there is whatever the dynamics give).
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
-from .fs_train import FSParams, fs_forward
+from ..paths import package_file
 from .stats import SpikeStats
+
+
+@dataclass
+class FSParams:
+    """Per-step reset h(t), output weight d(t), threshold T(t) of an FS neuron."""
+
+    activation: str
+    K: int
+    h: list[float]
+    d: list[float]
+    T: list[float]
+    loss: float
+    l: float = -10.0
+    r: float = 10.0
+
+
+def _heaviside(v: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+    return (v >= T).to(v.dtype)
+
+
+def fs_forward(x: torch.Tensor, h: torch.Tensor, d: torch.Tensor, T: torch.Tensor,
+               fire: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _heaviside
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """FS dynamics: v(1) = x; z(t) = fire(v(t), T(t)) (Theta(v - T) by default);
+    v(t+1) = v(t) - h(t) z(t); output sum_t d(t) z(t). Parameters broadcast
+    against x (batched restarts: shape (R, K, 1) against x of shape (N,)).
+    Returns (output, spike count)."""
+    v, out, count = x, torch.zeros_like(x), torch.zeros_like(x)
+    for t in range(h.shape[-2] if h.dim() > 1 else h.shape[0]):
+        ht, dt, Tt = (p[..., t, :] if p.dim() > 1 else p[t] for p in (h, d, T))
+        z = fire(v, Tt)
+        out = out + dt * z
+        count = count + z
+        v = v - ht * z
+    return out, count
+
+
+PACKAGED_TABLE = "fs_params.json"  # inside psnn_lib.neurons
+
+
+@functools.lru_cache(maxsize=8)
+def load_table(path: Optional[str] = None) -> dict:
+    """An FS parameter table, read once per file: ``path``, or the one that
+    ships inside the package (read with importlib.resources) when None."""
+    if path is None:
+        return json.loads(package_file("psnn_lib.neurons", PACKAGED_TABLE).read_text())
+    return json.loads(Path(path).read_text())
+
+
+def lookup(table: dict, name: str, K: int) -> Optional[FSParams]:
+    entry = table["params"].get(name, {}).get(str(K))
+    return FSParams(**entry) if entry else None
 
 
 class FSNeuron(nn.Module):

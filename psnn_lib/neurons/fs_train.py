@@ -1,6 +1,6 @@
 """Train FS-neuron parameters h, d, T for an activation (Stöckl & Maass 2021).
 
-As anchors.md describes the FS authors' procedure: x uniform on [-10, 10]
+The FS authors' procedure: x uniform on [-10, 10]
 (100,000 points), MSE between the FS output and f(x), Adam, many random
 restarts (the best one is kept), spike pseudo-derivative
 max(1 - |v_scaled|, 0) with v_scaled = (v - T) / (|v| + 1). Restarts run as
@@ -12,33 +12,18 @@ made the table that ships with the package (the command and settings are stored 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 
 from ..activations import Activation, resolve_activation
-from ..paths import package_file
 from ..progress import progress_bar
-
-
-@dataclass
-class FSParams:
-    """Per-step reset h(t), output weight d(t), threshold T(t) of an FS neuron."""
-
-    activation: str
-    K: int
-    h: list[float]
-    d: list[float]
-    T: list[float]
-    loss: float
-    l: float = -10.0
-    r: float = 10.0
+from .fs import FSParams, fs_forward
 
 
 class _Spike(torch.autograd.Function):
@@ -55,22 +40,9 @@ class _Spike(torch.autograd.Function):
         return grad * (1 - u.abs()).clamp_min(0)
 
 
-def fs_forward(x: torch.Tensor, h: torch.Tensor, d: torch.Tensor, T: torch.Tensor, surrogate: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """FS dynamics: v(1) = x; z(t) = Theta(v(t) - T(t)); v(t+1) = v(t) - h(t) z(t);
-    output sum_t d(t) z(t). Parameters broadcast against x (batched restarts:
-    shape (R, K, 1) against x of shape (N,)). Returns (output, spike count)."""
-    v, out, count = x, torch.zeros_like(x), torch.zeros_like(x)
-    for t in range(h.shape[-2] if h.dim() > 1 else h.shape[0]):
-        ht, dt, Tt = (p[..., t, :] if p.dim() > 1 else p[t] for p in (h, d, T))
-        if surrogate:
-            z = _Spike.apply((v - Tt) / (v.detach().abs() + 1))
-        else:
-            z = (v >= Tt).to(x.dtype)
-        out = out + dt * z
-        count = count + z
-        v = v - ht * z
-    return out, count
+def _surrogate_fire(v: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+    """The FS authors' spike with a pseudo-derivative, on v scaled by (|v| + 1)."""
+    return _Spike.apply((v - T) / (v.detach().abs() + 1))
 
 
 def train_fs(fn: Union[str, Activation], K: int, *, l: float = -10.0, r: float = 10.0, points: int = 100_000,
@@ -90,7 +62,7 @@ def train_fs(fn: Union[str, Activation], K: int, *, l: float = -10.0, r: float =
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in progress_bar(range(steps), desc=f"FS {name} K={K}", enabled=progress):
         opt.zero_grad()
-        out, _ = fs_forward(x, h, d, T, surrogate=True)
+        out, _ = fs_forward(x, h, d, T, fire=_surrogate_fire)
         loss = ((out - y) ** 2).mean(dim=-1)
         loss.sum().backward()
         opt.step()
@@ -101,23 +73,6 @@ def train_fs(fn: Union[str, Activation], K: int, *, l: float = -10.0, r: float =
         best = int(torch.nan_to_num(final, nan=math.inf).argmin())
     pick = lambda p: p[best, :, 0].double().cpu().tolist()  # noqa: E731
     return FSParams(name, K, pick(h), pick(d), pick(T), float(final[best]), l, r)
-
-
-PACKAGED_TABLE = "fs_params.json"  # inside psnn_lib.neurons
-
-
-@functools.lru_cache(maxsize=8)
-def load_table(path: Optional[str] = None) -> dict:
-    """An FS parameter table, read once per file: ``path``, or the one that
-    ships inside the package (read with importlib.resources) when None."""
-    if path is None:
-        return json.loads(package_file("psnn_lib.neurons", PACKAGED_TABLE).read_text())
-    return json.loads(Path(path).read_text())
-
-
-def lookup(table: dict, name: str, K: int) -> Optional[FSParams]:
-    entry = table["params"].get(name, {}).get(str(K))
-    return FSParams(**entry) if entry else None
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -32,6 +32,8 @@ from .numbers import TABLE1, TABLE2, TABLE4
 ARCH_ONLY: dict[tuple[str, str], tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     ("cifar10", "VGG16"): (lambda: cifar.VGG16(10), (1, 3, 32, 32)),
     ("cifar10", "ResNet20"): (lambda: cifar.ResNet20(10), (1, 3, 32, 32)),
+    ("cifar100", "VGG16"): (lambda: cifar.VGG16(100), (1, 3, 32, 32)),
+    ("cifar100", "ResNet20"): (lambda: cifar.ResNet20(100), (1, 3, 32, 32)),
 }
 
 
@@ -201,8 +203,8 @@ def table1_rows(networks: Sequence[tuple[str, str]], source: str, K: int, n_test
     return rows
 
 
-TABLE1_COLUMNS = ["data", "network", "method", "K or T", "test images", "ANN acc", "SNN acc", "loss",
-                  "agreement", "FireRate"]
+TABLE1_INDEX = ["data", "network", "method", "K or T"]
+TABLE1_COLUMNS = ["test images", "ANN acc", "SNN acc", "loss", "agreement", "FireRate"]
 
 
 def table1_claims(record: Record, rows: list[dict[str, Any]], source: str) -> None:
@@ -276,7 +278,7 @@ def table2_claims(record: Record, rows: list[dict[str, Any]]) -> None:
         paper_name = r["network"] if same else "EfficientNet-B7"
         ann, snn, loss, K = TABLE2[paper_name]
         label = r["network"] if same else f"{r['network']} (paper: {paper_name})"
-        one_image = 100.0 / max(1, r["images"] // 2)
+        one_image = 100.0 / r["images"]  # one changed prediction, averaged over the two folds
         if same:
             record.compare(f"{label}: ANN top-1", ann, r["ANN top-1"], 0.5, why="other images than the paper's")
             record.compare(f"{label}: SNN top-1", snn, r["SNN top-1"], 0.5, why="other images than the paper's")
@@ -431,7 +433,8 @@ def loss_vs_steps_claims(record: Record, rows: list[dict[str, Any]]) -> None:
     record.extra["rows"] = rows
 
 
-def frame(rows: list[dict[str, Any]], columns: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """Result rows as a table (optionally only ``columns``)."""
-    df = pd.DataFrame(rows)
-    return df[list(columns)] if columns is not None else df
+def frame(rows: list[dict[str, Any]], index: Sequence[str], columns: Optional[Sequence[str]] = None
+          ) -> pd.DataFrame:
+    """Result rows as a table indexed by the ``index`` columns (optionally only ``columns``)."""
+    df = pd.DataFrame(rows).set_index(list(index))
+    return df[[c for c in columns if c not in index]] if columns is not None else df

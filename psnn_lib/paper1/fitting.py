@@ -162,18 +162,19 @@ def readings_frame(tables: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
 
 
 def table5_frame(tables: dict[str, dict[str, list[float]]], reading: str) -> pd.DataFrame:
-    """Table 5, paper / ours under ``reading`` per cell: ✓ reproduced, ✗ by no
-    reading, (n) only under reading n (the readings numbered in order)."""
+    """Table 5: per activation the paper's row, ours under ``reading`` and a mark per
+    cell: ✓ reproduced, ✗ by no reading, (n) only under reading n (numbered in order)."""
     matches = table5_matches(tables)
     order = {name: i + 1 for i, name in enumerate(tables)}
     rows = {}
     for a, paper in TABLE5.items():
-        cells = []
-        for t, (o, p) in enumerate(zip(tables[reading][a], paper)):
+        marks = []
+        for t in range(len(paper)):
             others = [str(order[n]) for n in tables if matches[n][a][t]]
-            mark = "✓" if matches[reading][a][t] else (f"({', '.join(others)})" if others else "✗")
-            cells.append(f"{p:.4f} / {o:.4f} {mark}")
-        rows[a] = cells
+            marks.append("✓" if matches[reading][a][t] else (f"({', '.join(others)})" if others else "✗"))
+        rows[(a, "paper")] = [f"{p:.4f}" for p in paper]
+        rows[(a, "ours")] = [f"{o:.4f}" for o in tables[reading][a]]
+        rows[(a, "")] = marks
     return pd.DataFrame.from_dict(rows, orient="index", columns=[f"it. {t}" for t in range(1, 10)])
 
 
@@ -209,6 +210,13 @@ def error_vs_dy(activations: Sequence[str], dys: Sequence[float], l: float, r: f
                          "grid_error": p.grid_error,
                          "bound": p.error_bound})
     return rows
+
+
+def error_vs_dy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Max error and its bound per activation (rows) and dy (columns)."""
+    df = pd.DataFrame(rows).pivot(index="activation", columns="dy", values=["max_error", "bound"])
+    df = df.reindex(columns=sorted(df.columns, key=lambda c: (c[0] != "max_error", -c[1])))
+    return df.rename(columns={"max_error": "max |PS - f|"}, level=0)
 
 
 def error_vs_dy_claims(record: Record, rows: list[dict[str, Any]]) -> None:
