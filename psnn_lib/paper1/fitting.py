@@ -174,8 +174,9 @@ def table5_frame(tables: dict[str, dict[str, list[float]]], reading: str) -> pd.
             marks.append("✓" if matches[reading][a][t] else (f"({', '.join(others)})" if others else "✗"))
         rows[(a, "paper")] = [f"{p:.4f}" for p in paper]
         rows[(a, "ours")] = [f"{o:.4f}" for o in tables[reading][a]]
-        rows[(a, "")] = marks
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[f"it. {t}" for t in range(1, 10)])
+        rows[(a, "match")] = marks
+    index = pd.MultiIndex.from_tuples(list(rows), names=["activation", ""])
+    return pd.DataFrame(list(rows.values()), index=index, columns=[f"it. {t}" for t in range(1, 10)])
 
 
 def table5_claims(record: Record, tables: dict[str, dict[str, list[float]]], reading: str) -> None:
