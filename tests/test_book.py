@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from psnn_lib.book.claims import claims_notebook, counts, load_records
+from psnn_lib.book.claims import claims_notebook, counts, load_records, stale_by_notebook
 from psnn_lib.book.html_check import check_html, check_page
 from psnn_lib.book.provenance import file_digest, loaded_modules, stale_reasons
 from psnn_lib.book.runner import notebook_sources
@@ -81,11 +81,11 @@ def test_claims_page_counts_and_marks_stale_records(tmp_path):
     assert [r["notebook"] for r in load_records(folder)] == ["a", "b"]  # by name
     records = load_records(folder, order=["b", "a"])
     assert [r["target"] for r in records] == ["Table 10", "Table 2"]  # in the order of the book
-    table = counts(records, tmp_path)
+    table = counts(records, stale_by_notebook(records, tmp_path))
     assert table.loc["all", ["reproduced", "deviates", "not run", "notebooks", "stale records"]].tolist() \
         == [2, 1, 2, 2, 0]
     (tmp_path / "psnn_lib" / "ps" / "fit.py").write_text("changed\n")
-    assert counts(records, tmp_path).loc["all", "stale records"] == 2
+    assert counts(records, stale_by_notebook(records, tmp_path)).loc["all", "stale records"] == 2
     nb = claims_notebook(records, tmp_path, "smoke")
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "This record is stale: psnn_lib/ps/fit.py changed" in text and "{doc}`notebooks/a`" in text

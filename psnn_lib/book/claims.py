@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import nbformat
 import pandas as pd
@@ -30,14 +30,19 @@ def load_records(folder: Path, order: Sequence[str] = ()) -> list[dict[str, Any]
     return sorted(records, key=lambda r: (r["paper"], rank.get(r["notebook"], len(rank)), r["notebook"]))
 
 
-def counts(records: list[dict[str, Any]], root: Path) -> pd.DataFrame:
+def stale_by_notebook(records: list[dict[str, Any]], root: Path) -> dict[str, list[str]]:
+    """Why each record is stale against the checkout at ``root`` (hashes each source once)."""
+    return {r["notebook"]: stale_reasons(r, root) for r in records}
+
+
+def counts(records: list[dict[str, Any]], stale: Mapping[str, list[str]]) -> pd.DataFrame:
     """Claims per status, per paper and in all; and how many records are stale."""
     rows = {}
     for paper, title in PAPERS.items():
         mine = [r for r in records if r["paper"] == paper]
         row = {s: sum(r["summary"][s] for r in mine) for s in STATUSES}
         row["notebooks"] = len(mine)
-        row["stale records"] = sum(bool(stale_reasons(r, root)) for r in mine)
+        row["stale records"] = sum(bool(stale[r["notebook"]]) for r in mine)
         rows[f"Paper {paper}: {title}"] = row
     total = {k: sum(row[k] for row in rows.values()) for k in next(iter(rows.values()))}
     rows["all"] = total
@@ -62,17 +67,16 @@ def claims_notebook(records: list[dict[str, Any]], root: Path, profile: str) -> 
                 "A claim is **reproduced** within its stated tolerance, **deviates** (the note says why) or "
                 "was **not run** at this profile. A record is **stale** when its notebook or a library module "
                 "it ran has changed since it was written."),
-             _table_cell(counts(records, root))]
+             _table_cell(counts(records, stale := stale_by_notebook(records, root)))]
     for paper, title in PAPERS.items():
         mine = [r for r in records if r["paper"] == paper]
         cells.append(md(f"## Paper {paper}: {title}" + ("" if mine else "\n\nNo notebook of this book "
                                                                          "reproduces it yet.")))
         for rec in mine:
-            stale = stale_reasons(rec, root)
             summary = ", ".join(f"{rec['summary'][s]} {s}" for s in STATUSES)
             text = f"### {rec['target']}\n\nNotebook {{doc}}`notebooks/{rec['notebook']}`: {summary}."
-            if stale:
-                text += ("\n\n```{warning}\nThis record is stale: " + "; ".join(stale)
+            if stale[rec["notebook"]]:
+                text += ("\n\n```{warning}\nThis record is stale: " + "; ".join(stale[rec["notebook"]])
                          + ". Rerun its notebook.\n```")
             cells.append(md(text))
             cells.append(_table_cell(comparison_frame(Comparison(**r) for r in rec["results"])))
