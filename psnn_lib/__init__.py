@@ -18,6 +18,7 @@ _PUBLIC = {
     "SpikeStats": "neurons.stats",
     "convert": "converter.engine", "ConversionError": "converter.engine",
     "ConvertedModel": "converter.engine", "ConversionReport": "converter.report",
+    "save_converted": "converter.saving", "load_converted": "converter.saving",
     "Method": "converter.methods", "Site": "converter.methods", "get_method": "converter.methods",
     "known_methods": "converter.methods", "register_method": "converter.methods",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Optional, Union
 
 import torch
@@ -48,8 +49,14 @@ LEAKY_RELU_SLOPE = 0.01  # torch's default, the table's "leaky_relu"
 
 
 def _leaky_relu(alpha: float) -> ActivationSpec:
-    return ActivationSpec(f"leaky_relu:{alpha:g}", lambda x: F.leaky_relu(x, negative_slope=alpha),
-                          f"LeakyReLU, alpha = {alpha:g}", lambda: nn.LeakyReLU(alpha))
+    return ActivationSpec(f"leaky_relu:{alpha:g}", partial(F.leaky_relu, negative_slope=alpha),
+                          f"LeakyReLU, alpha = {alpha:g}", partial(nn.LeakyReLU, alpha))
+
+
+# every function and module factory of the table is a module-level name or a
+# functools.partial, so converted models pickle (torch.save of the whole model)
+gelu = partial(F.gelu, approximate="none")
+gelu_tanh = partial(F.gelu, approximate="tanh")
 
 
 for _name, _fn, _desc, _module in [
@@ -57,9 +64,8 @@ for _name, _fn, _desc, _module in [
     ("relu6", F.relu6, "min(max(0, x), 6)", nn.ReLU6),
     ("leaky_relu", _leaky_relu(LEAKY_RELU_SLOPE).fn, "LeakyReLU, alpha = 0.01 (leaky_relu:ALPHA for another slope)",
      nn.LeakyReLU),
-    ("gelu", lambda x: F.gelu(x, approximate="none"), "GELU, exact: x * Phi(x) with erf", nn.GELU),
-    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), "GELU, tanh approximation",
-     lambda: nn.GELU(approximate="tanh")),
+    ("gelu", gelu, "GELU, exact: x * Phi(x) with erf", nn.GELU),
+    ("gelu_tanh", gelu_tanh, "GELU, tanh approximation", partial(nn.GELU, approximate="tanh")),
     ("silu", F.silu, "SiLU / swish: x * sigmoid(x)", nn.SiLU),
     ("mish", F.mish, "x * tanh(softplus(x))", nn.Mish),
     ("selu", F.selu, "SELU (Klambauer et al.)", nn.SELU),

@@ -125,5 +125,34 @@ def test_fixed_number_of_steps():
         fit_ps("relu", -1, 1)
     with pytest.raises(ValueError, match="exactly one"):
         fit_ps("relu", -1, 1, 0.01, K=8)
-    with pytest.raises(ValueError, match="positive int"):
-        fit_ps("relu", -1, 1, K=0)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="positive int"):
+            fit_ps("relu", -1, 1, K=bad)
+
+
+def test_tiny_interval_gives_a_near_constant_neuron():
+    p = fit_ps("sigmoid", 0, 1e-13, K=16)
+    assert p.points == 2 and p.grid[0] == 0 and p.grid[-1] == 1e-13 and p.delta == 1e-13
+    x = torch.tensor([-1.0, 0.0, 4e-14, 1e-13, 1.0], dtype=torch.float64)
+    assert float((PSNeuron(p)(x) - 0.5).abs().max()) <= 1e-13
+
+
+def test_wide_interval_is_capped_at_max_grid_points():
+    from psnn_lib.ps.grid import MAX_GRID_POINTS
+
+    with pytest.warns(UserWarning, match=r"needs more than 131072 grid points; using step 0\.3052"):
+        p = fit_ps("gelu", -2e4, 2e4, K=16)
+    assert MAX_GRID_POINTS == 2 ** 17 and p.points == MAX_GRID_POINTS == p.grid.numel()
+    assert p.step == 1e-3 and p.delta == pytest.approx(4e4 / (MAX_GRID_POINTS - 1))
+    x = torch.rand(200_000, dtype=torch.float64) * 4e4 - 2e4
+    err = (PSNeuron(p)(x) - resolve_activation("gelu")[1](x)).abs().max()
+    assert float(err) <= p.error_bound * (1 + 1e-9)
+    assert p.error_bound <= float(p.d[-1]) + 0.5 * p.delta * 1.13  # 2^s + L delta / 2, L = sup gelu' < 1.13
+
+
+def test_refit_rebuilds_the_same_tables_without_touching_the_original():
+    p = fit_ps("silu", -4, 4, 0.01, 1e-3)
+    slim = p.slim()
+    assert slim.tables is None and p.tables is not None
+    assert torch.equal(slim.h, p.h) and torch.equal(slim.accumulated, p.accumulated)
+    assert slim.tables is not None and slim.tables is not p.tables

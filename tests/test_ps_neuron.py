@@ -74,3 +74,26 @@ def test_neuron_is_an_nn_module_in_a_model(fits):
         ref = torch.nn.Sequential(model[0], torch.nn.GELU(), model[2])
         x = torch.randn(16, 4)
         assert torch.allclose(model(x), ref(x), atol=0.05)
+
+
+def test_fast_neuron_holds_no_reset_table_and_builds_it_for_the_stepped_path(fits):
+    p = fits["gelu"]
+    n = PSNeuron(p)
+    x = torch.randn(5000) * 4
+    fast = n(x)
+    assert n.params.tables is None and p.tables is not None  # the caller's params are not touched
+    small = n.table_bytes()
+    assert small == (p.grid.numel() + 2) * (4 + 1) + 2 * p.K * 8  # float32 outputs, uint8 counts, d, T
+    assert small * 10 < p.h.numel() * p.h.element_size()
+    n.mode = "stepped"
+    spikes = n.stats.spikes
+    assert torch.equal(n(x), fast) and n.stats.spikes == 2 * spikes > 0
+    assert torch.equal(n.params.h, p.h) and n.table_bytes() > small + p.h.numel() * 8
+
+
+def test_neuron_pickles_and_rebuilds_its_reset_table(tmp_path, fits):
+    n = PSNeuron(fit_ps("gelu", -6, 6, 0.01, 1e-3), "stepped")  # refit recipe: fit_ps on a name
+    torch.save(n, tmp_path / "n.pt")
+    loaded = torch.load(tmp_path / "n.pt", weights_only=False)
+    x = torch.randn(1000) * 4
+    assert loaded.params.tables is None and torch.equal(loaded(x), PSNeuron(fits["gelu"])(x))

@@ -19,17 +19,23 @@ from torch import nn
 from ..activations import Activation
 
 SAMPLE_SIZE = 200_000
+# a min-max interval wider than this many times the range of 99.98 % of the
+# inputs is set by a few outliers (the converter warns and notes it)
+OUTLIER_RATIO = 4.0
 
 
 class Observer(nn.Module):
-    """Computes ``fn(x)`` and records x (min, max, count, a bounded sample)."""
+    """Computes ``fn(x)`` and records x (min, max, count, a bounded sample).
+
+    NaN and infinite inputs are not recorded; ``nonfinite`` counts them.
+    """
 
     def __init__(self, fn: Activation, sample_size: int = SAMPLE_SIZE, seed: int = 0) -> None:
         super().__init__()
         self.fn = fn
         self.sample_size = sample_size
         self.count = 0
-        self.nan = 0
+        self.nonfinite = 0
         self.lo, self.hi = math.inf, -math.inf
         self.sample = torch.empty(0)
         self._gen = torch.Generator().manual_seed(seed)
@@ -37,10 +43,10 @@ class Observer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             flat = x.detach().reshape(-1).float().cpu()
-            bad = torch.isnan(flat)
-            if bad.any():
-                self.nan += int(bad.sum())
-                flat = flat[~bad]
+            finite = torch.isfinite(flat)
+            if not finite.all():
+                self.nonfinite += int(flat.numel() - finite.sum())
+                flat = flat[finite]
             if flat.numel():
                 lo, hi = torch.aminmax(flat)
                 self.lo, self.hi = min(self.lo, float(lo)), max(self.hi, float(hi))
@@ -69,7 +75,7 @@ class Observer(nn.Module):
         if self.count == 0:
             raise RuntimeError(
                 "this site saw no finite calibration input; check the calibration data "
-                f"({self.nan} NaN values seen)" if self.nan else
+                f"({self.nonfinite} NaN or infinite values seen)" if self.nonfinite else
                 "this site saw no calibration input: it is never reached by the forward pass"
             )
         how = check_how(how)
@@ -78,6 +84,12 @@ class Observer(nn.Module):
         p = how
         q = torch.quantile(self.sample.double(), torch.tensor([1 - p / 100, p / 100], dtype=torch.float64))
         return float(q[0]), float(q[1])
+
+    def outlier_ratio(self) -> tuple[float, tuple[float, float]]:
+        """Width of the min-max interval over that of the 0.01 %-99.99 % quantiles (and those quantiles)."""
+        a, b = self.interval(99.99)
+        wide = self.hi - self.lo
+        return (wide / (b - a) if b > a else (math.inf if wide > 0 else 1.0)), (a, b)
 
     def clipped_fraction(self, l: float, r: float) -> float:
         """Fraction of calibration inputs outside [l, r] (estimated on the sample)."""

@@ -5,14 +5,18 @@
 
 1. *validate*: trace the model with torch.fx and find every element-wise
    activation, as a module (``nn.GELU``, Hugging Face ``GELUActivation``, ...)
-   or a functional call (``F.gelu``, ``torch.sigmoid``, ``x.relu()``). Each
-   call becomes its own :class:`ActivationSite`, even when one module object
-   is called twice. A model that does not trace falls back to swapping
-   activation modules in place.
+   or a functional call (``F.gelu``, ``torch.sigmoid``, ``x.relu()``, ReLU
+   spelt as ``clamp(min=0)``). Each call becomes its own :class:`ActivationSite`,
+   even when one module object is called twice; an in-place activation
+   (``relu_``, ``inplace=True``) stays in place. A model that does not trace
+   falls back to swapping activation modules in place.
 2. *calibrate*: each site first holds an :class:`~psnn_lib.converter.calibration.Observer`;
    one pass over the calibration data records the input range per site. The
    first batch runs under an :class:`~psnn_lib.converter.sites.ActivationProbe`,
-   which lists any activation that still runs outside a site.
+   which lists any activation that still runs outside a site and every analog
+   non-linearity (softmax, normalisations, attention, gating products), and is
+   checked against the original model: the copy with observers must compute
+   the same output.
 3. *replace*: the method from the registry (``methods``) builds a
    neuron per site on its interval.
 4. *simulate*: the converted model runs the neurons (``set_mode`` picks a
@@ -20,26 +24,31 @@
 
 Nothing is left analog silently: unsupported or leftover activations raise
 :class:`ConversionError` (``strict=True``, the default) or are listed in the
-report with a warning. Softmax-like operations are not element-wise and
-stay analog by design (paper 1, Sect. 4); the report lists them.
+report with a warning; a model without any site converts with a warning.
+Softmax-like operations are not element-wise and stay analog by design
+(paper 1, Sect. 4); the report lists them.
 """
 from __future__ import annotations
 
 import copy
+import math
 import warnings
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 import torch
 from torch import fx, nn
 
 from ..activations import ActivationSpec
 from ..progress import progress_bar
-from .calibration import Observer, check_how
+from .calibration import OUTLIER_RATIO, Observer, check_how
+from .inputs import batch_size, batches, clone, tensors, to_device, tree_map
 from .methods import Method, Site, get_method
 from .network_stats import NetworkStats, fanouts, network_stats
 from .report import ConversionReport
-from .sites import (ActivationProbe, NOT_ELEMENTWISE, UnsupportedActivation, call_activation,
-                    is_not_elementwise, module_activation, site_scope)
+from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
+                    site_scope)
+
+Interval = tuple[float, float]
 
 
 class ConversionError(RuntimeError):
@@ -47,44 +56,61 @@ class ConversionError(RuntimeError):
 
 
 class ActivationSite(nn.Module):
-    """Where an activation was: holds an observer, then the neuron."""
+    """Where an activation was: holds an observer, then the neuron.
 
-    def __init__(self, name: str, spec: ActivationSpec, source: str) -> None:
+    An in-place activation site writes its result into its input, as the
+    activation did, so code that ignores the return value still sees it.
+    """
+
+    def __init__(self, name: str, spec: ActivationSpec, source: str, inplace: bool = False) -> None:
         super().__init__()
-        self.site_name, self.spec, self.source = name, spec, source
+        self.site_name, self.spec, self.source, self.inplace = name, spec, source, inplace
         self.impl: nn.Module = Observer(spec.fn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with site_scope():
-            return self.impl(x)
+            out = self.impl(x)
+        return x.copy_(out) if self.inplace else out
 
     def extra_repr(self) -> str:
-        return f"{self.spec.name} ({self.source})"
+        return f"{self.spec.name} ({self.source}{', in place' if self.inplace else ''})"
 
 
 class ConvertedModel(nn.Module):
-    """A model whose activations are spiking neurons of one method."""
+    """A model whose activations are spiking neurons of one method.
+
+    Called like the original model (any positional and keyword arguments).
+    ``method_name``, ``options``, ``activations`` and ``intervals`` (per site)
+    are what :func:`~psnn_lib.converter.saving.save_converted` writes.
+    """
 
     def __init__(self, model: nn.Module, sites: dict[str, ActivationSite], method: Method,
-                 options: dict, synapses: Optional[dict[str, float]]) -> None:
+                 options: dict, intervals: dict[str, Interval], synapses: Optional[dict[str, float]]) -> None:
         super().__init__()
         self.model = model
         self.method_name = method.name
+        self.options = dict(options)
         self.passes = method.passes(options)
         # the neuron module of every site, by site name (fixed after conversion)
         self.neurons: dict[str, nn.Module] = {name: site.impl for name, site in sites.items()}
+        self.activations = {name: site.spec.name for name, site in sites.items()}
+        self.intervals = dict(intervals)
         self._synapses = synapses
         self.samples = 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """One inference: ``passes`` network time steps, outputs averaged."""
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """One inference: ``passes`` network time steps, outputs averaged
+        (accumulated in at least float32, returned in the model's dtypes)."""
         for neuron in self.neurons.values():
             neuron.reset_state()
-        self.samples += x.shape[0] if x.dim() else 1
-        out = self.model(x)
+        self.samples += batch_size((args, kwargs))
+        out = self.model(*args, **kwargs)
+        if self.passes == 1:
+            return out
+        total = tree_map(lambda t: t.to(torch.promote_types(t.dtype, torch.float32), copy=True), out)
         for _ in range(self.passes - 1):
-            out = out + self.model(x)
-        return out / self.passes if self.passes > 1 else out
+            total = tree_map(torch.Tensor.add_, total, self.model(*args, **kwargs))
+        return tree_map(lambda t, o: t.div_(self.passes).to(o.dtype), total, out)
 
     def set_mode(self, mode: str) -> "ConvertedModel":
         """Choose the simulator of every neuron (e.g. PS: "fast" or "stepped")."""
@@ -104,15 +130,6 @@ class ConvertedModel(nn.Module):
         return network_stats(self.neurons, self.samples, self._synapses)
 
 
-def _batches(calibration: Union[torch.Tensor, Iterable], limit: Optional[int]) -> Iterable[torch.Tensor]:
-    if isinstance(calibration, torch.Tensor):
-        calibration = [calibration]
-    for i, batch in enumerate(calibration):
-        if limit is not None and i >= limit:
-            return
-        yield batch[0] if isinstance(batch, (tuple, list)) else batch
-
-
 class _Tracer(fx.Tracer):
     """Keeps activation modules (Hugging Face ones too) as leaves."""
 
@@ -125,7 +142,7 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, qualname)
 
 
-def _trace_sites(model: nn.Module, problems: list[str], analog: list[str]
+def _trace_sites(model: nn.Module, problems: list[str]
                  ) -> tuple[fx.GraphModule, dict[str, ActivationSite], dict[str, fx.Node]]:
     graph = _Tracer().trace(model)
     gm = fx.GraphModule(model, graph, class_name=type(model).__name__)
@@ -133,25 +150,18 @@ def _trace_sites(model: nn.Module, problems: list[str], analog: list[str]
     gm.add_module("psnn_sites", holder)
     sites, nodes = {}, {}
     for node in list(gm.graph.nodes):
+        module = gm.get_submodule(node.target) if node.op == "call_module" else None
         try:
-            if node.op == "call_module":
-                module = gm.get_submodule(node.target)
-                if isinstance(module, NOT_ELEMENTWISE):
-                    analog.append(f"{node.target} ({type(module).__name__})")
-                    continue
+            if module is not None:
                 spec, source = module_activation(module), f"module {node.target} ({type(module).__name__})"
             else:
-                if is_not_elementwise(node):
-                    analog.append(f"{node.name} ({node.target if isinstance(node.target, str) else node.target.__name__})")
-                    continue
-                spec = call_activation(node)
-                source = f"call {node.name}"
+                spec, source = call_activation(node), f"call {node.name}"
         except UnsupportedActivation as err:
             problems.append(str(err))
             continue
         if spec is None:
             continue
-        site = ActivationSite(node.name, spec, source)
+        site = ActivationSite(node.name, spec, source, is_inplace(node, module))
         holder[node.name] = site
         with gm.graph.inserting_after(node):
             new = gm.graph.call_module(f"psnn_sites.{node.name}", (node.args[0],))
@@ -164,14 +174,11 @@ def _trace_sites(model: nn.Module, problems: list[str], analog: list[str]
     return gm, sites, nodes
 
 
-def _swap_sites(model: nn.Module, problems: list[str], analog: list[str]) -> dict[str, ActivationSite]:
+def _swap_sites(model: nn.Module, problems: list[str]) -> dict[str, ActivationSite]:
     sites: dict[str, ActivationSite] = {}
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
             path = f"{parent_name}.{child_name}" if parent_name else child_name
-            if isinstance(child, NOT_ELEMENTWISE):
-                analog.append(f"{path} ({type(child).__name__})")
-                continue
             try:
                 spec = module_activation(child)
             except UnsupportedActivation as err:
@@ -179,18 +186,29 @@ def _swap_sites(model: nn.Module, problems: list[str], analog: list[str]) -> dic
                 continue
             if spec is not None:
                 key = path.replace(".", "_")
-                site = ActivationSite(key, spec, f"module {path} ({type(child).__name__}), swapped")
+                site = ActivationSite(key, spec, f"module {path} ({type(child).__name__}), swapped",
+                                      is_inplace(None, child))
                 setattr(parent, child_name, site)
                 sites[key] = site
     return sites
+
+
+def _check_interval(interval: Any, where: str) -> Interval:
+    try:
+        l, r = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: an interval is a pair (l, r) of numbers, got {interval!r}") from None
+    if not (math.isfinite(l) and math.isfinite(r) and r > l):
+        raise ValueError(f"{where} {interval!r} is empty or not finite: need finite l < r")
+    return l, r
 
 
 def convert(
     model: nn.Module,
     method: str = "ps",
     *,
-    calibration: Union[torch.Tensor, Iterable, None] = None,
-    interval: Optional[tuple[float, float]] = None,
+    calibration: Union[torch.Tensor, Mapping, Iterable, None] = None,
+    interval: Union[Interval, Mapping[str, Interval], None] = None,
     observer: Union[str, float] = "minmax",
     max_batches: Optional[int] = None,
     strict: bool = True,
@@ -199,11 +217,15 @@ def convert(
 ) -> tuple[ConvertedModel, ConversionReport]:
     """Convert every element-wise activation of ``model`` to spiking neurons.
 
-    ``calibration``: a tensor or an iterable of batches (``x`` or ``(x, y)``);
-    each site's interval is its input range by ``observer`` ("minmax" or a
-    percentile such as 99.9). ``interval=(l, r)`` gives every site the same
-    interval instead (calibration data, when given, then only measures
-    clipping and checks for leftovers). ``options`` go to the method (see
+    ``calibration``: a tensor, a dict of model inputs, or an iterable of
+    batches (see :mod:`psnn_lib.converter.inputs`: ``x``, ``(x, y)`` or a
+    dict such as a tokenizer's output); each site's interval is its input
+    range by ``observer`` ("minmax" or a percentile such as 99.9).
+    ``interval=(l, r)`` gives every site the same interval instead, and a
+    dict ``{site: (l, r)}`` one per site (it must name every site; this is
+    how :func:`~psnn_lib.converter.saving.load_converted` rebuilds a model);
+    calibration data, when given with it, then only measures clipping and
+    checks for leftovers. ``options`` go to the method (see
     ``get_method(name).defaults``). The input model is not modified.
     """
     chosen = get_method(method)
@@ -211,27 +233,30 @@ def convert(
     how = check_how(observer)
     if calibration is None and interval is None:
         raise ValueError("give calibration data (to measure each site's range) or a global interval=(l, r)")
-    if interval is not None and not (float(interval[1]) > float(interval[0])):
-        raise ValueError(f"empty interval {interval}: need l < r")
+    if interval is not None and not isinstance(interval, Mapping):
+        interval = _check_interval(interval, "interval")
     work = copy.deepcopy(model).eval()
     problems: list[str] = []
-    analog: list[str] = []
     try:
-        work, sites, nodes = _trace_sites(work, problems, analog)
+        work, sites, nodes = _trace_sites(work, problems)
         traced = True
     except Exception as err:  # any tracing failure: fall back to module swap
         warnings.warn(f"torch.fx could not trace {type(model).__name__} ({type(err).__name__}: {err}); "
                       "swapping activation modules instead", stacklevel=2)
-        problems.clear(), analog.clear()
+        problems.clear()
         work = copy.deepcopy(model).eval()
-        sites, nodes, traced = _swap_sites(work, problems, analog), {}, False
+        sites, nodes, traced = _swap_sites(work, problems), {}, False
         if calibration is None:
             raise ValueError("this model does not trace with torch.fx: pass calibration data so that "
                              "the converter can check no functional activation is left") from err
+    intervals = _site_intervals(interval, sites) if isinstance(interval, Mapping) else None
     rejected = {name for name, site in sites.items() if chosen.accepts(site.spec)}
     problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {chosen.accepts(sites[n].spec)}" for n in rejected)
 
-    samples = _calibrate(work, sites, calibration, max_batches, progress, problems) if calibration is not None else 0
+    analog: list[str] = []
+    samples = 0
+    if calibration is not None:
+        samples = _calibrate(model, work, calibration, max_batches, progress, problems, analog)
     if problems:
         message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
         if strict:
@@ -239,29 +264,70 @@ def convert(
         warnings.warn(message, stacklevel=2)
 
     report = ConversionReport(method, chosen.spikes, traced, samples, unconverted=problems, kept_analog=analog)
+    if not sites:
+        note = (f"no activation site in {type(model).__name__}: the converted model computes the original "
+                "model, nothing spikes")
+        report.notes.append(note)
+        warnings.warn(note, stacklevel=2)
+    if calibration is None:
+        report.notes.append("no calibration data: leftover activations and analog operations were not probed")
     device = next((p.device for p in work.parameters()), torch.device("cpu"))
+    chosen_intervals: dict[str, Interval] = {}
     for name, site in progress_bar(sites.items(), desc=f"building {method} neurons", enabled=progress):
         obs = site.impl
         if name in rejected:
             site.impl = _Analog(site.spec)
             continue
+        l, r = _interval_of(name, site, obs, how, interval, intervals, report)
         try:
-            l, r = (float(interval[0]), float(interval[1])) if interval is not None else obs.interval(how)
-        except RuntimeError as err:
-            raise ConversionError(f"site {name} ({site.source}): {err}") from None
-        if obs.nan:
-            warnings.warn(f"site {name}: {obs.nan} NaN calibration input(s) ignored (the report counts them)",
-                          stacklevel=2)
-        site.impl = chosen.build(Site(name, site.spec, (l, r), obs), opts).to(device)
+            site.impl = chosen.build(Site(name, site.spec, (l, r), obs), opts).to(device)
+        except (ValueError, RuntimeError) as err:
+            raise ConversionError(f"site {name} ({site.source}, [{l:.6g}, {r:.6g}]): {err}") from err
+        chosen_intervals[name] = (l, r)
         report.rows.append({
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
             "K": site.impl.stats.K,
             "neurons": obs.count // samples if samples else 0,
-            "clipped_fraction": obs.clipped_fraction(l, r), "nan_inputs": obs.nan,
+            "clipped_fraction": obs.clipped_fraction(l, r), "nonfinite_inputs": obs.nonfinite,
+            **chosen.details(site.impl),
         })
     kept = {k: v for k, v in sites.items() if k not in rejected}
     synapses = fanouts(work, nodes) if traced else None
-    return ConvertedModel(work, kept, chosen, opts, synapses), report
+    return ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses), report
+
+
+def _site_intervals(given: Mapping[str, Interval], sites: dict[str, ActivationSite]) -> dict[str, Interval]:
+    """Per-site intervals: exactly the model's sites, each a valid interval."""
+    missing, unknown = sorted(set(sites) - set(given)), sorted(set(given) - set(sites))
+    if missing or unknown:
+        raise ValueError(f"interval names sites {sorted(given)}, the model has sites {sorted(sites)}"
+                         + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+    return {name: _check_interval(given[name], f"site {name}") for name in sites}
+
+
+def _interval_of(name: str, site: ActivationSite, obs: Observer, how: Union[str, float],
+                 interval: Any, intervals: Optional[dict[str, Interval]], report: ConversionReport) -> Interval:
+    """The site's interval: given, or calibrated by ``how`` (warning when outliers set it)."""
+    if intervals is not None:
+        return intervals[name]
+    if interval is not None:
+        return interval
+    try:
+        l, r = obs.interval(how)
+    except RuntimeError as err:
+        raise ConversionError(f"site {name} ({site.source}): {err}") from None
+    if obs.nonfinite:
+        warnings.warn(f"site {name}: {obs.nonfinite} NaN or infinite calibration input(s) ignored "
+                      "(the report counts them)", stacklevel=3)
+    if how == "minmax":
+        ratio, (a, b) = obs.outlier_ratio()
+        if ratio > OUTLIER_RATIO:
+            note = (f"site {name}: its min-max interval [{l:.4g}, {r:.4g}] is {ratio:.0f}x wider than the "
+                    f"range [{a:.4g}, {b:.4g}] of 99.98% of its calibration inputs: a few outliers set it "
+                    "(coarser neurons); consider observer=99.9")
+            report.notes.append(note)
+            warnings.warn(note, stacklevel=3)
+    return l, r
 
 
 class _Analog(nn.Module):
@@ -275,22 +341,61 @@ class _Analog(nn.Module):
         return self.spec.fn(x)
 
 
-def _calibrate(model: nn.Module, sites: dict[str, ActivationSite], calibration, max_batches: Optional[int],
-               progress: bool, problems: list[str]) -> int:
-    """One pass over the calibration data; the first batch runs under the probe."""
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+# the copy with observers may differ from the model by reordered float operations, never more
+_SAME_OUTPUT_RTOL = 1e-3
+
+
+def _calibrate(model: nn.Module, work: nn.Module, calibration, max_batches: Optional[int],
+               progress: bool, problems: list[str], analog: list[str]) -> int:
+    """One pass over the calibration data. The first batch runs under the probe
+    and is checked against the original model (in eval mode, restored after)."""
+    device = next((p.device for p in work.parameters()), torch.device("cpu"))
     samples = 0
     with torch.no_grad():
-        for i, x in enumerate(progress_bar(_batches(calibration, max_batches), desc="calibrating", enabled=progress)):
-            x = x.to(device)
+        for i, call in enumerate(progress_bar(batches(calibration, max_batches), desc="calibrating",
+                                              enabled=progress)):
+            args, kwargs = to_device(call, device)
             if i == 0:
-                with ActivationProbe(model) as probe:
-                    model(x)
+                reference = _eval_output(model, clone((args, kwargs)))
+                with ActivationProbe(work) as probe:
+                    out = work(*args, **kwargs)
                 problems.extend(f"{where} (called {n}x outside any converted site)"
                                 for where, n in probe.found.items())
+                analog.extend(f"{where} (x{n})" for where, n in probe.analog.items())
+                if not problems:
+                    _check_same(reference, out)
             else:
-                model(x)
-            samples += x.shape[0]
+                work(*args, **kwargs)
+            samples += batch_size((args, kwargs))
     if samples == 0:
         raise ValueError("the calibration data yielded no batch")
     return samples
+
+
+def _eval_output(model: nn.Module, call: tuple[tuple, dict]) -> Any:
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        return model(*call[0], **call[1])
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def _check_same(reference: Any, out: Any) -> None:
+    """The copy with observers must compute what the model computes."""
+    ref, got = tensors(reference), tensors(out)
+    if len(ref) != len(got):
+        raise ConversionError(f"the converter's copy of the model returns {len(got)} tensors, the model {len(ref)}")
+    for a, b in zip(ref, got):
+        if not torch.is_floating_point(a):
+            continue
+        scale = float(a.detach().abs().nan_to_num(0, 0, 0).max()) if a.numel() else 0.0
+        diff = (a.double() - b.double()).abs().nan_to_num(0.0, math.inf, math.inf)
+        if a.shape != b.shape or (diff.numel() and float(diff.max()) > _SAME_OUTPUT_RTOL * max(scale, 1e-6)) \
+                or not torch.equal(a.isnan(), b.isnan()):
+            raise ConversionError(
+                "the converter's copy of the model (exact activations, before any neuron) does not compute "
+                f"the model's output (largest difference {float(diff.max()) if diff.numel() else math.nan:.3g}): "
+                "the model is not deterministic in eval mode, or an operation the converter rewired acts "
+                "differently (please report the model)")

@@ -12,7 +12,10 @@ once with :func:`register_method` and says
   rate coding, whose IF neurons integrate over T network time steps);
 - ``spikes``: what its neurons emit (binary spikes, signed spikes, a look-up),
   shown in reports so nobody mistakes real values for spikes;
-- ``defaults``: its options; unknown options are an error.
+- ``defaults``: its options; unknown options are an error, and ``check(options)``
+  rejects bad values before any calibration pass;
+- ``details(neuron)``: extra report columns of one built neuron (its table
+  memory in bytes, a PS grid step, ...).
 
 Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
 ``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
@@ -53,13 +56,23 @@ class Method:
     defaults: dict = field(default_factory=dict)
     accepts: Callable[[ActivationSpec], Optional[str]] = lambda spec: None
     passes: Callable[[dict], int] = lambda options: 1
+    check: Callable[[dict], None] = lambda options: None
+    details: Callable[[nn.Module], dict] = lambda neuron: {}
 
     def options(self, given: dict[str, Any]) -> dict[str, Any]:
         unknown = set(given) - set(self.defaults)
         if unknown:
             raise TypeError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
                             f"it takes {sorted(self.defaults)}")
-        return {**self.defaults, **given}
+        options = {**self.defaults, **given}
+        self.check(options)
+        return options
+
+
+def positive_int(name: str, value: Any) -> None:
+    """An option that counts (K, T): a positive int, not a bool or a float."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 _METHODS: dict[str, Method] = {}
@@ -82,14 +95,31 @@ def known_methods() -> list[str]:
     return sorted(_METHODS)
 
 
+PS_DEFAULT_K = 16
+
+
+def _check_ps(o: dict) -> None:
+    """K or dy (Eq. 17 or 18), never both; a valid step and mode."""
+    if o["K"] is not None and o["dy"] is not None:
+        raise ValueError(f"give K (time steps) or dy (precision), not both: K={o['K']!r}, dy={o['dy']!r}")
+    if o["K"] is not None:
+        positive_int("K", o["K"])
+    for name in ("dy", "step"):
+        if o[name] is not None and (isinstance(o[name], bool) or not isinstance(o[name], (int, float))
+                                    or not 0 < o[name] < float("inf")):
+            raise ValueError(f"{name} must be a positive number, got {o[name]!r}")
+    if o["mode"] not in PSNeuron.MODES:
+        raise ValueError(f"mode must be one of {PSNeuron.MODES}, got {o['mode']!r}")
+
+
 def _build_ps(site: Site, o: dict) -> PSNeuron:
-    """PS neuron fitted on the site's interval (Algorithm 1) with K steps or precision dy."""
+    """PS neuron fitted on the site's interval (Algorithm 1) with K steps (default 16) or precision dy."""
     l, r = site.interval
     if not r > l:
-        raise ValueError(f"site {site.name}: empty interval [{l}, {r}] (the calibration inputs are constant); "
+        raise ValueError(f"empty interval [{l}, {r}] (the calibration inputs are constant); "
                          "widen it with convert(..., interval=(l, r))")
-    params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"], K=None if o["dy"] else o["K"],
-                    first_weight=o["first_weight"])
+    K = None if o["dy"] is not None else (o["K"] or PS_DEFAULT_K)
+    params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"], K=K, first_weight=o["first_weight"])
     params.activation = site.spec.name
     return PSNeuron(params, mode=o["mode"])
 
@@ -98,7 +128,9 @@ register_method(Method(
     name="ps",
     build=_build_ps,
     spikes=PSNeuron.spikes,
-    defaults={"K": 16, "dy": None, "step": 1e-3, "first_weight": "paper", "mode": "fast"},
+    defaults={"K": None, "dy": None, "step": 1e-3, "first_weight": "paper", "mode": "fast"},
+    check=_check_ps,
+    details=lambda neuron: {"step": neuron.params.delta, "table_bytes": neuron.table_bytes()},
 ))
 
 
@@ -108,7 +140,7 @@ def _build_fs(site: Site, o: dict) -> FSNeuron:
         alpha = o["alpha"] if o["alpha"] is not None else site.interval[1]
         alpha = min(alpha, 6.0) if name == "relu6" else alpha
         if not alpha > 0:
-            raise ValueError(f"site {site.name}: FS ReLU needs alpha > 0, got {alpha:g}")
+            raise ValueError(f"FS ReLU needs alpha > 0, got {alpha:g}")
         return FSNeuron(relu_params(alpha, K, name))
     params = lookup(load_table(o["table"]), name, K)
     if params is None:
@@ -128,6 +160,8 @@ register_method(Method(
     spikes=FSNeuron.spikes,
     defaults={"K": 16, "alpha": None, "table": None, "train": False,
               "restarts": 8, "steps": 1000, "points": 20_000},
+    check=lambda o: positive_int("K", o["K"]),
+    details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))
 
 
@@ -141,7 +175,7 @@ def _build_rate(site: Site, o: dict) -> IFNeuron:
     l, r = site.interval
     theta = min(r, 6.0) if site.spec.name == "relu6" else r
     if not theta > 0:
-        raise ValueError(f"site {site.name}: its calibrated inputs are never positive (r = {r:g}); "
+        raise ValueError(f"its calibrated inputs are never positive (r = {r:g}); "
                          "an IF threshold needs r > 0")
     return IFNeuron(theta, o["T"], o["v_init"])
 
@@ -153,4 +187,6 @@ register_method(Method(
     defaults={"T": 32, "v_init": 0.0},
     accepts=_accepts_rate,
     passes=lambda o: int(o["T"]),
+    check=lambda o: positive_int("T", o["T"]),
+    details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))

@@ -68,8 +68,11 @@ _PARAMETRISED: dict[type, Callable[[nn.Module], ActivationSpec]] = {
     nn.LeakyReLU: lambda m: _leaky(m.negative_slope),
     nn.ELU: lambda m: activation_spec("elu") if m.alpha == 1.0 else _module_fn(m),
     nn.Softplus: lambda m: activation_spec("softplus") if (m.beta, m.threshold) == (1.0, 20.0) else _module_fn(m),
+    # ReLU spelt otherwise: Hardtanh(0, 6) is ReLU6, Threshold(0, 0) is ReLU
+    nn.Hardtanh: lambda m: activation_spec("relu6") if (m.min_val, m.max_val) == (0, 6) else _module_fn(m),
+    nn.Threshold: lambda m: activation_spec("relu") if (m.threshold, m.value) == (0, 0) else _module_fn(m),
 }
-_UNTABLED = (nn.CELU, nn.Hardtanh, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink, nn.Hardshrink, nn.Softshrink)
+_UNTABLED = (nn.CELU, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink, nn.Hardshrink, nn.Softshrink)
 _TORCH_MODULES: dict[type, Callable[[nn.Module], ActivationSpec]] = {
     **{type(spec.module()): _fixed(spec) for spec in registered_activations()
        if spec.module and type(spec.module()) not in _PARAMETRISED},
@@ -92,10 +95,8 @@ _HF_MODULES: dict[str, Callable[[nn.Module], ActivationSpec]] = {
     "LaplaceActivation": _module_fn,
     "SwiGLUActivation": None,  # not element-wise: reported unsupported
 }
-# kept analog on purpose: not element-wise (paper 1 leaves softmax out of scope)
-NOT_ELEMENTWISE = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d)
 # element-wise-looking but per-channel or gated: cannot be one shared neuron
-UNSUPPORTED_MODULES = (nn.PReLU, nn.RReLU, nn.GLU, nn.Threshold)
+UNSUPPORTED_MODULES = (nn.PReLU, nn.RReLU, nn.GLU)
 
 
 def module_activation(module: nn.Module) -> Optional[ActivationSpec]:
@@ -136,85 +137,172 @@ for _targets, _name, _extra in [
     ((F.hardsigmoid,), "hardsigmoid", ("inplace",)),
     ((torch.sigmoid, F.sigmoid, torch.sigmoid_, "sigmoid", "sigmoid_"), "sigmoid", ()),
     ((torch.tanh, F.tanh, torch.tanh_, "tanh", "tanh_"), "tanh", ()),
-    ((F.selu, torch.selu, torch.selu_), "selu", ("inplace",)),
-    ((F.elu,), "elu", ("alpha", "inplace")),
-    ((F.leaky_relu,), "leaky_relu", ("negative_slope", "inplace")),
+    ((F.selu, torch.selu, torch.selu_, F.selu_), "selu", ("inplace",)),
+    ((F.elu, F.elu_), "elu", ("alpha", "inplace")),
+    ((F.leaky_relu, F.leaky_relu_), "leaky_relu", ("negative_slope", "inplace")),
     ((F.softplus,), "softplus", ("beta", "threshold")),
+    # element-wise functions outside the table: converted as the function itself
+    ((F.hardtanh, F.hardtanh_), "hardtanh", ("min_val", "max_val", "inplace")),
+    ((F.threshold, F.threshold_), "threshold", ("threshold", "value", "inplace")),
+    ((F.celu, F.celu_), "celu", ("alpha", "inplace")),
+    ((F.logsigmoid,), "logsigmoid", ()),
+    ((F.softsign,), "softsign", ()),
+    ((F.hardshrink,), "hardshrink", ("lambd",)),
+    ((F.softshrink,), "softshrink", ("lambd",)),
+    ((F.tanhshrink,), "tanhshrink", ()),
+    # ReLU spelt as a clamp: only clamp(min=0) and clamp(0, 6) are activations
+    ((torch.clamp, torch.clip, torch.clamp_, torch.clip_, "clamp", "clip", "clamp_", "clip_"), "clamp",
+     ("min", "max")),
+    ((torch.clamp_min, torch.clamp_min_, "clamp_min", "clamp_min_"), "clamp", ("min",)),
 ]:
     for _t in _targets:
         _FUNCTIONS[_t] = (_name, _extra)
 _DEFAULTS = {"approximate": "none", "alpha": 1.0, "negative_slope": 0.01, "beta": 1.0, "threshold": 20.0,
-             "inplace": False}
-# element-wise functions the converter cannot handle: the probe reports them if seen
-_UNSUPPORTED_FUNCTIONS = {F.prelu: "prelu", F.rrelu: "rrelu", F.glu: "glu", F.celu: "celu",
-                          F.hardtanh: "hardtanh", F.logsigmoid: "logsigmoid", F.softsign: "softsign",
-                          F.threshold: "threshold", F.hardshrink: "hardshrink", F.softshrink: "softshrink",
-                          F.tanhshrink: "tanhshrink"}
-NOT_ELEMENTWISE_FUNCTIONS = {F.softmax, F.log_softmax, F.softmin, torch.softmax, torch.log_softmax,
-                             "softmax", "log_softmax"}
+             "inplace": False, "min_val": -1.0, "max_val": 1.0, "lambd": 0.5, "min": None, "max": None}
+# the function of each name outside the table, and the arguments at which it is a table entry
+_PLAIN = {"hardtanh": F.hardtanh, "threshold": F.threshold, "celu": F.celu, "logsigmoid": F.logsigmoid,
+          "softsign": F.softsign, "hardshrink": F.hardshrink, "softshrink": F.softshrink,
+          "tanhshrink": F.tanhshrink, "elu": F.elu, "softplus": F.softplus}
+_TABLE_AT: dict[tuple[str, tuple], str] = {
+    ("hardtanh", (0, 6)): "relu6", ("threshold", (0, 0)): "relu", ("elu", (1.0,)): "elu",
+    ("softplus", (1.0, 20.0)): "softplus", ("clamp", (0, None)): "relu", ("clamp", (0, 6)): "relu6",
+    ("clamp", (0,)): "relu",
+}
+# element-wise functions the converter cannot handle (per-channel, random or gated)
+_UNSUPPORTED_FUNCTIONS = {F.prelu: "prelu", F.rrelu: "rrelu", F.rrelu_: "rrelu", F.glu: "glu"}
+# maximum with zero is ReLU too
+_MAXIMUM = {torch.maximum, torch.max, torch.fmax, "maximum", "max", "fmax"}
+
+
+def _is_zero(node: Any, x: torch.fx.Node) -> bool:
+    """Is ``node`` a constant zero tensor (``torch.tensor(0.)``) or ``zeros_like(x)``?"""
+    if not isinstance(node, torch.fx.Node):
+        return False
+    if node.op == "call_function" and node.target is torch.zeros_like:
+        return node.args[0] is x
+    if node.op == "get_attr":
+        value = node.graph.owning_module
+        for part in node.target.split("."):
+            value = getattr(value, part)
+        return isinstance(value, torch.Tensor) and value.numel() == 1 and float(value) == 0.0
+    return False
 
 
 def call_activation(node: torch.fx.Node) -> Optional[ActivationSpec]:
     """Spec of an fx ``call_function``/``call_method`` activation node, else None.
 
+    ReLU's other spellings are ReLU sites: ``clamp(x, min=0)`` (ReLU6 with
+    ``max=6``), ``hardtanh(x, 0, 6)``, ``threshold(x, 0, 0)`` and ``maximum``
+    of x and a zero tensor. A clamp with other bounds is not an activation.
     Raises :class:`UnsupportedActivation` when an argument is not a constant
-    (a slope computed at run time) or the function is recognised but not
-    supported.
+    (a slope computed at run time) or the function cannot be one shared neuron.
     """
     if node.op not in ("call_function", "call_method"):
         return None
     target = node.target
     if node.op == "call_function" and target in _UNSUPPORTED_FUNCTIONS:
-        raise UnsupportedActivation(_UNSUPPORTED_FUNCTIONS[target], "no shared-neuron conversion")
-    if target not in _FUNCTIONS or (node.op == "call_method") != isinstance(target, str):
+        raise UnsupportedActivation(_UNSUPPORTED_FUNCTIONS[target], "per-channel, random or gated: no shared neuron")
+    is_method = node.op == "call_method"
+    if target in _MAXIMUM and is_method == isinstance(target, str) and len(node.args) == 2 and not node.kwargs:
+        return activation_spec("relu") if _is_zero(node.args[1], node.args[0]) else None
+    if target not in _FUNCTIONS or is_method != isinstance(target, str):
         return None
     name, extra = _FUNCTIONS[target]
     values = dict(_DEFAULTS)
     values.update(zip(extra, node.args[1:]))
     values.update({k: v for k, v in node.kwargs.items() if k in extra})
     if any(isinstance(values[k], torch.fx.Node) for k in extra):
+        if name == "clamp":
+            return None  # clamped to a tensor: not an activation
         raise UnsupportedActivation(f"{name} at {node.name}", "an argument is computed at run time")
+    params = {k: values[k] for k in extra if k != "inplace"}
+    table = _TABLE_AT.get((name, tuple(params.values())))
+    if table is not None:
+        return activation_spec(table)
+    if name == "clamp":
+        return None  # clamp(min=eps) and the like: not an activation
     if name == "gelu":
         return _gelu(values["approximate"])
     if name == "leaky_relu":
         return _leaky(float(values["negative_slope"]))
-    if (name == "elu" and values["alpha"] != 1.0) or (
-            name == "softplus" and (values["beta"], values["threshold"]) != (1.0, 20.0)):
-        params = {k: values[k] for k in extra if k != "inplace"}
-        fn = partial(getattr(F, name), **params)
+    if name in _PLAIN:
+        fn = partial(_PLAIN[name], **params)
         label = f"{name}({', '.join(f'{k}={v}' for k, v in params.items())})"
-        fn.__qualname__ = label
         return ActivationSpec(f"function:{label}", fn, label)
     return activation_spec(name)
 
 
-def is_not_elementwise(node: torch.fx.Node) -> bool:
-    """Softmax-like call or module node (kept analog; reported)."""
-    return node.op in ("call_function", "call_method") and node.target in NOT_ELEMENTWISE_FUNCTIONS
+def is_inplace(node: torch.fx.Node, module: Optional[nn.Module] = None) -> bool:
+    """Does this activation node overwrite its input (``relu_``, ``inplace=True``)?"""
+    if module is not None:
+        return bool(getattr(module, "inplace", False))
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    if name.endswith("_") and not name.endswith("__"):
+        return True
+    extra = _FUNCTIONS.get(node.target, ("", ()))[1]
+    if "inplace" not in extra:
+        return False
+    position = extra.index("inplace") + 1
+    inplace = node.args[position] if len(node.args) > position else node.kwargs.get("inplace", False)
+    return bool(inplace)
 
 
-# What the probe watches: every activation function a forward pass may call.
+# What the probe watches: every activation function a forward pass may call ...
 _PROBED = {t for t in _FUNCTIONS if not isinstance(t, str)} | set(_UNSUPPORTED_FUNCTIONS) | {
     torch.Tensor.relu, torch.Tensor.relu_, torch.Tensor.sigmoid, torch.Tensor.sigmoid_,
-    torch.Tensor.tanh, torch.Tensor.tanh_, torch.nn.functional.hardtanh_, torch.nn.functional.elu_,
-    torch.nn.functional.leaky_relu_, torch.special.expit, torch.erf,
+    torch.Tensor.tanh, torch.Tensor.tanh_, torch.special.expit, torch.erf,
 }
+_CLAMPS = {torch.clamp, torch.clip, torch.clamp_, torch.clip_, torch.clamp_min, torch.clamp_min_,
+           torch.Tensor.clamp, torch.Tensor.clip, torch.Tensor.clamp_, torch.Tensor.clip_,
+           torch.Tensor.clamp_min, torch.Tensor.clamp_min_}
+_PROBED -= _CLAMPS
+
+
+def _relu_clamp(args: tuple, kwargs: dict) -> bool:
+    """Is this clamp call a ReLU (lower bound 0; upper bound none or 6)?"""
+    bounds = list(args[1:3]) + [None, None]
+    low, high = kwargs.get("min", bounds[0]), kwargs.get("max", bounds[1])
+    return isinstance(low, (int, float)) and low == 0 and high in (None, 6)
+# ... and what stays analog: non-linearities that are not element-wise, by kind
+_ANALOG_FUNCTIONS: dict[Any, str] = {
+    **dict.fromkeys([F.softmax, F.log_softmax, F.softmin, torch.softmax, torch.log_softmax,
+                     torch.Tensor.softmax, torch.Tensor.log_softmax], "softmax"),
+    **dict.fromkeys([F.layer_norm, F.group_norm, F.instance_norm, F.rms_norm, F.local_response_norm,
+                     F.normalize], "normalisation"),
+    **dict.fromkeys([F.scaled_dot_product_attention, F.multi_head_attention_forward,
+                     torch._native_multi_head_attention, torch._transformer_encoder_layer_fwd],
+                    "attention (softmax of products)"),
+    **dict.fromkeys([torch.exp, torch.Tensor.exp, torch.log, torch.Tensor.log, torch.sqrt, torch.Tensor.sqrt,
+                     torch.rsqrt, torch.Tensor.rsqrt, torch.pow, torch.Tensor.pow, torch.Tensor.__pow__],
+                    "analog function"),
+}
+# products (and quotients) of two signals: gating such as squeeze-excitation, attention scores
+_PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
+             torch.Tensor.__imul__, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm,
+             torch.einsum, torch.div, torch.Tensor.div, torch.Tensor.__truediv__}
 
 
 class ActivationProbe(TorchFunctionMode):
-    """Record activation functions called outside converted sites.
+    """Record what runs outside converted sites during one forward pass.
 
     Use as a context manager around one forward pass; converted sites run
     inside :func:`site_scope`, so their own calls are not counted.
-    ``found`` maps ``"module path: function"`` to a call count. ``torch.erf``
-    is watched too: an erf outside a site is almost always a hand-written GELU.
+    ``found`` maps ``"module path: function"`` to a call count for every
+    activation function (``torch.erf`` too: an erf outside a site is almost
+    always a hand-written GELU); ``analog`` does the same for what stays
+    analog by design: softmax, normalisations, attention, other analog
+    functions and products of two signals (gating such as squeeze-excitation,
+    attention scores; a product with a parameter or buffer is a weight, not
+    a gate).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.found: dict[str, int] = {}
+        self.analog: dict[str, int] = {}
         self._inside = 0
         self._stack: list[str] = []
+        self._weights = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
         self._handles = []
         for name, module in model.named_modules():
             self._handles.append(module.register_forward_pre_hook(partial(self._enter, name)))
@@ -230,11 +318,19 @@ class ActivationProbe(TorchFunctionMode):
         _ACTIVE.append(self)
         return super().__enter__()
 
+    def _signals(self, args: tuple) -> int:
+        return sum(isinstance(a, torch.Tensor) and a.numel() > 1 and id(a) not in self._weights for a in args)
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _PROBED and not self._inside:
+        if not self._inside:
             where = self._stack[-1] if self._stack else "<model>"
-            label = f"{where}: {getattr(func, '__name__', str(func))}"
-            self.found[label] = self.found.get(label, 0) + 1
+            name = getattr(func, "__name__", str(func))
+            if func in _PROBED or (func in _CLAMPS and _relu_clamp(args, kwargs or {})):
+                _count(self.found, f"{where}: {name}")
+            elif func in _ANALOG_FUNCTIONS:
+                _count(self.analog, f"{where}: {name} ({_ANALOG_FUNCTIONS[func]})")
+            elif func in _PRODUCTS and self._signals(args) >= 2:
+                _count(self.analog, f"{where}: {name} (product of two signals)")
         return func(*args, **(kwargs or {}))
 
     def __exit__(self, *exc) -> None:
@@ -242,6 +338,10 @@ class ActivationProbe(TorchFunctionMode):
         for h in self._handles:
             h.remove()
         return super().__exit__(*exc)
+
+
+def _count(counter: dict[str, int], label: str) -> None:
+    counter[label] = counter.get(label, 0) + 1
 
 
 _ACTIVE: list[ActivationProbe] = []

@@ -9,9 +9,10 @@ the site's calibrated r (the FS paper fixes alpha = 25; pass ``alpha=25`` to
 do so). ReLU6 uses alpha = min(r, 6).
 
 There is one simulator (``mode="stepped"``): the K-step loop is already a
-few elementwise operations. Inputs outside the range the parameters were
-trained on are counted as ``clipped`` (FS does not clamp them; its output
-there is whatever the dynamics give).
+few elementwise operations, in float64 with the output rounded to the
+input's dtype (:mod:`psnn_lib.neurons.precision`). Inputs outside the range
+the parameters were trained on are counted as ``clipped`` (FS does not clamp
+them; its output there is whatever the dynamics give).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from ..paths import package_file
+from .precision import tensor_bytes, to_output
 from .stats import SpikeStats
 
 
@@ -91,8 +93,8 @@ class FSNeuron(nn.Module):
         super().__init__()
         self.params = params
         self.mode = "stepped"
-        for key in ("h", "d", "T"):
-            self.register_buffer(key, torch.tensor(getattr(params, key), dtype=torch.float64), persistent=False)
+        # float64 tensors, not buffers, so Module.half() leaves them exact
+        self.h, self.d, self.T = (torch.tensor(getattr(params, key), dtype=torch.float64) for key in ("h", "d", "T"))
         self.stats = SpikeStats(K=params.K, bias_spike=False)
 
     def extra_repr(self) -> str:
@@ -104,12 +106,17 @@ class FSNeuron(nn.Module):
     def reset_state(self) -> None:
         """FS neurons keep no state between inputs."""
 
+    def table_bytes(self) -> int:
+        """Bytes of the tables this neuron holds: h(t), d(t), T(t)."""
+        return tensor_bytes([self.h, self.d, self.T])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, count = fs_forward(x, *(p.to(x) for p in (self.h, self.d, self.T)))
+        v = x.to(torch.float64)
+        out, count = fs_forward(v, *(p.to(x.device) for p in (self.h, self.d, self.T)))
         self.stats.neurons += x.numel()
         self.stats.spikes += int(count.sum())
-        self.stats.clipped += int(((x < self.params.l) | (x > self.params.r)).sum())
-        return out
+        self.stats.clipped += int(((v < self.params.l) | (v > self.params.r)).sum())
+        return to_output(out, x.dtype)
 
 
 def relu_params(alpha: float, K: int, name: str = "relu") -> FSParams:

@@ -9,14 +9,21 @@ the per-neuron reset of Eq. 2 is a look-up.
 - ``mode="stepped"`` integrates Eqs. 1-3 step by step: membrane v, threshold
   T(t), reset to h_i(t+1) after a spike, output sum_t d(t) z(t) + b.
 - ``mode="fast"`` reads the same outputs and spike counts from tables the fit
-  computed on its grid: one gather per tensor. Tests prove both give equal
-  outputs and equal spike counts.
+  computed on its grid: one gather each. Tests prove both give equal
+  outputs and equal spike counts, in every dtype.
+
+A neuron holds only the fast path's tables: the output of Eq. 3 per grid
+point (float32; a float64 copy is built for the first float64 input) and the
+spike count (uint8). The reset table h (K x G float64) is rebuilt by refitting
+(:meth:`~psnn_lib.ps.fit.PSParams.fit_tables`) when the time-stepped simulator
+first runs. Precision follows :mod:`psnn_lib.neurons.precision`.
 
 Inputs outside [l, r] saturate (they are clamped to the end of the grid) and
 are counted in ``clipped``. NaN inputs give NaN outputs and no spikes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,10 +31,12 @@ import torch
 from torch import nn
 
 from ..ps.fit import PSParams
-from ..ps.grid import snap
+from ..ps.grid import Snapped, snap
+from .precision import tensor_bytes, to_output
 from .stats import SpikeStats
 
 MODES = ("fast", "stepped")
+_CPU = torch.device("cpu")
 
 
 @dataclass
@@ -39,8 +48,17 @@ class Trace:
     accumulated: torch.Tensor  # b + sum_{tau <= t} d(tau) z(tau)
 
 
+def _padded(values: torch.Tensor) -> torch.Tensor:
+    """Per-grid-point values indexed like :func:`~psnn_lib.ps.grid.snap` (ends repeated)."""
+    return torch.cat([values[:1], values, values[-1:]])
+
+
 class PSNeuron(nn.Module):
-    """A layer of PS neurons for one fitted activation (elementwise)."""
+    """A layer of PS neurons for one fitted activation (elementwise).
+
+    ``params`` is not modified; the neuron keeps a copy without the fit's
+    large tables (``neuron.params.h`` rebuilds them on first read).
+    """
 
     MODES = MODES
     spikes = "binary spikes z(t) weighted by d(t) = 2^(s+K-t); reset h_i(t) from a table row (look-up)"
@@ -49,18 +67,17 @@ class PSNeuron(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.params = params
+        fitted = params.fit_tables()
+        self.params = params.slim()
         self.mode = mode
         self.record_stats = record_stats
         self.stats = SpikeStats(K=params.K)
-        p = params
-        pad = [0] + list(range(p.grid.numel())) + [p.grid.numel() - 1]  # see ps.grid.snap
-        self.register_buffer("h", p.h[:, pad].contiguous(), persistent=False)
-        self.register_buffer("d", p.d.clone(), persistent=False)
-        self.register_buffer("T", p.T.clone(), persistent=False)
-        self.register_buffer("acc_table", p.accumulated[pad], persistent=False)
-        self.register_buffer("count_table", p.spike_count[pad].to(torch.int32), persistent=False)
-        self._tables: dict[tuple, tuple[torch.Tensor, ...]] = {}
+        counts = torch.uint8 if params.K <= torch.iinfo(torch.uint8).max else torch.int16
+        # tables by (kind, device); plain tensors, not buffers, so Module.half() leaves them exact
+        self._tables: dict[tuple[str, torch.device], torch.Tensor] = {
+            ("out32", _CPU): _padded(fitted.accumulated + params.b).to(torch.float32),
+            ("count", _CPU): _padded(fitted.spike_count).to(counts),
+        }
 
     def extra_repr(self) -> str:
         p = self.params
@@ -72,86 +89,93 @@ class PSNeuron(nn.Module):
     def reset_state(self) -> None:
         """PS neurons keep no state between inputs (each input is K fresh steps)."""
 
-    def _index(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Padded table index of each input and the NaN mask (see :func:`~psnn_lib.ps.grid.snap`)."""
-        p = self.params
-        return snap(x, p.l, p.delta, p.grid.numel())
+    def table_bytes(self) -> int:
+        """Bytes of the tables this neuron holds now (every device; the fit's once rebuilt)."""
+        held = [*self._tables.values(), self.params.d, self.params.T]
+        if self.params.tables is not None:
+            held += vars(self.params.tables).values()
+        return tensor_bytes(held)
 
-    def _record(self, idx: torch.Tensor, nan: Optional[torch.Tensor], spikes: Optional[int]) -> None:
-        """Add to the counters: neurons, clipped inputs and (fast path) spikes."""
+    def _table(self, kind: str, device: torch.device) -> torch.Tensor:
+        """Table ``kind`` on ``device``: "out32", "count" (padded grid), "out64" (built on
+        first use) or "h" (the fit's reset table, rebuilt on first use); copied per device."""
+        if (kind, device) not in self._tables:
+            if (kind, _CPU) not in self._tables:
+                p = self.params
+                self._tables[(kind, _CPU)] = p.h if kind == "h" else _padded(p.fit_tables().accumulated + p.b)
+            self._tables[(kind, device)] = self._tables[(kind, _CPU)].to(device)
+        return self._tables[(kind, device)]
+
+    def _snap(self, x: torch.Tensor, reuse: bool) -> Snapped:
+        p = self.params
+        return snap(x, p.l, p.delta, p.points, reuse=reuse)
+
+    def _record(self, at: Snapped, spikes: Optional[int]) -> None:
+        """Add to the counters from one histogram of the indices: neurons, clipped
+        inputs (the two end bins) and, unless the simulator counted them, spikes."""
         if not self.record_stats:
             return
-        valid = idx if nan is None else idx[~nan]
-        hist = torch.bincount(valid, minlength=self.count_table.numel())
+        hist = torch.bincount(at.index, minlength=self.params.points + 2)
+        if at.nan is not None:  # NaN inputs sit at index 1 and emit nothing
+            hist[1] -= int(at.nan.sum())
         if spikes is None:
-            spikes = int(hist @ self.count_table.to(hist.dtype))
-        self.stats.neurons += idx.numel()
+            spikes = int(hist @ self._table("count", hist.device).to(hist.dtype))
+        self.stats.neurons += at.index.numel()
         self.stats.spikes += spikes
         self.stats.clipped += int(hist[0] + hist[-1])
-
-    def _dtype_tables(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        key = (like.dtype, like.device)
-        if key not in self._tables:
-            b = torch.tensor(self.params.b, dtype=like.dtype, device=like.device)
-            d = self.d.to(like)
-            out = self.acc_table.to(like) + b
-            self._tables[key] = (out, d, b)
-        return self._tables[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_floating_point(x):
             raise TypeError(f"PSNeuron needs a floating-point input, got {x.dtype}")
         if self.mode == "fast":
             return self._fast(x)
-        if not x.numel():
-            return x.clone()
         return self.simulate(x).accumulated[-1]
 
     def _fast(self, x: torch.Tensor) -> torch.Tensor:
-        idx, nan = self._index(x)
-        out = self._dtype_tables(x)[0].index_select(0, idx)
-        self._record(idx, nan, None)
-        if nan is not None:
-            out.masked_fill_(nan, float("nan"))
-        return out.view(x.shape)
+        """Eq. 3 read from the output table; spikes from the count table and a histogram."""
+        at = self._snap(x, reuse=True)
+        table = self._table("out64" if x.dtype == torch.float64 else "out32", x.device)
+        out = table.index_select(0, at.index)
+        self._record(at, None)
+        if at.nan is not None:
+            out.masked_fill_(at.nan, math.nan)
+        return out.to(x.dtype).view(x.shape)
+
+    def _output(self, acc: torch.Tensor, at: Snapped, x: torch.Tensor) -> torch.Tensor:
+        """b + sum d z (Eq. 3) in float64, rounded to the output of ``x``'s dtype; NaN where x is."""
+        out = to_output(acc + self.params.b, x.dtype)
+        return (out if at.nan is None else out.masked_fill(at.nan, math.nan)).view(x.shape)
 
     def simulate(self, x: torch.Tensor, record: bool = False) -> Trace:
-        """Time-stepped membrane dynamics, Eqs. 1-3.
+        """Time-stepped membrane dynamics, Eqs. 1-3, in float64.
 
         v(1) = h_i(1); for t = 1..K: z(t) = Theta(v(t) - T(t)) (Eq. 1),
         v(t+1) = z h_i(t+1) + (1 - z) v(t) (Eq. 2), and the output is
         sum_t d(t) z(t) + b (Eq. 3). With ``record=True`` the trace holds
         every step; otherwise only the final one.
         """
-        idx, nan = self._index(x)
-        _, d, b = self._dtype_tables(x)
-        K = self.params.K
-        # reset tables h_i(t) of Eq. 2; the membrane stays in float64 like T(t), so
-        # every spike decision is the fit's own, whatever the input dtype
-        h, T = self.h.to(x.device), self.T.to(x.device)
-        v = h[0].index_select(0, idx)
-        acc = torch.zeros(idx.numel(), dtype=x.dtype, device=x.device)
+        p = self.params
+        at = self._snap(x, reuse=False)
+        row = (at.index - 1).clamp_(0, p.points - 1)  # grid point of each padded index
+        h = self._table("h", x.device)
+        T, d = p.T.to(x.device), p.d.to(x.device)
+        v = h[0].index_select(0, row)
+        acc = torch.zeros_like(v)
         spikes = 0
         mems, zs, accs = [], [], []
-        for t in range(K):
+        for t in range(p.K):
             z = v >= T[t]
-            if nan is not None:
-                z &= ~nan
-            acc += z.to(x.dtype) * d[t]
+            if at.nan is not None:
+                z &= ~at.nan
+            acc += z * d[t]
             spikes += int(z.sum())
             if record:
-                mems.append(v.view(x.shape).clone())
+                mems.append(v.view(x.shape))
                 zs.append(z.view(x.shape))
-                accs.append((acc + b).view(x.shape))
-            if t + 1 < K:
-                v = torch.where(z, h[t + 1].index_select(0, idx), v)
-        self._record(idx, nan, spikes)
-        out = (acc + b).view(x.shape)
-        if not record:
-            if nan is not None:
-                out.masked_fill_(nan.view(x.shape), float("nan"))
-            return Trace(v.view(x.shape)[None], z.view(x.shape)[None], out[None])
-        acc_all = torch.stack(accs)
-        if nan is not None:
-            acc_all[:, nan.view(x.shape)] = float("nan")
-        return Trace(torch.stack(mems), torch.stack(zs), acc_all)
+                accs.append(self._output(acc, at, x))
+            if t + 1 < p.K:
+                v = torch.where(z, h[t + 1].index_select(0, row), v)
+        self._record(at, spikes)
+        if record:
+            return Trace(torch.stack(mems), torch.stack(zs), torch.stack(accs))
+        return Trace(v.view(x.shape)[None], z.view(x.shape)[None], self._output(acc, at, x)[None])

@@ -10,7 +10,8 @@ clip(x, 0, theta), floored to multiples of theta / T. ReLU6 uses
 theta = min(r, 6), which reproduces its clipping exactly.
 
 Spike statistics count each neuron once per input (not once per step),
-K = T, and no bias spike (Eq. 26 without its +1).
+K = T, and no bias spike (Eq. 26 without its +1). The membrane is float64
+and the output is rounded to the input's dtype (:mod:`psnn_lib.neurons.precision`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .precision import to_output
 from .stats import SpikeStats
 
 
@@ -47,15 +49,19 @@ class IFNeuron(nn.Module):
         self.v: Optional[torch.Tensor] = None
         self.t = 0
 
+    def table_bytes(self) -> int:
+        """IF neurons hold no tables (the membrane is state, not a table)."""
+        return 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.t >= self.T:
             raise RuntimeError(f"IF neuron stepped {self.t + 1} times but T = {self.T}: call reset_state()")
         if self.v is None:
-            self.v = torch.full_like(x, self.v_init * self.threshold)
+            self.v = torch.full(x.shape, self.v_init * self.threshold, dtype=torch.float64, device=x.device)
             self.stats.neurons += x.numel()
-        self.v = self.v + x
-        z = self.v >= self.threshold
-        self.v = self.v - z * self.threshold
+        self.v += x
+        z = (self.v >= self.threshold).to(torch.float64)
+        self.v.sub_(z, alpha=self.threshold)
         self.stats.spikes += int(z.sum())
         self.t += 1
-        return z.to(x.dtype) * self.threshold
+        return to_output(z.mul_(self.threshold), x.dtype)

@@ -8,6 +8,7 @@ file is refitted with a warning; files are written atomically.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -20,10 +21,10 @@ import torch
 from .. import __version__
 from ..activations import Activation, resolve_activation
 from .. import paths
-from .fit import PSParams, fit_ps, sample
+from .fit import FitTables, PSParams, fit_ps, sample
 from .grid import make_grid
 
-_TENSORS = ("grid", "target", "h", "d", "T", "accumulated", "spike_count")
+FORMAT = 2  # of a cache file; part of the key, so files of another layout are never read
 
 
 def cache_key(fn: Union[str, Activation], l: float, r: float, dy: float, step: float, **options) -> dict:
@@ -31,8 +32,8 @@ def cache_key(fn: Union[str, Activation], l: float, r: float, dy: float, step: f
     name, f = resolve_activation(fn)
     values = sample(f, make_grid(l, r, step))
     digest = hashlib.sha256(values.numpy().tobytes()).hexdigest()[:16]
-    return {"activation": name, "l": float(l), "r": float(r), "dy": float(dy), "step": float(step),
-            "options": dict(sorted(options.items())), "version": __version__, "values": digest}
+    return {"format": FORMAT, "activation": name, "l": float(l), "r": float(r), "dy": float(dy),
+            "step": float(step), "options": dict(sorted(options.items())), "version": __version__, "values": digest}
 
 
 def _path(cache_dir: Path, key: dict) -> Path:
@@ -42,12 +43,13 @@ def _path(cache_dir: Path, key: dict) -> Path:
 
 
 def save_params(params: PSParams, path: Union[str, Path], key: Optional[dict] = None) -> Path:
-    """Write ``params`` (and the cache key) to ``path`` atomically."""
+    """Write ``params`` with its tables (and the cache key) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
-    blob = {"key": key, "version": __version__, "tensors": {k: fields.pop(k) for k in _TENSORS},
-            "scalars": fields}
+    scalars = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+               if f.name not in ("d", "T", "tables", "refit")}
+    tensors = {"d": params.d, "T": params.T, **vars(params.fit_tables())}
+    blob = {"key": key, "version": __version__, "tensors": tensors, "scalars": scalars}
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     torch.save(blob, tmp)
     os.replace(tmp, path)
@@ -55,12 +57,14 @@ def save_params(params: PSParams, path: Union[str, Path], key: Optional[dict] = 
 
 
 def load_params(path: Union[str, Path], key: Optional[dict] = None) -> PSParams:
-    """Read parameters; ValueError if the file is corrupt or its key differs."""
+    """Read parameters (no ``refit`` recipe); ValueError if the file is corrupt or its key differs."""
     try:
         blob = torch.load(path, weights_only=True)
         if key is not None and blob["key"] != key:
             raise ValueError("its key differs (stale)")
-        return PSParams(**blob["scalars"], **blob["tensors"])
+        tensors = dict(blob["tensors"])
+        d, T = tensors.pop("d"), tensors.pop("T")
+        return PSParams(**blob["scalars"], d=d, T=T, tables=FitTables(**tensors))
     except ValueError:
         raise
     except Exception as exc:  # unreadable, truncated, wrong layout
@@ -75,11 +79,12 @@ def fit_ps_cached(
     """:func:`fit_ps` through the on-disk cache in ``cache_dir``."""
     key = cache_key(fn, l, r, dy, step, **options)
     path = _path(Path(cache_dir) if cache_dir is not None else paths.cache_dir(), key)
+    refit = functools.partial(fit_ps, fn, l, r, dy, step, **options)
     if path.exists():
         try:
-            return load_params(path, key)
+            return dataclasses.replace(load_params(path, key), refit=refit)
         except ValueError as exc:
             warnings.warn(f"PS cache file {path} is {exc}; refitting", stacklevel=2)
-    params = fit_ps(fn, l, r, dy, step, **options)
+    params = refit()
     save_params(params, path, key)
     return params

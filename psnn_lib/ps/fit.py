@@ -21,30 +21,54 @@ Readings of the paper that differ are options, so the book can test them:
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 import torch
 
 from ..activations import Activation, resolve_activation
-from .grid import check_finite, make_grid
+from .grid import MAX_GRID_POINTS, check_finite, make_grid
 from .inverse import BranchInverse
 
 FIRST_WEIGHTS = ("paper", "code")
 
 
 @dataclass
-class PSParams:
-    """Parameters of a PS neuron; all tensors are float64 on the CPU.
+class FitTables:
+    """What Algorithm 1 computes per grid point (float64 on the CPU, G points).
 
     ``h`` has shape (K, G): ``h[0, j]`` is the initial membrane
     v(1) = f^-1(f(x_j)) (Eq. 11) of a neuron whose input snaps to grid point
     j, and ``h[t, j]`` (t >= 1) its reset voltage h_j(t+1) (Eq. 2).
     ``accumulated[j]`` = sum_t d(t) z_j(t) (exact: a sum of powers of two)
-    and ``spike_count[j]`` are what such a neuron emits. Membrane values are in input units;
-    ``direction = -1`` marks a function that falls on [l, r], whose branch is
-    mirrored (v = -x) so that a neuron still fires when v >= T.
+    and ``spike_count[j]`` (int32) are what such a neuron emits; ``target[j]``
+    is f(x_j).
+    """
+
+    target: torch.Tensor
+    h: torch.Tensor
+    accumulated: torch.Tensor
+    spike_count: torch.Tensor
+
+
+@dataclass
+class PSParams:
+    """Parameters of a PS neuron; all tensors are float64 on the CPU.
+
+    The scalars, d(t) and T(t) are small; the per-grid-point ``tables``
+    (:class:`FitTables`, read through ``h``, ``target``, ``accumulated`` and
+    ``spike_count``) are large, so :meth:`slim` drops them and the first read
+    rebuilds them with ``refit`` (``fit_ps`` with the same arguments, the
+    activation callable included: picklable when that callable is a
+    module-level function or a ``functools.partial``). Membrane values are in
+    input units; ``direction = -1`` marks a function that falls on [l, r],
+    whose branch is mirrored (v = -x) so that a neuron still fires when v >= T.
+    ``step`` is the requested grid step, ``delta`` the one used (coarser when
+    [l, r] needs more than ``MAX_GRID_POINTS``).
     """
 
     activation: str
@@ -52,9 +76,7 @@ class PSParams:
     r: float
     dy: float
     step: float
-    grid: torch.Tensor
-    target: torch.Tensor
-    h: torch.Tensor
+    points: int
     d: torch.Tensor
     T: torch.Tensor
     b: float
@@ -64,14 +86,63 @@ class PSParams:
     strict: bool = True
     thin: Optional[str] = None
     direction: int = 1
-    accumulated: torch.Tensor = field(default=None, repr=False)
-    spike_count: torch.Tensor = field(default=None, repr=False)
     error_bound: float = float("nan")
+    tables: Optional[FitTables] = field(default=None, repr=False, compare=False)
+    refit: Optional[Callable[[], "PSParams"]] = field(default=None, repr=False, compare=False)
 
     @property
     def delta(self) -> float:
-        """Actual grid step (<= the requested ``step``)."""
-        return (self.r - self.l) / (self.grid.numel() - 1)
+        """Actual grid step (<= the requested ``step`` unless the grid was capped)."""
+        return (self.r - self.l) / (self.points - 1)
+
+    @property
+    def grid(self) -> torch.Tensor:
+        """The ``points`` uniform samples of [l, r] (Algorithm 1, line 3)."""
+        return torch.linspace(self.l, self.r, self.points, dtype=torch.float64)
+
+    def fit_tables(self) -> FitTables:
+        """The per-grid-point tables: held ones, or refitted without keeping them."""
+        if self.tables is not None:
+            return self.tables
+        if self.refit is None:
+            raise RuntimeError("these PS parameters hold no tables and no refit recipe")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the first fit already warned
+            again = self.refit()
+        if (again.K, again.s, again.b, again.points) != (self.K, self.s, self.b, self.points) or \
+                not torch.equal(again.T, self.T):
+            raise RuntimeError(f"refitting {self.activation} on [{self.l:g}, {self.r:g}] gave other "
+                               "parameters: the activation function changed since the fit")
+        return again.tables
+
+    def _held(self) -> FitTables:
+        if self.tables is None:
+            self.tables = self.fit_tables()
+        return self.tables
+
+    @property
+    def h(self) -> torch.Tensor:
+        """Reset table (K, G) of Eq. 2 (see :class:`FitTables`); rebuilt on first read if slim."""
+        return self._held().h
+
+    @property
+    def target(self) -> torch.Tensor:
+        """f on the grid."""
+        return self._held().target
+
+    @property
+    def accumulated(self) -> torch.Tensor:
+        """sum_t d(t) z_j(t) on the grid."""
+        return self._held().accumulated
+
+    @property
+    def spike_count(self) -> torch.Tensor:
+        """Spikes per grid point."""
+        return self._held().spike_count
+
+    def slim(self) -> "PSParams":
+        """A copy without the tables (kept when there is no ``refit`` to rebuild them)."""
+        return dataclasses.replace(self, tables=None if self.refit is not None else self.tables)
 
     @property
     def output(self) -> torch.Tensor:
@@ -141,9 +212,11 @@ def fit_ps(
     the sample spacing delta of Algorithm 1 line 3. Give ``K`` instead of
     ``dy`` to fix the number of time steps: then s = ceil(log2 M) - K, the
     finest precision K steps reach (Eq. 18 solved for s). The grid is
-    ``linspace(l, r, ceil((r - l) / step) + 1)`` so both ends are samples and
-    the actual spacing is at most ``step``. Cost O(K G log G) for G samples,
-    no per-point root finding.
+    ``linspace(l, r, G)``, G = ceil((r - l) / step) + 1, so both ends are
+    samples and the actual spacing ``delta`` is at most ``step``; G is at
+    least 2 (a tiny interval gives a near-constant neuron) and at most
+    ``MAX_GRID_POINTS``, where the step is coarsened with a warning. Cost
+    O(K G log G), no per-point root finding.
     """
     if (dy is None) == (K is None):
         raise ValueError("give exactly one of dy (precision) and K (time steps)")
@@ -151,15 +224,20 @@ def fit_ps(
         check_finite(dy=dy)
         if dy <= 0:
             raise ValueError(f"dy must be > 0, got {dy}")
-    elif not isinstance(K, int) or K < 1:
+    elif isinstance(K, bool) or not isinstance(K, int) or K < 1:
         raise ValueError(f"K must be a positive int, got {K!r}")
     if thin not in THIN_MODES:
         raise ValueError(f"thin must be one of {THIN_MODES}, got {thin!r}")
     if first_weight not in FIRST_WEIGHTS:
         raise ValueError(f"first_weight must be one of {FIRST_WEIGHTS}, got {first_weight!r}")
+    refit = functools.partial(fit_ps, fn, l, r, dy, step, K=K, first_weight=first_weight,
+                              strict=strict, thin=thin)
     name, f = resolve_activation(fn)
     x = make_grid(l, r, step)
     n = x.numel()
+    if (r - l) / step > MAX_GRID_POINTS - 1:
+        warnings.warn(f"fit_ps: [{l:g}, {r:g}] with step {step:g} needs more than {MAX_GRID_POINTS} grid "
+                      f"points; using step {(r - l) / (n - 1):.4g} ({n} points) instead", stacklevel=2)
     target = sample(f, x)
 
     # Setup phase (Algorithm 1 lines 3-12, Eqs. 17-19).
@@ -206,10 +284,9 @@ def fit_ps(
             h[t + 1].index_copy_(0, spiked, inverse(res.index_select(0, spiked)))
 
     params = PSParams(
-        activation=name, l=float(l), r=float(r), dy=float(dy), step=float(step),
-        grid=x, target=target, h=h, d=d, T=T, b=b, K=K, s=s,
-        first_weight=first_weight, strict=strict, thin=thin, direction=direction,
-        accumulated=acc, spike_count=count,
+        activation=name, l=float(l), r=float(r), dy=float(dy), step=float(step), points=n,
+        d=d, T=T, b=b, K=K, s=s, first_weight=first_weight, strict=strict, thin=thin,
+        direction=direction, tables=FitTables(target, h, acc, count), refit=refit,
     )
     params.error_bound = error_bound(params, f)
     return params

@@ -7,9 +7,15 @@ input snaps to (the nearest one, as in the authors' code).
 from __future__ import annotations
 
 import math
-from typing import Optional
+import threading
+from typing import NamedTuple, Optional
 
 import torch
+
+MAX_GRID_POINTS = 2 ** 17
+"""Most points of one grid. A neuron's fast-path tables (a float32 output and
+a uint8 spike count per point, :class:`~psnn_lib.neurons.ps.PSNeuron`) then
+take at most 640 KiB; a wider interval gets a coarser step (``fit_ps`` warns)."""
 
 
 def check_finite(**values: float) -> None:
@@ -18,34 +24,81 @@ def check_finite(**values: float) -> None:
             raise ValueError(f"{name} must be a finite number, got {v!r}")
 
 
-def make_grid(l: float, r: float, step: float) -> torch.Tensor:
-    """Uniform float64 grid of [l, r] holding both ends, spacing <= ``step``."""
+def grid_points(l: float, r: float, step: float) -> int:
+    """Points of the grid of [l, r] with spacing <= ``step``: both ends, so at
+    least 2, and at most :data:`MAX_GRID_POINTS` (then the spacing exceeds ``step``)."""
     check_finite(l=l, r=r, step=step)
+    check_finite(width=r - l)
     if l >= r:
         raise ValueError(f"empty interval: need l < r, got [{l}, {r}]")
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
-    if (r - l) / step > 5e8:
-        raise ValueError(f"grid of [{l}, {r}] with step {step} is too large (> 5e8 points)")
-    return torch.linspace(l, r, int(math.ceil((r - l) / step - 1e-9)) + 1, dtype=torch.float64)
+    cells = (r - l) / step
+    return MAX_GRID_POINTS if cells > MAX_GRID_POINTS - 1 else max(2, math.ceil(cells - 1e-9) + 1)
 
 
-def snap(x: torch.Tensor, l: float, delta: float, points: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """Padded table index of each input (int32, flat) and the NaN mask (None without NaN).
+def make_grid(l: float, r: float, step: float) -> torch.Tensor:
+    """Uniform float64 grid of [l, r] holding both ends (:func:`grid_points` points)."""
+    return torch.linspace(l, r, grid_points(l, r, step), dtype=torch.float64)
+
+
+class Snapped(NamedTuple):
+    """Where inputs snap: padded table index and NaN mask."""
+
+    index: torch.Tensor  # int32, flat
+    nan: Optional[torch.Tensor]  # bool mask, None when no input is NaN
+
+
+class _Scratch(threading.local):
+    """Per-thread buffers that :func:`snap` reuses, grown to the largest input seen."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+    def get(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (dtype, device)
+        if key not in self.buffers or self.buffers[key].numel() < n:
+            self.buffers[key] = torch.empty(n, dtype=dtype, device=device)
+        return self.buffers[key][:n]
+
+
+_SCRATCH = _Scratch()
+
+
+def release_scratch() -> None:
+    """Free the buffers :func:`snap` keeps for reuse (12 bytes per input of the largest layer)."""
+    _SCRATCH.buffers.clear()
+
+
+def snap(x: torch.Tensor, l: float, delta: float, points: int, reuse: bool = False) -> Snapped:
+    """Padded table index of each input: index = trunc(clamp((x - l) / delta + 3/2, 0, points + 1)).
 
     Grid point j (0-based) has index j + 1; index 0 holds inputs below
     l - delta/2 and ``points + 1`` those above r + delta/2 (both saturate to
-    the end values), so a histogram of the indices counts clipped inputs for
-    free. Computed in the input's precision:
-    index = trunc(clamp((x - l) / delta + 3/2, 0, points + 1)).
+    the end values), so a histogram of the indices counts clipped inputs. The
+    index is computed in float64 whatever the dtype of ``x`` (every float
+    converts to float64 exactly), so one input value snaps to the same grid
+    point in every dtype. NaN inputs get index 1 (the caller masks them).
+    With ``reuse``, the index lives in a per-thread buffer that the next
+    ``snap(..., reuse=True)`` overwrites: no allocation, which is most of the
+    cost of a large layer.
     """
+    n = x.numel()
+    if reuse:
+        pos = _SCRATCH.get(n, torch.float64, x.device).copy_(x.detach().reshape(-1))
+        index = _SCRATCH.get(n, torch.int32, x.device)
+    else:
+        pos = x.detach().reshape(-1).to(torch.float64, copy=True)
+        index = torch.empty(n, dtype=torch.int32, device=x.device)
     inv = 1.0 / delta
-    shift = torch.tensor(1.5 - l * inv, dtype=x.dtype, device=x.device)
-    pos = torch.add(shift, x.reshape(-1), alpha=inv)
+    torch.add(torch.tensor(1.5 - l * inv, dtype=torch.float64), pos, alpha=inv, out=pos)
     nan = None
-    if pos.numel():
-        lo, hi = torch.aminmax(pos)  # one pass; NaN propagates
-        if torch.isnan(lo) or torch.isnan(hi):
+    if n:
+        lo, hi = (float(v) for v in torch.aminmax(pos))
+        if math.isnan(lo) or math.isnan(hi):
             nan = torch.isnan(pos)
             pos.masked_fill_(nan, 1.5)
-    return pos.clamp_(0, points + 1).to(torch.int32), nan
+            lo, hi = (float(v) for v in torch.aminmax(pos))
+        if lo < 0 or hi > points + 1:
+            pos.clamp_(0, points + 1)
+    return Snapped(index.copy_(pos), nan)

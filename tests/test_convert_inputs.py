@@ -1,0 +1,148 @@
+"""Models that take more than one tensor, calibration batches of every shape,
+option checks and hostile calibration data (issue 9, parts 3 and 5)."""
+import pytest
+import torch
+from torch import nn
+
+import psnn_lib as P
+
+
+class Tokens(nn.Module):
+    """A model called like a Hugging Face one: ids and an attention mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc, self.out = nn.Embedding(50, 16), nn.Linear(16, 16), nn.Linear(16, 2)
+
+    def forward(self, input_ids, attention_mask=None):
+        h = nn.functional.gelu(self.fc(self.emb(input_ids)))
+        mask = attention_mask[..., None].float() if attention_mask is not None else torch.ones_like(h[..., :1])
+        return self.out((h * mask).sum(1) / mask.sum(1))
+
+
+@pytest.fixture
+def tokens():
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50, (12, 7))
+    mask = torch.ones(12, 7, dtype=torch.long)
+    mask[:, 5:] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("shape", ["dict", "list of dicts", "tuple of args", "(args, labels)"])
+def test_calibration_batches_as_loaders_yield_them(tokens, shape):
+    ids, mask = tokens
+    model = Tokens().eval()
+    calibration = {
+        "dict": {"input_ids": ids, "attention_mask": mask},
+        "list of dicts": [{"input_ids": ids[:6], "attention_mask": mask[:6]},
+                          {"input_ids": ids[6:], "attention_mask": mask[6:]}],
+        "tuple of args": [((ids, mask), torch.zeros(12))],
+        "(args, labels)": [((ids[:6], mask[:6]), None), ((ids[6:], mask[6:]), None)],
+    }[shape]
+    snn, rep = P.convert(model, calibration=calibration, progress=False)
+    assert rep.calibration_samples == 12 and rep.rows[0]["activation"] == "gelu"
+    with torch.no_grad():
+        ann = model(ids, attention_mask=mask)
+        assert float((snn(ids, attention_mask=mask) - ann).abs().max()) < 1e-3
+        assert float((snn(input_ids=ids, attention_mask=mask) - ann).abs().max()) < 1e-3
+    assert snn.samples == 24
+
+
+def test_bad_calibration_batches():
+    model = Tokens().eval()
+    with pytest.raises(TypeError, match="a tensor, a dict or a tuple"):
+        P.convert(model, calibration=["not a batch"], progress=False)
+    with pytest.raises(ValueError, match="no batch"):
+        P.convert(model, calibration=[], progress=False)
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"K": 3, "dy": 1e-3}, "not both"), ({"K": True}, "positive int"), ({"K": 0}, "positive int"),
+    ({"K": 2.5}, "positive int"), ({"dy": -1.0}, "positive number"), ({"step": float("nan")}, "positive number"),
+    ({"mode": "slow"}, "mode must be")])
+def test_ps_options_are_checked_before_calibration(options, match):
+    relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    with pytest.raises(ValueError, match=match):
+        P.convert(relu, "ps", calibration=iter(()), **options)  # fails before touching the data
+
+
+def test_rate_and_fs_counts_are_checked():
+    relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        P.convert(relu, "rate", interval=(0, 1), T=True)
+    with pytest.raises(ValueError, match="K must be a positive int"):
+        P.convert(relu, "fs", interval=(0, 1), K=0)
+
+
+def test_ps_dy_sets_k_and_k_defaults_to_16():
+    relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    _, rep = P.convert(relu, interval=(0.0, 4.0), dy=2 ** -10)
+    assert rep.rows[0]["K"] == 12  # Eq. 17: s = -10, M = 4 = 2^2
+    _, rep = P.convert(relu, interval=(0.0, 4.0))
+    assert rep.rows[0]["K"] == 16
+
+
+def test_one_outlier_is_warned_and_noted_with_the_percentile_hint():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Identity(), nn.GELU())
+    x = torch.randn(20_000)
+    x[123] = 1e4
+    with pytest.warns(UserWarning, match=r"wider than the range .* of 99.98% .*observer=99.9"):
+        _, rep = P.convert(model, calibration=x, progress=False)
+    assert len(rep.notes) == 1 and rep.rows[0]["r"] == 1e4
+    with pytest.warns() as caught:  # a percentile observer is not warned about
+        import warnings
+        warnings.warn("sentinel")
+        _, rep = P.convert(model, calibration=x, observer=99.9, progress=False)
+    assert [str(w.message) for w in caught] == ["sentinel"] and rep.notes == [] and rep.rows[0]["r"] < 4
+
+
+def test_per_site_intervals_must_name_every_site():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), nn.GELU())
+    snn, rep = P.convert(model, interval={"_1": (0, 2), "_3": (-3, 3)})
+    assert [(r["site"], r["l"], r["r"]) for r in rep.rows] == [("_1", 0, 2), ("_3", -3, 3)]
+    with pytest.raises(ValueError, match=r"missing \['_3'\]"):
+        P.convert(model, interval={"_1": (0, 2)})
+    with pytest.raises(ValueError, match=r"unknown \['fc'\]"):
+        P.convert(model, interval={"_1": (0, 2), "_3": (0, 1), "fc": (0, 1)})
+    with pytest.raises(ValueError, match=r"site _3 \(1, inf\) is empty or not finite"):
+        P.convert(model, interval={"_1": (0, 2), "_3": (1, float("inf"))})
+
+
+def test_a_random_model_is_not_silently_converted():
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return torch.relu(x) + torch.rand_like(x)
+
+    with pytest.raises(P.ConversionError, match="not deterministic"):
+        P.convert(Noisy(), calibration=torch.randn(8, 4), progress=False)
+
+
+def test_rate_coding_averages_every_output_of_a_structured_model():
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l, self.a, self.b = nn.Linear(4, 16), nn.Linear(16, 3), nn.Linear(16, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.l(x))
+            return {"logits": self.a(h), "aux": (self.b(h), x.shape[0])}
+
+    torch.manual_seed(0)
+    model, x = Heads().eval(), torch.randn(32, 4)
+    snn, _ = P.convert(model, "rate", calibration=x, progress=False, T=64)
+    with torch.no_grad():
+        ann, out = model(x), snn(x)
+    assert set(out) == {"logits", "aux"} and out["aux"][1] == 32
+    assert float((out["logits"] - ann["logits"]).abs().max()) < 0.1
+    assert float((out["aux"][0] - ann["aux"][0]).abs().max()) < 0.1
+
+
+def test_every_build_error_names_its_site():
+    relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    with pytest.raises(P.ConversionError, match=r"site _1 \(module 1 \(ReLU\), \[-3, -1\]\): .*never positive"):
+        P.convert(relu, "rate", interval=(-3, -1))
+    overflows = nn.Sequential(nn.Linear(2, 2), nn.Softplus(threshold=1e9))  # exp(x) is inf beyond 709.8
+    with pytest.raises(P.ConversionError, match=r"site _1 .*: activation is not finite on the grid"):
+        P.convert(overflows, interval=(700, 720))

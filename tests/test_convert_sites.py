@@ -1,0 +1,148 @@
+"""What the converter finds: in-place activations, ReLU's spellings, models
+without sites, and the analog non-linearities it lists (issue 9, part 1)."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import psnn_lib as P
+
+
+class InPlace(nn.Module):
+    """One ReLU written in place, its result used or ignored."""
+
+    def __init__(self, spelling: str, use_result: bool):
+        super().__init__()
+        self.l, self.o = nn.Linear(8, 32), nn.Linear(32, 4)
+        self.act = nn.ReLU(inplace=True)
+        self.spelling, self.use_result = spelling, use_result
+
+    def forward(self, x):
+        y = self.l(x)
+        z = {
+            "torch.relu_": lambda: torch.relu_(y),
+            "F.relu(inplace=True)": lambda: F.relu(y, inplace=True),
+            "F.relu_": lambda: F.relu_(y),
+            "x.relu_()": lambda: y.relu_(),
+            "nn.ReLU(inplace=True)": lambda: self.act(y),
+            "x.clamp_(min=0)": lambda: y.clamp_(min=0),
+            "F.hardtanh_(0, 6)": lambda: F.hardtanh_(y, 0.0, 6.0),
+            "on a view": lambda: torch.relu_(y[:, :16]),
+        }[self.spelling]()
+        return self.o(z if self.use_result and self.spelling != "on a view" else y)
+
+
+SPELLINGS = ["torch.relu_", "F.relu(inplace=True)", "F.relu_", "x.relu_()", "nn.ReLU(inplace=True)",
+             "x.clamp_(min=0)", "F.hardtanh_(0, 6)", "on a view"]
+
+
+@pytest.mark.parametrize("use_result", [True, False])
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_in_place_activations_convert_with_or_without_their_result_used(spelling, use_result):
+    torch.manual_seed(0)
+    model, x = InPlace(spelling, use_result).eval(), torch.randn(256, 8) * 2
+    with torch.no_grad():
+        ann = model(x.clone())
+        without = model.o(model.l(x))  # the model with its activation dropped
+    snn, rep = P.convert(model, calibration=x, progress=False)
+    assert len(rep.rows) == 1 and rep.rows[0]["activation"] in ("relu", "relu6")
+    with torch.no_grad():
+        out = snn(x.clone())
+    assert float((out - ann).abs().max()) < 2e-3  # the ReLU is there ...
+    assert float((without - ann).abs().max()) > 0.1  # ... and dropping it would show
+
+
+class Spelt(nn.Module):
+    def __init__(self, spelling):
+        super().__init__()
+        self.l, self.o, self.spelling = nn.Linear(8, 32), nn.Linear(32, 4), spelling
+        self.mod = {"nn.Hardtanh(0, 6)": nn.Hardtanh(0.0, 6.0), "nn.Threshold(0, 0)": nn.Threshold(0.0, 0.0)}.get(
+            spelling, nn.Identity())
+
+    def forward(self, x):
+        y = self.l(x)
+        y = {
+            "clamp(min=0)": lambda: y.clamp(min=0),
+            "torch.clamp(y, 0, 6)": lambda: torch.clamp(y, 0, 6),
+            "clamp_min(0)": lambda: y.clamp_min(0),
+            "maximum(y, 0)": lambda: torch.maximum(y, torch.tensor(0.0)),
+            "maximum(y, zeros_like)": lambda: torch.maximum(y, torch.zeros_like(y)),
+            "F.hardtanh(0, 6)": lambda: F.hardtanh(y, 0.0, 6.0),
+            "F.threshold(0, 0)": lambda: F.threshold(y, 0.0, 0.0),
+            "nn.Hardtanh(0, 6)": lambda: self.mod(y),
+            "nn.Threshold(0, 0)": lambda: self.mod(y),
+        }[self.spelling]()
+        return self.o(y)
+
+
+@pytest.mark.parametrize("spelling,activation", [
+    ("clamp(min=0)", "relu"), ("torch.clamp(y, 0, 6)", "relu6"), ("clamp_min(0)", "relu"),
+    ("maximum(y, 0)", "relu"), ("maximum(y, zeros_like)", "relu"), ("F.hardtanh(0, 6)", "relu6"),
+    ("F.threshold(0, 0)", "relu"), ("nn.Hardtanh(0, 6)", "relu6"), ("nn.Threshold(0, 0)", "relu")])
+def test_relu_spellings_are_relu_sites_and_convert_to_rate_too(spelling, activation):
+    torch.manual_seed(0)
+    model, x = Spelt(spelling).eval(), torch.randn(128, 8) * 4
+    snn, rep = P.convert(model, "rate", calibration=x, progress=False, T=8)
+    assert [r["activation"] for r in rep.rows] == [activation]
+    assert not rep.notes
+
+
+def test_other_clamps_are_not_activations():
+    class Eps(nn.Module):
+        def forward(self, x):
+            return torch.log(x.clamp(min=1e-6)) + x.clamp(-1, 1)
+
+    with pytest.warns(UserWarning, match="no activation site"):
+        snn, rep = P.convert(Eps(), calibration=torch.rand(8, 3), progress=False)
+    assert rep.rows == [] and "no activation site" in rep.notes[0]
+
+
+def test_a_model_without_sites_says_so():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+    with pytest.warns(UserWarning, match="no activation site in Sequential: .*nothing spikes"):
+        snn, rep = P.convert(model, calibration=torch.randn(4, 3), progress=False)
+    assert rep.rows == [] and len(rep.notes) == 1
+
+
+class Gated(nn.Module):
+    """Squeeze-excitation, LayerNorm, multi-head attention and SDPA."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 8)
+        self.norm = nn.LayerNorm(8)
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.scale = nn.Parameter(torch.ones(8))
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        gate = torch.sigmoid(self.fc(y.mean((2, 3))))
+        y = y * gate[:, :, None, None]  # squeeze-excitation: a product of two signals
+        seq = self.norm(y.flatten(2).transpose(1, 2)) * self.scale  # a weight: not a gate
+        seq = self.mha(seq, seq, seq, need_weights=False)[0]
+        return F.scaled_dot_product_attention(seq, seq, seq).mean(1)
+
+
+def test_every_analog_nonlinearity_is_listed():
+    torch.manual_seed(0)
+    snn, rep = P.convert(Gated().eval(), calibration=torch.randn(4, 3, 6, 6), progress=False)
+    assert sorted(r["activation"] for r in rep.rows) == ["relu", "sigmoid"]
+    analog = " | ".join(rep.kept_analog)
+    for kind in ["mul (product of two signals)", "layer_norm (normalisation)", "mha: ", "attention",
+                 "scaled_dot_product_attention (attention (softmax of products))"]:
+        assert kind in analog, (kind, analog)
+    assert sum("product of two signals" in a for a in rep.kept_analog) == 1  # x * self.scale is a weight
+
+
+def test_leftover_relu_clamp_in_an_untraceable_model_is_found():
+    class Untraceable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(3, 3)
+
+        def forward(self, x):
+            y = self.l(x)
+            return y.clamp(min=0) if y.sum() > -1e9 else y
+
+    with pytest.warns(UserWarning, match="could not trace"), pytest.raises(P.ConversionError, match="clamp"):
+        P.convert(Untraceable(), calibration=torch.randn(4, 3), progress=False)
