@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from psnn_lib.book.profiles import profile_settings
 from psnn_lib.book.records import Record, judge
@@ -40,3 +41,45 @@ def test_profiles_are_checked():
         Record("nb", "smoke", {}, 0, paper=3, target="Fig. 2")
     with pytest.raises(ValueError, match="defines no 'paper' profile"):
         profile_settings("paper", {"smoke": {}, "default": {}})
+
+
+def test_at_risk_counts_images_the_logit_error_could_flip():
+    from psnn_lib.paper1.conversion import outcome
+
+    ann = torch.tensor([[3.0, 1.0, 0.0], [2.0, 1.9, 0.0], [0.0, 5.0, 4.0]])  # top-1 margins 2, 0.1, 1
+    snn = ann + torch.tensor([[0.0, 0.4, 0.0], [0.0, 0.0, 0.2], [0.0, -0.6, 0.0]])
+    o = outcome("ps", 8, ann, snn, torch.tensor([0, 1, 1]))
+    # image 1: 2 * 0.4 < 2, safe; images 2 and 3: 2 * 0.2 >= 0.1 and 2 * 0.6 >= 1, at risk,
+    # though neither top-1 changes (1.9 < 2, 4 < 4.4)
+    assert o.at_risk == pytest.approx(200 / 3) and o.agreement == 100.0
+    flipped = outcome("ps", 8, ann, ann + torch.tensor([[0.0, 0.0, 0.0], [-0.2, 0.0, 0.0], [0.0, -1.2, 0.0]]),
+                      torch.tensor([0, 1, 1]))
+    # images 2 and 3 flip, one to the right label and one away from it: no net loss
+    assert flipped.agreement == pytest.approx(100 / 3) and flipped.loss == 0.0
+    assert flipped.at_risk == pytest.approx(200 / 3)  # both changed predictions were at risk
+
+
+def _steps_rows(method, results):
+    return [{"method": method, "K or T": k, "agreement": a, "loss": l} for k, (a, l) in results.items()]
+
+
+def test_steps_to_match_and_the_latency_ratio():
+    from psnn_lib.paper1.conversion import latency, steps_to_match
+
+    rows = (_steps_rows("ps", {4: (60.0, -30.0), 8: (99.0, -0.5), 16: (100.0, 0.0)})
+            + _steps_rows("rate", {16: (99.5, 0.0), 32: (98.0, -1.0), 64: (99.5, 0.0)})
+            + _steps_rows("late", {16: (50.0, -40.0), 128: (97.5, 0.0)}))
+    assert steps_to_match(rows, "ps") == 8  # the boundary values still match
+    assert steps_to_match(rows, "rate") == 64  # matching at 16 but not at 32 does not count
+    assert steps_to_match(rows, "late") is None
+    table = {r["method"]: r for r in latency(rows)}
+    assert table["rate"]["N = steps / PS's"] == 8.0 and table["rate"]["N is"] == "exact"
+    assert table["late"]["N = steps / PS's"] == 16.0 and table["late"]["N is"].startswith("a lower bound")
+
+
+def test_table2_criteria_flag_one_changed_image_in_twenty():
+    from psnn_lib.paper1.conversion import table2_verdicts
+
+    assert table2_verdicts({"agreement": 100.0, "at risk": 0.0}, -0.4) == {"changed": True, "at risk": True}
+    assert table2_verdicts({"agreement": 100.0, "at risk": 5.0}, -0.4) == {"changed": True, "at risk": False}
+    assert table2_verdicts({"agreement": 95.0, "at risk": 5.0}, -0.4) == {"changed": False, "at risk": False}

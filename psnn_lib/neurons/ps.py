@@ -14,7 +14,8 @@ the per-neuron reset of Eq. 2 is a look-up.
 
 A neuron holds only the fast path's tables: the output of Eq. 3 per grid
 point (float32; a float64 copy is built for the first float64 input) and the
-spike count (uint8). The reset table h (K x G float64) is rebuilt by refitting
+spike count (uint8; one histogram of the inputs' indices counts spikes and
+clipped inputs). The reset table h (K x G float64) is rebuilt by refitting
 (:meth:`~psnn_lib.ps.fit.PSParams.fit_tables`) when the time-stepped simulator
 first runs. Precision follows :mod:`psnn_lib.neurons.precision`.
 
