@@ -1,7 +1,9 @@
 """Models that take more than one tensor, calibration batches of every shape,
 option checks and hostile calibration data (issue 9, parts 3 and 5)."""
 import re
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -62,19 +64,25 @@ def test_bad_calibration_batches():
 @pytest.mark.parametrize("options,match", [
     ({"K": 3, "dy": 1e-3}, "not both"), ({"K": True}, "positive int"), ({"K": 0}, "positive int"),
     ({"K": 2.5}, "positive int"), ({"dy": -1.0}, "positive number"), ({"step": float("nan")}, "positive number"),
-    ({"mode": "slow"}, "mode must be")])
+    ({"mode": "slow"}, "mode must be"), ({"first_weight": "papr"}, "first_weight must be")])
 def test_ps_options_are_checked_before_calibration(options, match):
     relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     with pytest.raises(ValueError, match=match):
         P.convert(relu, "ps", calibration=iter(()), **options)  # fails before touching the data
 
 
-def test_rate_and_fs_counts_are_checked():
+def test_rate_and_fs_options_are_checked():
     relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     with pytest.raises(ValueError, match="T must be a positive int"):
         P.convert(relu, "rate", interval=(0, 1), T=True)
+    with pytest.raises(ValueError, match="v_init must be a number"):
+        P.convert(relu, "rate", interval=(0, 1), v_init="a")
     with pytest.raises(ValueError, match="K must be a positive int"):
         P.convert(relu, "fs", interval=(0, 1), K=0)
+    with pytest.raises(ValueError, match="alpha must be a positive number"):
+        P.convert(relu, "fs", interval=(0, 1), alpha="a")
+    _, rep = P.convert(relu, "ps", interval=(0, 1), K=np.int64(8))  # a NumPy int counts
+    assert rep.rows[0]["K"] == 8
 
 
 def test_ps_dy_sets_k_and_k_defaults_to_16():
@@ -93,14 +101,28 @@ def test_one_outlier_is_warned_and_noted_with_the_percentile_hint():
     with pytest.warns(UserWarning) as caught:
         _, rep = P.convert(model, calibration=x, progress=False)
     messages = " | ".join(str(w.message) for w in caught)
-    assert re.search(r"wider than the range .* of 99.98% .*observer=99.9", messages)
-    assert re.search(r"needs more than 131072 grid points; using step 0.0763", messages)  # the grid is bounded
-    assert len(rep.notes) == 1 and rep.rows[0]["r"] == 1e4 and rep.rows[0]["step"] == pytest.approx(0.0763, 1e-3)
+    assert re.search(r"site _1: .* wider than the range .* of the central 98% .*observer=99.9", messages)
+    # the grid is bounded, and the coarser step is named by site, noted and in the table
+    assert re.search(r"site _1: fit_ps: .* needs more than 131072 grid points; using step 0.0763", messages)
+    assert len(rep.notes) == 2 and rep.rows[0]["r"] == 1e4 and rep.rows[0]["step"] == pytest.approx(0.0763, 1e-3)
     with pytest.warns() as caught:  # a percentile observer is not warned about
-        import warnings
         warnings.warn("sentinel")
         _, rep = P.convert(model, calibration=x, observer=99.9, progress=False)
     assert [str(w.message) for w in caught] == ["sentinel"] and rep.notes == [] and rep.rows[0]["r"] < 4
+
+
+def test_one_corrupt_sample_is_noted_at_every_site_it_widens():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU()).eval()
+    x = torch.randn(256, 8)
+    x[0, 0] = 1e4  # one sample of 256: its whole row of activations is extreme
+    with pytest.warns(UserWarning, match="a few outliers set it"):
+        _, rep = P.convert(model, calibration=x, progress=False)
+    assert sum("a few outliers set it" in note for note in rep.notes) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ordinary data: no note at all
+        _, rep = P.convert(model, calibration=torch.randn(256, 8), progress=False)
+    assert rep.notes == []
 
 
 def test_per_site_intervals_must_name_every_site():
@@ -151,3 +173,30 @@ def test_every_build_error_names_its_site():
     overflows = nn.Sequential(nn.Linear(2, 2), nn.Softplus(threshold=1e9))  # exp(x) is inf beyond 709.8
     with pytest.raises(P.ConversionError, match=r"site _1 .*: activation is not finite on the grid"):
         P.convert(overflows, interval=(700, 720))
+
+
+def test_optional_arguments_missing_from_the_calibration_batch_are_traced_at_their_default(tokens):
+    ids, _ = tokens
+    model = Tokens().eval()
+    snn, rep = P.convert(model, calibration=ids, progress=False)  # no attention_mask: traced as None
+    assert rep.traced
+    with torch.no_grad():
+        assert float((snn(ids) - model(ids)).abs().max()) < 1e-3
+
+
+def test_a_model_of_a_list_of_tensors_and_a_bad_batch_named():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 2)
+
+        def forward(self, xs):
+            return self.l(torch.relu(xs[0] + xs[1]))
+
+    x = torch.randn(8, 4)
+    snn, rep = P.convert(Pair().eval(), calibration=[(([x, x],), None)], progress=False)
+    assert rep.calibration_samples == 8
+    model = nn.Sequential(nn.Linear(4, 2), nn.ReLU())
+    with pytest.raises(RuntimeError) as caught:  # (x, labels) given bare: two batches, the second labels
+        P.convert(model, calibration=(x, torch.arange(8)), progress=False)
+    assert "while running calibration batch 1" in " ".join(getattr(caught.value, "__notes__", []))

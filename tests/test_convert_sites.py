@@ -99,7 +99,7 @@ def test_other_clamps_are_not_activations():
 
 def test_a_model_without_sites_says_so():
     model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
-    with pytest.warns(UserWarning, match="no activation site in Sequential: .*nothing spikes"):
+    with pytest.warns(UserWarning, match="no activation site in Sequential was converted: .*nothing spikes"):
         snn, rep = P.convert(model, calibration=torch.randn(4, 3), progress=False)
     assert rep.rows == [] and len(rep.notes) == 1
 
@@ -146,3 +146,91 @@ def test_leftover_relu_clamp_in_an_untraceable_model_is_found():
 
     with pytest.warns(UserWarning, match="could not trace"), pytest.raises(P.ConversionError, match="clamp"):
         P.convert(Untraceable(), calibration=torch.randn(4, 3), progress=False)
+
+
+@pytest.mark.parametrize("module", [nn.Hardtanh(-1.0, 1.0, inplace=True), nn.ELU(0.5, inplace=True),
+                                    nn.CELU(0.7, inplace=True), nn.Threshold(0.1, -1.0, inplace=True)])
+def test_in_place_modules_outside_the_table_are_fitted_on_their_function(module):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 16), module, nn.Linear(16, 4)).eval()
+    x = torch.randn(64, 16)
+    with torch.no_grad():
+        ann = model(x.clone())
+    snn, rep = P.convert(model, calibration=x, progress=False)
+    assert rep.rows[0]["activation"].startswith("module:")
+    with torch.no_grad():
+        err = float((snn(x.clone()) - ann).abs().max())
+    assert err < (0.05 if isinstance(module, nn.Threshold) else 2e-3)  # a step: one grid cell of error
+
+
+def test_an_in_place_activation_of_the_input_sees_the_input_at_every_pass():
+    class FirstRelu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.h = nn.Linear(6, 3)
+
+        def forward(self, x):
+            torch.relu_(x)
+            return self.h(x)
+
+    torch.manual_seed(0)
+    model, x = FirstRelu().eval(), torch.randn(64, 6)
+    calibration = x.clone()
+    snn, _ = P.convert(model, "rate", calibration=calibration, progress=False, T=256)
+    assert torch.equal(calibration, x)  # the user's calibration data is not overwritten
+    with torch.no_grad():
+        ann, out = model(x.clone()), snn(x.clone())
+    assert float((out - ann).abs().max()) < 0.05
+
+
+def test_an_integer_clamp_is_an_index_not_an_activation():
+    class LastToken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.l = nn.Embedding(20, 8), nn.Linear(8, 2)
+
+        def forward(self, ids, mask):
+            last = (mask.sum(-1) - 1).clamp(min=0)
+            h = torch.relu(self.emb(ids))
+            return self.l(h[torch.arange(ids.shape[0]), last])
+
+    torch.manual_seed(0)
+    model = LastToken().eval()
+    ids, mask = torch.randint(0, 20, (8, 5)), torch.ones(8, 5, dtype=torch.long)
+    mask[:4, 3:] = 0
+    with pytest.warns(UserWarning, match="sees integer inputs: not an activation"):
+        snn, rep = P.convert(model, calibration={"ids": ids, "mask": mask}, progress=False)
+    assert [r["activation"] for r in rep.rows] == ["relu"]
+    with torch.no_grad():
+        assert float((snn(ids, mask) - model(ids, mask)).abs().max()) < 2e-3
+
+
+def test_a_layer_scale_is_a_weight_and_max_pooling_is_analog():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.gamma = nn.Conv2d(3, 4, 3, padding=1), nn.Parameter(torch.ones(4))
+            self.pool = nn.MaxPool2d(2)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x)) * self.gamma[:, None, None]  # a view of a parameter
+            return self.pool(y).clamp(-1, 1)  # a clamp that is not a ReLU
+
+    _, rep = P.convert(Scaled().eval(), calibration=torch.randn(4, 3, 8, 8), progress=False)
+    analog = " | ".join(rep.kept_analog)
+    assert "product of two signals" not in analog
+    assert "pool: max_pool2d (max pooling)" in analog and "clamp (clamp)" in analog
+
+
+def test_a_transformer_layer_converts_or_says_why_not():
+    torch.manual_seed(0)
+    x = torch.randn(4, 5, 16)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, activation=nn.GELU(), batch_first=True, dropout=0.0).eval()
+    with pytest.warns(UserWarning, match="could not trace"):
+        snn, rep = P.convert(layer, calibration=x, progress=False)
+    with torch.no_grad():  # the fused inference path would bypass the swapped GELU: it is switched off
+        assert float((snn(x) - layer(x)).abs().max()) < 2e-3 and snn.spike_stats().spikes > 0
+    assert any("self_attn: multi_head_attention_forward" in a for a in rep.kept_analog)
+    relu = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0).eval()  # F.relu, a function
+    with pytest.warns(UserWarning), pytest.raises(P.ConversionError, match="relu .*outside any converted site"):
+        P.convert(relu, calibration=x, progress=False)

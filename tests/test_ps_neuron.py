@@ -97,3 +97,14 @@ def test_neuron_pickles_and_rebuilds_its_reset_table(tmp_path, fits):
     loaded = torch.load(tmp_path / "n.pt", weights_only=False)
     x = torch.randn(1000) * 4
     assert loaded.params.tables is None and torch.equal(loaded(x), PSNeuron(fits["gelu"])(x))
+
+
+def test_back_to_the_fast_path_frees_the_reset_table(fits):
+    n = PSNeuron(fits["gelu"], "stepped")
+    x = torch.randn(1000) * 4
+    n(x)
+    stepped = n.table_bytes()
+    n.mode = "fast"
+    assert n.table_bytes() * 10 < stepped and torch.equal(n(x), PSNeuron(fits["gelu"])(x))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        n.mode = "slow"

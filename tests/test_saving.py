@@ -89,3 +89,17 @@ def test_a_file_that_does_not_match_is_a_clear_error(tmp_path):
     path.write_text("not json")
     with pytest.raises(ValueError, match="not a saved converted model"):
         P.load_converted(model, path)
+
+
+def test_a_conversion_with_sites_kept_analog_reloads_with_them_analog(tmp_path):
+    _, x = build("relu")
+    model = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 24), nn.GELU(), nn.Linear(24, 3)).eval()
+    with pytest.warns(UserWarning, match="not converted"):
+        snn, rep = P.convert(model, "rate", calibration=x, progress=False, strict=False, T=8)
+    assert [r["site"] for r in rep.rows] == ["_1"] and rep.unconverted
+    out, spikes = outputs_and_spikes(snn, x)
+    path = P.save_converted(snn, tmp_path / "snn.json")
+    with pytest.warns(UserWarning, match="not converted"):
+        again, _ = P.load_converted(model, path)
+    again_out, again_spikes = outputs_and_spikes(again, x)
+    assert torch.equal(again_out, out) and again_spikes == spikes > 0

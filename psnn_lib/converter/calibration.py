@@ -19,15 +19,17 @@ from torch import nn
 from ..activations import Activation
 
 SAMPLE_SIZE = 200_000
-# a min-max interval wider than this many times the range of 99.98 % of the
-# inputs is set by a few outliers (the converter warns and notes it)
-OUTLIER_RATIO = 4.0
+# a min-max interval wider than this many times the range of the central 98 %
+# of the inputs is set by a few outliers (the converter warns and notes it)
+OUTLIER_RATIO = 10.0
 
 
 class Observer(nn.Module):
     """Computes ``fn(x)`` and records x (min, max, count, a bounded sample).
 
     NaN and infinite inputs are not recorded; ``nonfinite`` counts them.
+    ``integer`` says the site saw integer inputs (an index clamped at 0, not
+    an activation: the converter leaves it as it was).
     """
 
     def __init__(self, fn: Activation, sample_size: int = SAMPLE_SIZE, seed: int = 0) -> None:
@@ -36,11 +38,15 @@ class Observer(nn.Module):
         self.sample_size = sample_size
         self.count = 0
         self.nonfinite = 0
+        self.integer = False
         self.lo, self.hi = math.inf, -math.inf
         self.sample = torch.empty(0)
         self._gen = torch.Generator().manual_seed(seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_floating_point(x):
+            self.integer = True
+            return self.fn(x)
         with torch.no_grad():
             flat = x.detach().reshape(-1).float().cpu()
             finite = torch.isfinite(flat)
@@ -86,8 +92,8 @@ class Observer(nn.Module):
         return float(q[0]), float(q[1])
 
     def outlier_ratio(self) -> tuple[float, tuple[float, float]]:
-        """Width of the min-max interval over that of the 0.01 %-99.99 % quantiles (and those quantiles)."""
-        a, b = self.interval(99.99)
+        """Width of the min-max interval over that of the 1 %-99 % quantiles (and those quantiles)."""
+        a, b = self.interval(99)
         wide = self.hi - self.lo
         return (wide / (b - a) if b > a else (math.inf if wide > 0 else 1.0)), (a, b)
 

@@ -31,6 +31,8 @@ Softmax-like operations are not element-wise and stay analog by design
 from __future__ import annotations
 
 import copy
+import inspect
+import itertools
 import math
 import warnings
 from typing import Any, Iterable, Mapping, Optional, Union
@@ -80,16 +82,18 @@ class ConvertedModel(nn.Module):
     """A model whose activations are spiking neurons of one method.
 
     Called like the original model (any positional and keyword arguments).
-    ``method_name``, ``options``, ``activations`` and ``intervals`` (per site)
-    are what :func:`~psnn_lib.converter.saving.save_converted` writes.
+    ``method_name``, ``options``, ``strict``, ``activations`` and ``intervals``
+    (per site) are what :func:`~psnn_lib.converter.saving.save_converted` writes.
     """
 
     def __init__(self, model: nn.Module, sites: dict[str, ActivationSite], method: Method,
-                 options: dict, intervals: dict[str, Interval], synapses: Optional[dict[str, float]]) -> None:
+                 options: dict, intervals: dict[str, Interval], synapses: Optional[dict[str, float]],
+                 strict: bool = True) -> None:
         super().__init__()
         self.model = model
         self.method_name = method.name
         self.options = dict(options)
+        self.strict = strict
         self.passes = method.passes(options)
         # the neuron module of every site, by site name (fixed after conversion)
         self.neurons: dict[str, nn.Module] = {name: site.impl for name, site in sites.items()}
@@ -104,12 +108,14 @@ class ConvertedModel(nn.Module):
         for neuron in self.neurons.values():
             neuron.reset_state()
         self.samples += batch_size((args, kwargs))
-        out = self.model(*args, **kwargs)
         if self.passes == 1:
-            return out
-        total = tree_map(lambda t: t.to(torch.promote_types(t.dtype, torch.float32), copy=True), out)
-        for _ in range(self.passes - 1):
-            total = tree_map(torch.Tensor.add_, total, self.model(*args, **kwargs))
+            return self.model(*args, **kwargs)
+        total = None
+        for _ in range(self.passes):  # each pass on copies of the inputs: the model may act on them in place
+            again_args, again_kwargs = clone((args, kwargs))
+            out = self.model(*again_args, **again_kwargs)
+            total = tree_map(lambda t: t.to(torch.promote_types(t.dtype, torch.float32), copy=True), out) \
+                if total is None else tree_map(torch.Tensor.add_, total, out)
         return tree_map(lambda t, o: t.div_(self.passes).to(o.dtype), total, out)
 
     def set_mode(self, mode: str) -> "ConvertedModel":
@@ -142,9 +148,9 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, qualname)
 
 
-def _trace_sites(model: nn.Module, problems: list[str]
+def _trace_sites(model: nn.Module, problems: list[str], concrete_args: Optional[dict[str, Any]]
                  ) -> tuple[fx.GraphModule, dict[str, ActivationSite], dict[str, fx.Node]]:
-    graph = _Tracer().trace(model)
+    graph = _Tracer().trace(model, concrete_args=concrete_args)
     gm = fx.GraphModule(model, graph, class_name=type(model).__name__)
     holder = nn.ModuleDict()
     gm.add_module("psnn_sites", holder)
@@ -190,6 +196,8 @@ def _swap_sites(model: nn.Module, problems: list[str]) -> dict[str, ActivationSi
                                       is_inplace(None, child))
                 setattr(parent, child_name, site)
                 sites[key] = site
+                if hasattr(parent, "activation_relu_or_gelu"):  # torch's fused transformer layer
+                    parent.activation_relu_or_gelu = 0  # would run its own activation, bypassing the site
     return sites
 
 
@@ -220,13 +228,14 @@ def convert(
     ``calibration``: a tensor, a dict of model inputs, or an iterable of
     batches (see :mod:`psnn_lib.converter.inputs`: ``x``, ``(x, y)`` or a
     dict such as a tokenizer's output); each site's interval is its input
-    range by ``observer`` ("minmax" or a percentile such as 99.9).
-    ``interval=(l, r)`` gives every site the same interval instead, and a
-    dict ``{site: (l, r)}`` one per site (it must name every site; this is
-    how :func:`~psnn_lib.converter.saving.load_converted` rebuilds a model);
-    calibration data, when given with it, then only measures clipping and
-    checks for leftovers. ``options`` go to the method (see
-    ``get_method(name).defaults``). The input model is not modified.
+    range by ``observer`` ("minmax" or a percentile such as 99.9). Optional
+    arguments of ``forward`` that the first batch does not give are traced
+    at their defaults. ``interval=(l, r)`` gives every site the same interval
+    instead, and a dict ``{site: (l, r)}`` one per site (it must name every
+    site to convert; this is how :func:`~psnn_lib.converter.saving.load_converted`
+    rebuilds a model); calibration data, when given with it, then only
+    measures clipping and checks for leftovers. ``options`` go to the method
+    (see ``get_method(name).defaults``). The input model is not modified.
     """
     chosen = get_method(method)
     opts = chosen.options(options)
@@ -235,10 +244,14 @@ def convert(
         raise ValueError("give calibration data (to measure each site's range) or a global interval=(l, r)")
     if interval is not None and not isinstance(interval, Mapping):
         interval = _check_interval(interval, "interval")
+    calls = batches(calibration, max_batches) if calibration is not None else None
+    first = next(calls, None) if calls is not None else None
+    if calls is not None and first is None:
+        raise ValueError("the calibration data yielded no batch")
     work = copy.deepcopy(model).eval()
     problems: list[str] = []
     try:
-        work, sites, nodes = _trace_sites(work, problems)
+        work, sites, nodes = _trace_sites(work, problems, _absent_defaults(model, first))
         traced = True
     except Exception as err:  # any tracing failure: fall back to module swap
         warnings.warn(f"torch.fx could not trace {type(model).__name__} ({type(err).__name__}: {err}); "
@@ -249,14 +262,15 @@ def convert(
         if calibration is None:
             raise ValueError("this model does not trace with torch.fx: pass calibration data so that "
                              "the converter can check no functional activation is left") from err
-    intervals = _site_intervals(interval, sites) if isinstance(interval, Mapping) else None
     rejected = {name for name, site in sites.items() if chosen.accepts(site.spec)}
     problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {chosen.accepts(sites[n].spec)}" for n in rejected)
+    to_build = {name: site for name, site in sites.items() if name not in rejected}
+    intervals = _site_intervals(interval, to_build) if isinstance(interval, Mapping) else None
 
     analog: list[str] = []
     samples = 0
-    if calibration is not None:
-        samples = _calibrate(model, work, calibration, max_batches, progress, problems, analog)
+    if calls is not None:
+        samples = _calibrate(model, work, itertools.chain([first], calls), progress, problems, analog)
     if problems:
         message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
         if strict:
@@ -264,25 +278,26 @@ def convert(
         warnings.warn(message, stacklevel=2)
 
     report = ConversionReport(method, chosen.spikes, traced, samples, unconverted=problems, kept_analog=analog)
-    if not sites:
-        note = (f"no activation site in {type(model).__name__}: the converted model computes the original "
-                "model, nothing spikes")
-        report.notes.append(note)
-        warnings.warn(note, stacklevel=2)
     if calibration is None:
         report.notes.append("no calibration data: leftover activations and analog operations were not probed")
     device = next((p.device for p in work.parameters()), torch.device("cpu"))
     chosen_intervals: dict[str, Interval] = {}
     for name, site in progress_bar(sites.items(), desc=f"building {method} neurons", enabled=progress):
         obs = site.impl
-        if name in rejected:
+        if name in rejected or obs.integer:
+            if obs.integer:
+                _note(report, f"site {name} ({site.source}) sees integer inputs: not an activation, left as it was")
             site.impl = _Analog(site.spec)
             continue
         l, r = _interval_of(name, site, obs, how, interval, intervals, report)
-        try:
-            site.impl = chosen.build(Site(name, site.spec, (l, r), obs), opts).to(device)
-        except (ValueError, RuntimeError) as err:
-            raise ConversionError(f"site {name} ({site.source}, [{l:.6g}, {r:.6g}]): {err}") from err
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                site.impl = chosen.build(Site(name, site.spec, (l, r), obs), opts).to(device)
+            except (ValueError, RuntimeError) as err:
+                raise ConversionError(f"site {name} ({site.source}, [{l:.6g}, {r:.6g}]): {err}") from err
+        for w in caught:  # a method's warning (a coarser PS grid, ...) names its site and is noted
+            _note(report, f"site {name}: {w.message}")
         chosen_intervals[name] = (l, r)
         report.rows.append({
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
@@ -291,9 +306,33 @@ def convert(
             "clipped_fraction": obs.clipped_fraction(l, r), "nonfinite_inputs": obs.nonfinite,
             **chosen.details(site.impl),
         })
-    kept = {k: v for k, v in sites.items() if k not in rejected}
+    if not chosen_intervals:
+        _note(report, f"no activation site in {type(model).__name__} was converted: the converted model "
+                      "computes the original model, nothing spikes")
+    kept = {k: v for k, v in sites.items() if k in chosen_intervals}
     synapses = fanouts(work, nodes) if traced else None
-    return ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses), report
+    return ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses, strict), report
+
+
+def _note(report: ConversionReport, note: str) -> None:
+    """What a user should know: a warning, and a note in the report."""
+    report.notes.append(note)
+    warnings.warn(note, stacklevel=3)
+
+
+def _absent_defaults(model: nn.Module, call: Optional[tuple[tuple, dict]]) -> Optional[dict[str, Any]]:
+    """Arguments of ``model.forward`` with a default that the first calibration call
+    does not give: traced at that default (an optional ``attention_mask=None``)."""
+    if call is None:
+        return None
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    given = {p.name for p in parameters[:len(call[0])]} | set(call[1])
+    absent = {p.name: p.default for p in parameters if p.name not in given and p.default is not p.empty
+              and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return absent or None
 
 
 def _site_intervals(given: Mapping[str, Interval], sites: dict[str, ActivationSite]) -> dict[str, Interval]:
@@ -318,20 +357,21 @@ def _interval_of(name: str, site: ActivationSite, obs: Observer, how: Union[str,
         raise ConversionError(f"site {name} ({site.source}): {err}") from None
     if obs.nonfinite:
         warnings.warn(f"site {name}: {obs.nonfinite} NaN or infinite calibration input(s) ignored "
-                      "(the report counts them)", stacklevel=3)
+                      "(the report counts them)", stacklevel=4)
     if how == "minmax":
         ratio, (a, b) = obs.outlier_ratio()
         if ratio > OUTLIER_RATIO:
-            note = (f"site {name}: its min-max interval [{l:.4g}, {r:.4g}] is {ratio:.0f}x wider than the "
-                    f"range [{a:.4g}, {b:.4g}] of 99.98% of its calibration inputs: a few outliers set it "
-                    "(coarser neurons); consider observer=99.9")
-            report.notes.append(note)
-            warnings.warn(note, stacklevel=3)
+            _note(report, f"site {name}: its min-max interval [{l:.4g}, {r:.4g}] is {ratio:.0f}x wider than "
+                          f"the range [{a:.4g}, {b:.4g}] of the central 98% of its calibration inputs: a few "
+                          "outliers set it (coarser neurons); consider observer=99.9")
+    if r - l < NEAR_CONSTANT:
+        _note(report, f"site {name}: its calibration inputs span only {r - l:.3g}: its neurons are nearly constant")
     return l, r
 
 
 class _Analog(nn.Module):
-    """An unconverted activation kept as it was (only with strict=False)."""
+    """An activation kept as it was: one the method cannot convert (only with
+    strict=False), or a site that sees integers (an index clamped at 0)."""
 
     def __init__(self, spec: ActivationSpec) -> None:
         super().__init__()
@@ -341,34 +381,40 @@ class _Analog(nn.Module):
         return self.spec.fn(x)
 
 
+# a calibrated interval narrower than this is noted: its neurons are nearly constant
+NEAR_CONSTANT = 1e-6
 # the copy with observers may differ from the model by reordered float operations, never more
 _SAME_OUTPUT_RTOL = 1e-3
 
 
-def _calibrate(model: nn.Module, work: nn.Module, calibration, max_batches: Optional[int],
-               progress: bool, problems: list[str], analog: list[str]) -> int:
-    """One pass over the calibration data. The first batch runs under the probe
-    and is checked against the original model (in eval mode, restored after)."""
+def _calibrate(model: nn.Module, work: nn.Module, calls: Iterable[tuple[tuple, dict]], progress: bool,
+               problems: list[str], analog: list[str]) -> int:
+    """One pass over the calibration data (copies: the model may act in place).
+    The first batch runs the original model (in eval mode, restored after) under
+    a probe that lists its analog non-linearities, then the copy under a probe
+    that finds activations left outside the sites, and the two outputs must agree."""
     device = next((p.device for p in work.parameters()), torch.device("cpu"))
     samples = 0
     with torch.no_grad():
-        for i, call in enumerate(progress_bar(batches(calibration, max_batches), desc="calibrating",
-                                              enabled=progress)):
-            args, kwargs = to_device(call, device)
-            if i == 0:
-                reference = _eval_output(model, clone((args, kwargs)))
-                with ActivationProbe(work) as probe:
-                    out = work(*args, **kwargs)
-                problems.extend(f"{where} (called {n}x outside any converted site)"
-                                for where, n in probe.found.items())
-                analog.extend(f"{where} (x{n})" for where, n in probe.analog.items())
-                if not problems:
-                    _check_same(reference, out)
-            else:
-                work(*args, **kwargs)
+        for i, call in enumerate(progress_bar(calls, desc="calibrating", enabled=progress)):
+            args, kwargs = clone(to_device(call, device))
+            try:
+                if i == 0:
+                    with ActivationProbe(model) as original:
+                        reference = _eval_output(model, clone((args, kwargs)))
+                    analog.extend(f"{where} (x{n})" for where, n in original.analog.items())
+                    with ActivationProbe(work) as probe:
+                        out = work(*args, **kwargs)
+                    problems.extend(f"{where} (called {n}x outside any converted site)"
+                                    for where, n in probe.found.items())
+                    if not problems:
+                        _check_same(reference, out)
+                else:
+                    work(*args, **kwargs)
+            except Exception as err:
+                err.add_note(f"psnn_lib.convert: while running calibration batch {i} through the model")
+                raise
             samples += batch_size((args, kwargs))
-    if samples == 0:
-        raise ValueError("the calibration data yielded no batch")
     return samples
 
 

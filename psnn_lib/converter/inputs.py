@@ -62,12 +62,11 @@ def clone(call: Call) -> Call:
 
 
 def batch_size(call: Call) -> int:
-    """Samples in a call: the first dimension of its first tensor (1 for a scalar)."""
-    args, kwargs = call
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, torch.Tensor):
-            return value.shape[0] if value.dim() else 1
-    raise ValueError("a model call without any tensor argument")
+    """Samples in a call: the first dimension of its first tensor, however nested (1 for a scalar)."""
+    found = tensors([*call[0], *call[1].values()])
+    if not found:
+        raise ValueError("a model call without any tensor argument")
+    return found[0].shape[0] if found[0].dim() else 1
 
 
 def tensors(output: Any) -> list[torch.Tensor]:

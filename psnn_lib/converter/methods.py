@@ -24,6 +24,8 @@ a new neuron (paper 2's signed spikes) plugs in the same way, from anywhere.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -34,7 +36,7 @@ from ..neurons.fs import FSNeuron, load_table, lookup, relu_params
 from ..neurons.fs_train import train_fs
 from ..neurons.ps import PSNeuron
 from ..neurons.rate import IFNeuron
-from ..ps.fit import fit_ps
+from ..ps.fit import FIRST_WEIGHTS, fit_ps
 from .calibration import Observer
 
 
@@ -70,9 +72,16 @@ class Method:
 
 
 def positive_int(name: str, value: Any) -> None:
-    """An option that counts (K, T): a positive int, not a bool or a float."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """An option that counts (K, T): a positive integer (a Python or NumPy int), not a bool or a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def number(name: str, value: Any, positive: bool = False) -> None:
+    """A real option value (finite, and > 0 when ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or (positive and value <= 0):
+        raise ValueError(f"{name} must be a {'positive ' if positive else ''}number, got {value!r}")
 
 
 _METHODS: dict[str, Method] = {}
@@ -105,11 +114,12 @@ def _check_ps(o: dict) -> None:
     if o["K"] is not None:
         positive_int("K", o["K"])
     for name in ("dy", "step"):
-        if o[name] is not None and (isinstance(o[name], bool) or not isinstance(o[name], (int, float))
-                                    or not 0 < o[name] < float("inf")):
-            raise ValueError(f"{name} must be a positive number, got {o[name]!r}")
+        if o[name] is not None:
+            number(name, o[name], positive=True)
     if o["mode"] not in PSNeuron.MODES:
         raise ValueError(f"mode must be one of {PSNeuron.MODES}, got {o['mode']!r}")
+    if o["first_weight"] not in FIRST_WEIGHTS:
+        raise ValueError(f"first_weight must be one of {FIRST_WEIGHTS}, got {o['first_weight']!r}")
 
 
 def _build_ps(site: Site, o: dict) -> PSNeuron:
@@ -118,7 +128,7 @@ def _build_ps(site: Site, o: dict) -> PSNeuron:
     if not r > l:
         raise ValueError(f"empty interval [{l}, {r}] (the calibration inputs are constant); "
                          "widen it with convert(..., interval=(l, r))")
-    K = None if o["dy"] is not None else (o["K"] or PS_DEFAULT_K)
+    K = None if o["dy"] is not None else int(o["K"] or PS_DEFAULT_K)
     params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"], K=K, first_weight=o["first_weight"])
     params.activation = site.spec.name
     return PSNeuron(params, mode=o["mode"])
@@ -135,7 +145,7 @@ register_method(Method(
 
 
 def _build_fs(site: Site, o: dict) -> FSNeuron:
-    name, K = site.spec.name, o["K"]
+    name, K = site.spec.name, int(o["K"])
     if name in ("relu", "relu6"):
         alpha = o["alpha"] if o["alpha"] is not None else site.interval[1]
         alpha = min(alpha, 6.0) if name == "relu6" else alpha
@@ -154,13 +164,19 @@ def _build_fs(site: Site, o: dict) -> FSNeuron:
     return FSNeuron(params)
 
 
+def _check_fs(o: dict) -> None:
+    positive_int("K", o["K"])
+    if o["alpha"] is not None:
+        number("alpha", o["alpha"], positive=True)
+
+
 register_method(Method(
     name="fs",
     build=_build_fs,
     spikes=FSNeuron.spikes,
     defaults={"K": 16, "alpha": None, "table": None, "train": False,
               "restarts": 8, "steps": 1000, "points": 20_000},
-    check=lambda o: positive_int("K", o["K"]),
+    check=_check_fs,
     details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))
 
@@ -177,7 +193,7 @@ def _build_rate(site: Site, o: dict) -> IFNeuron:
     if not theta > 0:
         raise ValueError(f"its calibrated inputs are never positive (r = {r:g}); "
                          "an IF threshold needs r > 0")
-    return IFNeuron(theta, o["T"], o["v_init"])
+    return IFNeuron(theta, int(o["T"]), o["v_init"])
 
 
 register_method(Method(
@@ -187,6 +203,6 @@ register_method(Method(
     defaults={"T": 32, "v_init": 0.0},
     accepts=_accepts_rate,
     passes=lambda o: int(o["T"]),
-    check=lambda o: positive_int("T", o["T"]),
+    check=lambda o: (positive_int("T", o["T"]), number("v_init", o["v_init"])),
     details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))

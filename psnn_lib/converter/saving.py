@@ -67,7 +67,7 @@ def save_converted(snn: ConvertedModel, path: Union[str, Path]) -> Path:
     device = _device(snn)
     state = {
         "format": FORMAT, "version": VERSION, "psnn_lib": __version__, "torch": torch.__version__,
-        "method": snn.method_name, "options": _json_options(snn.options),
+        "method": snn.method_name, "options": _json_options(snn.options), "strict": snn.strict,
         "sites": {name: {"activation": snn.activations[name], "interval": list(snn.intervals[name]),
                          "fingerprint": fingerprint(neuron, snn.intervals[name], device)}
                   for name, neuron in snn.neurons.items()},
@@ -83,7 +83,9 @@ def load_converted(model: nn.Module, path: Union[str, Path], *,
     """Rebuild the SNN saved by :func:`save_converted` on ``model`` (the same ANN).
 
     ``calibration`` is only needed for a model that torch.fx cannot trace (the
-    converter then probes one batch for leftover activations). Raises
+    converter then probes one batch for leftover activations). A conversion
+    made with ``strict=False`` is rebuilt with it (the same sites stay analog).
+    Raises
     :class:`ConversionError` when the file does not match the model (other
     sites or activations) or a neuron rebuilds differently (another version).
     """
@@ -97,6 +99,7 @@ def load_converted(model: nn.Module, path: Union[str, Path], *,
         raise ValueError(f"{path} has format version {state.get('version')!r}; this library reads {VERSION}")
     sites = state["sites"]
     snn, report = convert(model, state["method"], calibration=calibration, progress=progress,
+                          strict=state.get("strict", True),
                           interval={name: tuple(site["interval"]) for name, site in sites.items()},
                           **state["options"])
     changed = [f"{name} (saved {site['activation']}, now {snn.activations[name]})"

@@ -45,7 +45,10 @@ class _Frozen:
 
 def _module_fn(module: nn.Module) -> ActivationSpec:
     label = f"{type(module).__name__}({module.extra_repr()})"
-    return ActivationSpec(f"module:{label}", _Frozen(copy.copy(module).eval(), label), label)
+    frozen = copy.copy(module).eval()
+    if getattr(frozen, "inplace", False):
+        frozen.inplace = False  # the function of the module, never overwriting its argument
+    return ActivationSpec(f"module:{label}", _Frozen(frozen, label.replace(", inplace=True", "")), label)
 
 
 def _leaky(slope: float) -> ActivationSpec:
@@ -270,12 +273,18 @@ _ANALOG_FUNCTIONS: dict[Any, str] = {
     **dict.fromkeys([F.layer_norm, F.group_norm, F.instance_norm, F.rms_norm, F.local_response_norm,
                      F.normalize], "normalisation"),
     **dict.fromkeys([F.scaled_dot_product_attention, F.multi_head_attention_forward,
-                     torch._native_multi_head_attention, torch._transformer_encoder_layer_fwd],
-                    "attention (softmax of products)"),
+                     torch._native_multi_head_attention], "attention (softmax of products)"),
     **dict.fromkeys([torch.exp, torch.Tensor.exp, torch.log, torch.Tensor.log, torch.sqrt, torch.Tensor.sqrt,
-                     torch.rsqrt, torch.Tensor.rsqrt, torch.pow, torch.Tensor.pow, torch.Tensor.__pow__],
-                    "analog function"),
+                     torch.rsqrt, torch.Tensor.rsqrt, torch.pow, torch.Tensor.pow, torch.Tensor.__pow__,
+                     torch.norm, torch.Tensor.norm, torch.linalg.vector_norm], "analog function"),
+    **dict.fromkeys([F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d, F.adaptive_max_pool2d,
+                     F.adaptive_max_pool3d, torch.max_pool1d, torch.max_pool2d, torch.max_pool3d],
+                    "max pooling"),
+    **dict.fromkeys(_CLAMPS, "clamp"),  # a ReLU clamp is counted as an activation before this
+    **dict.fromkeys([torch.where, torch.Tensor.where], "selection"),
 }
+# an activation inside a fused kernel: nn.TransformerEncoderLayer's inference fast path
+_FUSED = {torch._transformer_encoder_layer_fwd: "fused transformer layer (its activation runs inside one kernel)"}
 # products (and quotients) of two signals: gating such as squeeze-excitation, attention scores
 _PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
              torch.Tensor.__imul__, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm,
@@ -302,7 +311,7 @@ class ActivationProbe(TorchFunctionMode):
         self.analog: dict[str, int] = {}
         self._inside = 0
         self._stack: list[str] = []
-        self._weights = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
+        self._weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
         self._handles = []
         for name, module in model.named_modules():
             self._handles.append(module.register_forward_pre_hook(partial(self._enter, name)))
@@ -319,7 +328,9 @@ class ActivationProbe(TorchFunctionMode):
         return super().__enter__()
 
     def _signals(self, args: tuple) -> int:
-        return sum(isinstance(a, torch.Tensor) and a.numel() > 1 and id(a) not in self._weights for a in args)
+        """Tensor arguments that are neither scalars nor parameters or buffers (or views of them)."""
+        return sum(isinstance(a, torch.Tensor) and a.numel() > 1
+                   and a.untyped_storage().data_ptr() not in self._weights for a in args)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if not self._inside:
@@ -327,6 +338,8 @@ class ActivationProbe(TorchFunctionMode):
             name = getattr(func, "__name__", str(func))
             if func in _PROBED or (func in _CLAMPS and _relu_clamp(args, kwargs or {})):
                 _count(self.found, f"{where}: {name}")
+            elif func in _FUSED:
+                _count(self.found, f"{where}: {_FUSED[func]}")
             elif func in _ANALOG_FUNCTIONS:
                 _count(self.analog, f"{where}: {name} ({_ANALOG_FUNCTIONS[func]})")
             elif func in _PRODUCTS and self._signals(args) >= 2:

@@ -66,8 +66,6 @@ class PSNeuron(nn.Module):
 
     def __init__(self, params: PSParams, mode: str = "fast", record_stats: bool = True) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         fitted = params.fit_tables()
         self.params = params.slim()
         self.mode = mode
@@ -79,6 +77,20 @@ class PSNeuron(nn.Module):
             ("out32", _CPU): _padded(fitted.accumulated + params.b).to(torch.float32),
             ("count", _CPU): _padded(fitted.spike_count).to(counts),
         }
+
+    @property
+    def mode(self) -> str:
+        """The simulator: "fast" (tables) or "stepped" (Eqs. 1-3)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "fast":  # back to the fast path: free the reset tables the stepped one rebuilt
+            for key in [k for k in getattr(self, "_tables", {}) if k[0] == "h"]:
+                del self._tables[key]
+        self._mode = mode
 
     def extra_repr(self) -> str:
         p = self.params
@@ -103,7 +115,8 @@ class PSNeuron(nn.Module):
         if (kind, device) not in self._tables:
             if (kind, _CPU) not in self._tables:
                 p = self.params
-                self._tables[(kind, _CPU)] = p.h if kind == "h" else _padded(p.fit_tables().accumulated + p.b)
+                fitted = p.fit_tables()  # the params keep none of a refit's tables
+                self._tables[(kind, _CPU)] = fitted.h if kind == "h" else _padded(fitted.accumulated + p.b)
             self._tables[(kind, device)] = self._tables[(kind, _CPU)].to(device)
         return self._tables[(kind, device)]
 
