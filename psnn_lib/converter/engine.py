@@ -262,10 +262,12 @@ def convert(
         if calibration is None:
             raise ValueError("this model does not trace with torch.fx: pass calibration data so that "
                              "the converter can check no functional activation is left") from err
-    rejected = {name for name, site in sites.items() if chosen.accepts(site.spec)}
-    problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {chosen.accepts(sites[n].spec)}" for n in rejected)
-    to_build = {name: site for name, site in sites.items() if name not in rejected}
-    intervals = _site_intervals(interval, to_build) if isinstance(interval, Mapping) else None
+    refused = {name: why for name, site in sites.items() if (why := chosen.accepts(site.spec))}
+    problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {why}" for n, why in refused.items())
+    to_build = {name: site for name, site in sites.items() if name not in refused}
+    # the given interval of every site to build (None: calibrated)
+    given = (_site_intervals(interval, to_build) if isinstance(interval, Mapping)
+             else None if interval is None else dict.fromkeys(to_build, interval))
 
     analog: list[str] = []
     samples = 0
@@ -284,12 +286,12 @@ def convert(
     chosen_intervals: dict[str, Interval] = {}
     for name, site in progress_bar(sites.items(), desc=f"building {method} neurons", enabled=progress):
         obs = site.impl
-        if name in rejected or obs.integer:
+        if name in refused or obs.integer:
             if obs.integer:
                 _note(report, f"site {name} ({site.source}) sees integer inputs: not an activation, left as it was")
             site.impl = _Analog(site.spec)
             continue
-        l, r = _interval_of(name, site, obs, how, interval, intervals, report)
+        l, r = given[name] if given is not None else _calibrated_interval(name, site, obs, how, report)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -344,13 +346,9 @@ def _site_intervals(given: Mapping[str, Interval], sites: dict[str, ActivationSi
     return {name: _check_interval(given[name], f"site {name}") for name in sites}
 
 
-def _interval_of(name: str, site: ActivationSite, obs: Observer, how: Union[str, float],
-                 interval: Any, intervals: Optional[dict[str, Interval]], report: ConversionReport) -> Interval:
-    """The site's interval: given, or calibrated by ``how`` (warning when outliers set it)."""
-    if intervals is not None:
-        return intervals[name]
-    if interval is not None:
-        return interval
+def _calibrated_interval(name: str, site: ActivationSite, obs: Observer, how: Union[str, float],
+                         report: ConversionReport) -> Interval:
+    """The site's interval by ``how`` from its observer (noted when outliers set it)."""
     try:
         l, r = obs.interval(how)
     except RuntimeError as err:
