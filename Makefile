@@ -43,6 +43,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/fit_speed.py
 	$(BIN)/python benchmarks/neuron_speed.py
 	$(BIN)/python benchmarks/convert_speed.py
+	$(BIN)/python benchmarks/calibration_speed.py
 
 clean:
 	rm -rf _build

@@ -24,24 +24,34 @@ Activation = Callable[[torch.Tensor], torch.Tensor]
 @dataclass(frozen=True)
 class ActivationSpec:
     """An activation: its name, the torch function, how it is spelt, and a
-    factory of the ``nn.Module`` that computes it (None when torch has none)."""
+    factory of the ``nn.Module`` that computes it (None when torch has none).
+
+    ``negative_slope``: for the ReLU family, the slope below zero (ReLU 0,
+    LeakyReLU alpha; None for any other function); signed-spike neurons
+    (paper 2) convert exactly these. ``bounds``: the input interval outside
+    which the activation is constant (a clipped activation), or None; the
+    converter never calibrates a site wider than its bounds.
+    """
 
     name: str
     fn: Activation
     description: str = ""
     module: Optional[Callable[[], nn.Module]] = None
+    negative_slope: Optional[float] = None
+    bounds: Optional[tuple[float, float]] = None
 
 
 _REGISTRY: dict[str, ActivationSpec] = {}
 
 
 def register_activation(name: str, fn: Activation, description: str = "",
-                        module: Optional[Callable[[], nn.Module]] = None) -> ActivationSpec:
+                        module: Optional[Callable[[], nn.Module]] = None,
+                        negative_slope: Optional[float] = None) -> ActivationSpec:
     """Add an activation under ``name`` (lower case); refuses to overwrite."""
     key = name.lower()
     if key in _REGISTRY:
         raise ValueError(f"activation {name!r} is already registered")
-    spec = _REGISTRY[key] = ActivationSpec(key, fn, description or name, module)
+    spec = _REGISTRY[key] = ActivationSpec(key, fn, description or name, module, negative_slope)
     return spec
 
 
@@ -50,7 +60,7 @@ LEAKY_RELU_SLOPE = 0.01  # torch's default, the table's "leaky_relu"
 
 def _leaky_relu(alpha: float) -> ActivationSpec:
     return ActivationSpec(f"leaky_relu:{alpha:g}", partial(F.leaky_relu, negative_slope=alpha),
-                          f"LeakyReLU, alpha = {alpha:g}", partial(nn.LeakyReLU, alpha))
+                          f"LeakyReLU, alpha = {alpha:g}", partial(nn.LeakyReLU, alpha), alpha)
 
 
 # every function and module factory of the table is a module-level name or a
@@ -76,7 +86,8 @@ for _name, _fn, _desc, _module in [
     ("sigmoid", torch.sigmoid, "1 / (1 + exp(-x))", nn.Sigmoid),
     ("tanh", torch.tanh, "tanh(x)", nn.Tanh),
 ]:
-    register_activation(_name, _fn, _desc, _module)
+    register_activation(_name, _fn, _desc, _module,
+                        {"relu": 0.0, "leaky_relu": LEAKY_RELU_SLOPE}.get(_name))
 
 
 def registered_activations() -> list[ActivationSpec]:

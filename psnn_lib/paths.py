@@ -63,6 +63,11 @@ def cache_dir() -> Path:
     return _env("PSNN_CACHE_DIR") or Path.home() / ".cache" / "psnn"
 
 
+def paper_networks_dir() -> Path:
+    """Where the ``paper`` profile makes paper 2's full-scale networks: ``<cache>/paper2-networks``."""
+    return cache_dir() / "paper2-networks"
+
+
 def torchvision_data_dir() -> Path:
     """``$PSNN_DATA``, else ``<cache>/data``: where torchvision downloads CIFAR."""
     return _env("PSNN_DATA") or cache_dir() / "data"

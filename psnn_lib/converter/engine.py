@@ -35,7 +35,7 @@ import inspect
 import itertools
 import math
 import warnings
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 import torch
 from torch import fx, nn
@@ -105,18 +105,27 @@ class ConvertedModel(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """One inference: ``passes`` network time steps, outputs averaged
         (accumulated in at least float32, returned in the model's dtypes)."""
+        if self.passes == 1:
+            return next(self.steps(*args, **kwargs))
+        total = None
+        for out in self.steps(*args, **kwargs):
+            total = tree_map(lambda t: t.to(torch.promote_types(t.dtype, torch.float32), copy=True), out) \
+                if total is None else tree_map(torch.add, total, out)
+        return tree_map(lambda t, o: (t / self.passes).to(o.dtype), total, out)
+
+    def steps(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """One inference step by step: the network's output at each of its ``passes``
+        time steps (rate-coded methods average them; an accuracy-against-T curve
+        reads their running mean)."""
         for neuron in self.neurons.values():
             neuron.reset_state()
         self.samples += batch_size((args, kwargs))
         if self.passes == 1:
-            return self.model(*args, **kwargs)
-        total = None
+            yield self.model(*args, **kwargs)
+            return
         for _ in range(self.passes):  # each pass on copies of the inputs: the model may act on them in place
             again_args, again_kwargs = clone((args, kwargs))
-            out = self.model(*again_args, **again_kwargs)
-            total = tree_map(lambda t: t.to(torch.promote_types(t.dtype, torch.float32), copy=True), out) \
-                if total is None else tree_map(torch.Tensor.add_, total, out)
-        return tree_map(lambda t, o: t.div_(self.passes).to(o.dtype), total, out)
+            yield self.model(*again_args, **again_kwargs)
 
     def set_mode(self, mode: str) -> "ConvertedModel":
         """Choose the simulator of every neuron (e.g. PS: "fast" or "stepped")."""
@@ -134,6 +143,19 @@ class ConvertedModel(nn.Module):
     def spike_stats(self) -> NetworkStats:
         """Neurons, spikes, K, FireRate (Eq. 26) and synaptic operations per sample."""
         return network_stats(self.neurons, self.samples, self._synapses)
+
+
+def analog_twin(converted: ConvertedModel) -> nn.Module:
+    """A frozen copy of a converted model that computes the ANN: every site runs
+    its exact activation (the reference of :mod:`.through_time`; its sites keep
+    their names, so hooks on :class:`ActivationSite` modules see both)."""
+    for neuron in converted.neurons.values():
+        neuron.reset_state()  # no membrane (nor its autograd graph) is copied
+    twin = copy.deepcopy(converted.model).eval().requires_grad_(False)
+    for module in twin.modules():
+        if isinstance(module, ActivationSite):
+            module.impl = _Analog(module.spec)
+    return twin
 
 
 class _Tracer(fx.Tracer):
@@ -353,6 +375,8 @@ def _calibrated_interval(name: str, site: ActivationSite, obs: Observer, how: Un
         l, r = obs.interval(how)
     except RuntimeError as err:
         raise ConversionError(f"site {name} ({site.source}): {err}") from None
+    if site.spec.bounds is not None:  # constant outside its bounds: neurons need not cover more
+        l, r = max(l, site.spec.bounds[0]), min(r, site.spec.bounds[1])
     if obs.nonfinite:
         warnings.warn(f"site {name}: {obs.nonfinite} NaN or infinite calibration input(s) ignored "
                       "(the report counts them)", stacklevel=4)

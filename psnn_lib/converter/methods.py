@@ -20,7 +20,8 @@ once with :func:`register_method` and says
 Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
 ``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
 The bindings of ``ps``, ``fs`` and ``rate`` are at the end of this module;
-a new neuron (paper 2's signed spikes) plugs in the same way, from anywhere.
+paper 2's signed-spike neurons plug in the same way from ``signed_methods``
+(imported last, so that every method is known once the converter is).
 """
 from __future__ import annotations
 
@@ -206,3 +207,6 @@ register_method(Method(
     check=lambda o: (positive_int("T", o["T"]), number("v_init", o["v_init"])),
     details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))
+
+
+from . import signed_methods  # noqa: E402,F401  paper 2's neurons register themselves

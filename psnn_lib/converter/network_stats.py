@@ -112,7 +112,8 @@ def network_stats(neurons: dict[str, nn.Module], samples: int,
     for name, neuron in neurons.items():
         st = neuron.stats
         sop = st.spikes * synapses[name] / samples if synapses is not None else None
-        rows.append({"site": name, "neurons": st.neurons / samples, "spikes": st.spikes / samples, "K": st.K,
+        rows.append({"site": name, "neurons": st.neurons / samples, "spikes": st.spikes / samples,
+                     "negative_spikes": st.negative / samples, "K": st.K,
                      "fire_rate": st.fire_rate, "clipped_fraction": st.clipped_fraction, "synops": sop})
         total_n += st.neurons
         total_s += st.spikes

@@ -107,7 +107,11 @@ def module_activation(module: nn.Module) -> Optional[ActivationSpec]:
 
     Raises :class:`UnsupportedActivation` for activation modules that one
     shared neuron cannot represent (PReLU's per-channel slopes, GLU, ...).
+    A module of its own kind says what it computes with an ``activation_spec()``
+    method (e.g. the trainable clipping layers of paper 2).
     """
+    if callable(getattr(module, "activation_spec", None)):
+        return module.activation_spec()
     make = _TORCH_MODULES.get(type(module))
     if make is None and type(module).__name__ in _HF_MODULES:
         make = _HF_MODULES[type(module).__name__]

@@ -43,32 +43,58 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _manifest_path() -> Path:
-    return paths.data_dir() / MANIFEST
+def _manifest_path(folder: Optional[Path] = None) -> Path:
+    return (folder or paths.data_dir()) / MANIFEST
 
 
-def _manifest() -> dict:
-    path = _manifest_path()
+def _manifest(folder: Optional[Path] = None) -> dict:
+    path = _manifest_path(folder)
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def verified_state(name: str, remake: str, folder: Optional[Path] = None) -> tuple[dict, dict]:
+    """The state dict of a checkpoint (as float32) and its manifest entry, after checking
+    its SHA-256; ``remake`` is the command that makes it; ``folder`` holds the manifest
+    and the files (default: the checkout's ``data/``)."""
+    folder = folder or paths.data_dir()
+    entry = _manifest(folder).get(name)
+    if entry is None:
+        raise FileNotFoundError(f"checkpoint {name} is not in {_manifest_path(folder)}: make it with `{remake}`")
+    path = folder / entry["file"]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: restore it from git or remake it with `{remake}`")
+    if sha256(path) != entry["sha256"]:
+        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {_manifest_path(folder)} (stale or "
+                               f"corrupt): restore it from git or remake it with `{remake}`")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, entry
+
+
+def save_state(name: str, state: dict, entry: dict, folder: Optional[Path] = None) -> dict:
+    """Write ``state`` as ``checkpoints/<name>.pt`` and its manifest entry (``entry`` plus
+    file, SHA-256, size and torch version) in ``folder`` (default ``data/``); returns the entry."""
+    folder = folder or paths.data_dir()
+    rel = f"checkpoints/{name}.pt"
+    path = folder / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    entry = {**entry, "file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "torch": torch.__version__}
+    manifest = _manifest(folder)
+    manifest[name] = entry
+    _manifest_path(folder).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return entry
 
 
 def load_checkpoint(name: str) -> tuple[nn.Module, dict]:
     """The trained model (eval mode) and its manifest entry."""
     if name not in RECIPES:
         raise ValueError(f"unknown checkpoint {name!r}; known: {', '.join(RECIPES)}")
-    entry = _manifest().get(name)
-    remake = f"python -m psnn_lib.models.checkpoints {name}"
-    if entry is None:
-        raise FileNotFoundError(f"checkpoint {name} is not in {_manifest_path()}: make it with `{remake}`")
-    path = paths.data_dir() / entry["file"]
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: restore it from git or remake it with `{remake}`")
-    if sha256(path) != entry["sha256"]:
-        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {_manifest_path()} (stale or corrupt): "
-                               f"restore it from git or remake it with `{remake}`")
+    state, entry = verified_state(name, f"python -m psnn_lib.models.checkpoints {name}")
     recipe = RECIPES[name]
     model = cifar.build(recipe["arch"], **recipe["kwargs"])
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(state)
     return model.eval(), entry
 
 
@@ -84,21 +110,10 @@ def make_checkpoint(name: str, device: str = "cpu", epochs: Optional[int] = None
     train(model, x, y, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
           augment=True, seed=recipe["seed"], device=device)
     acc = accuracy(predict(model, xt), yt)
-    model.cpu()
-    rel = f"checkpoints/{name}.pt"
-    path = paths.data_dir() / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
-    entry = {"file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "recipe": recipe,
-             "test_accuracy": acc, "device": str(device), "torch": torch.__version__,
-             "command": f"python -m psnn_lib.models.checkpoints {name} --device {device}"
-                        + (f" --epochs {epochs}" if epochs is not None else "")}
-    manifest = _manifest()
-    manifest[name] = entry
-    _manifest_path().write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return entry
+    return save_state(name, model.cpu().state_dict(), {
+        "recipe": recipe, "test_accuracy": acc, "device": str(device),
+        "command": f"python -m psnn_lib.models.checkpoints {name} --device {device}"
+                   + (f" --epochs {epochs}" if epochs is not None else "")})
 
 
 def main(argv: Optional[list[str]] = None) -> int:

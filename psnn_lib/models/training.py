@@ -17,6 +17,9 @@ from torch import nn
 from ..progress import progress_bar
 
 EpochHook = Callable[[int, nn.Module], None]
+# the training loss from the logits and labels (default: cross-entropy); paper 2's
+# threshold optimisation adds its penalties this way
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def default_device() -> str:
@@ -45,8 +48,9 @@ def _augment(x: torch.Tensor, gen: torch.Generator, flip: bool) -> torch.Tensor:
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int = 128,
           lr: float = 0.1, weight_decay: float = 5e-4, augment: bool = False, flip: bool = False, seed: int = 0,
           device: Union[str, torch.device] = "cpu", on_epoch: Optional[EpochHook] = None,
-          progress: bool = True) -> nn.Module:
-    """Train ``model`` in place on (x, y); ``on_epoch(epoch, model)`` after each epoch."""
+          progress: bool = True, loss_fn: Loss = F.cross_entropy) -> nn.Module:
+    """Train ``model`` in place on (x, y) with ``loss_fn(logits, y)``; ``on_epoch(epoch, model)``
+    after each epoch."""
     gen = seed_everything(seed)
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
@@ -61,7 +65,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, ba
             xb, yb = x[idx].to(device), y[idx].to(device)
             if augment:
                 xb = _augment(xb, gen, flip)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = loss_fn(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

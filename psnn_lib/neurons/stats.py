@@ -8,14 +8,17 @@ from dataclasses import dataclass
 class SpikeStats:
     """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K.
 
-    Every neuron type of the library keeps one (PS, FS, rate-coded IF), so
-    converted networks report spikes the same way. ``bias_spike`` is the +1
+    Every neuron type of the library keeps one (PS, FS, rate-coded IF, signed),
+    so converted networks report spikes the same way. ``spikes`` counts every
+    spike; ``negative`` those of them that are negative (signed neurons, paper 2).
+    ``bias_spike`` is the +1
     of Eq. 26: the PS shift b counted as one spike per neuron; neurons with no
     shift (FS, IF) leave it out.
     """
 
     neurons: int = 0
     spikes: int = 0
+    negative: int = 0
     clipped: int = 0
     K: int = 0
     bias_spike: bool = True

@@ -1,0 +1,254 @@
+"""Calibration of a converted SNN through time (paper 2, Sect. 4.2, Fig. 2).
+
+Not the converter's ``calibration=`` (data that sets each site's interval):
+this *trains* the weights of a converted rate-coded SNN with
+backpropagation through its T time steps, so that every layer's firing
+rate matches the ANN's activation (the ANN: :func:`~.engine.analog_twin`,
+the converted model with exact activations and the original weights).
+
+The layers are the converted sites in the order they run, then the
+network output, l = 1..L. Each layer's loss is Eq. 33's Kullback-Leibler
+divergence KL(P || Q) between the ANN's map P and the SNN's rate map Q,
+made distributions by a softmax over each sample's map (the activations
+are signed, so Eq. 33 cannot take them as they are; for the output this is
+the usual distillation loss). Two schedules on one code path:
+
+- ``joint_calibration``: all layers at once, Lambda = sum_l w_l(p) Lambda_l
+  with the weights of :mod:`.layer_weights` (average, cosine, sigmoid) at
+  progress p (Eqs. 25-29); every weight is trained.
+- ``layerwise_calibration``: the two-stage baseline (Wang et al. 2025):
+  layer l alone for ``epochs`` epochs (loss Lambda_l, only the weights that
+  feed layer l trainable), l = 1..L in turn.
+
+Spikes back-propagate by the sigmoid surrogate of Eq. 32, kappa following
+the schedule of Sect. 5.1. The optimiser is Adam (the paper names none).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..neurons.signed import SignedIFNeuron
+from ..progress import progress_bar
+from .engine import ActivationSite, ConvertedModel, analog_twin
+from .layer_weights import KAPPA_SCHEDULE, kappa_at, layer_weights
+
+LR = 1e-4
+
+
+def layer_kl(ann: torch.Tensor, snn: torch.Tensor) -> torch.Tensor:
+    """Eq. 33 per sample, averaged over the batch: KL(softmax(ann) || softmax(snn)) over each sample's map."""
+    p = F.log_softmax(ann.flatten(1).float(), dim=1)
+    q = F.log_softmax(snn.flatten(1).float(), dim=1)
+    return F.kl_div(q, p, log_target=True, reduction="batchmean")
+
+
+@dataclass
+class CalibrationHistory:
+    """Per epoch: the mean total loss, mean per-layer losses and kappa; the layer names."""
+
+    layers: list[str]
+    epochs: list[dict] = field(default_factory=list)
+
+
+class _Maps:
+    """Sums of every site's outputs over the steps of one inference (hooks on the sites)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.order: list[str] = []
+        self.hooks = [m.register_forward_hook(self._add) for m in model.modules() if isinstance(m, ActivationSite)]
+
+    def _add(self, module: ActivationSite, _inp, out: torch.Tensor) -> None:
+        name = module.site_name
+        self.sums[name] = self.sums[name] + out if name in self.sums else out
+        if name not in self.order:
+            self.order.append(name)
+
+    def take(self) -> dict[str, torch.Tensor]:
+        sums, self.sums = self.sums, {}
+        return sums
+
+    def remove(self) -> None:
+        for h in self.hooks:
+            h.remove()
+
+
+def _neurons(snn: ConvertedModel) -> list[SignedIFNeuron]:
+    neurons = list(snn.neurons.values())
+    if not neurons or not all(isinstance(n, SignedIFNeuron) for n in neurons):
+        raise ValueError("calibration through time needs a model converted with a signed-spike method "
+                         "('signed', 'ibt', 'symmetric' or 'unsigned'); this one has "
+                         f"{sorted({type(n).__name__ for n in neurons}) or 'no converted site'}")
+    return neurons
+
+
+def _check_data(x: torch.Tensor) -> None:
+    if not torch.is_tensor(x) or not torch.is_floating_point(x) or len(x) == 0:
+        raise ValueError("calibration data must be a non-empty float tensor of model inputs")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"the calibration data hold {int((~torch.isfinite(x)).sum())} NaN or infinite values")
+
+
+class _Calibrator:
+    """One SNN, its ANN twin and the per-layer losses on a batch."""
+
+    def __init__(self, snn: ConvertedModel) -> None:
+        self.neurons = _neurons(snn)
+        self.snn, self.twin = snn, analog_twin(snn)
+        self.snn_maps, self.ann_maps = _Maps(snn.model), _Maps(self.twin)
+
+    def losses(self, xb: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            ann_out = self.twin(xb)
+        ann = self.ann_maps.take()
+        out = self.snn(xb)
+        rates = {k: v / self.snn.passes for k, v in self.snn_maps.take().items()}
+        order = self.ann_maps.order
+        return [layer_kl(ann[k], rates[k]) for k in order] + [layer_kl(ann_out, out)]
+
+    def layers(self, x: torch.Tensor) -> list[str]:
+        with torch.no_grad():
+            self.twin(x[:1])
+        self.ann_maps.take()
+        return self.ann_maps.order + ["output"]
+
+    def close(self) -> None:
+        self.snn_maps.remove()
+        self.ann_maps.remove()
+        self.snn.reset_stats()
+        for n in self.neurons:
+            n.reset_state()
+
+
+@torch.no_grad()
+def calibration_loss(snn: ConvertedModel, x: torch.Tensor, batch_size: int = 256) -> list[float]:
+    """Mean per-layer losses (Eq. 33; sites in order, then the output) of ``snn`` on ``x``."""
+    _check_data(x)
+    cal = _Calibrator(snn)
+    try:
+        totals = None
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            values = [float(v) * len(xb) for v in cal.losses(xb)]
+            totals = values if totals is None else [a + b for a, b in zip(totals, values)]
+        return [v / len(x) for v in totals]
+    finally:
+        cal.close()
+
+
+def _layer_parameters(snn: ConvertedModel, x: torch.Tensor) -> list[list[nn.Parameter]]:
+    """The weights feeding each layer: those of the modules that run after the
+    previous site and before this one (the output layer: after the last site)."""
+    groups: list[list[nn.Parameter]] = [[]]
+    seen: set[int] = set()
+
+    def visit(module: nn.Module, _inp) -> None:
+        if isinstance(module, ActivationSite):
+            groups.append([])
+            return
+        for p in module.parameters(recurse=False):
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                groups[-1].append(p)
+    hooks = [m.register_forward_pre_hook(visit) for m in snn.model.modules()]
+    try:
+        with torch.no_grad():
+            saved = snn.passes
+            snn.passes = 1  # one step is enough to see the order
+            try:
+                snn(x[:1])
+            finally:
+                snn.passes = saved
+    finally:
+        for h in hooks:
+            h.remove()
+    return groups
+
+
+def _train(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int,
+           weights_at, params: list[nn.Parameter], kappa_schedule, progress: bool, desc: str,
+           history: CalibrationHistory) -> None:
+    cal = _Calibrator(snn)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(params, lr=lr)
+    per_epoch = (len(x) + batch_size - 1) // batch_size
+    total_steps = max(epochs * per_epoch - 1, 1)
+    bar = progress_bar(total=epochs * per_epoch, desc=desc, enabled=progress)
+    try:
+        for epoch in range(epochs):
+            kappa = kappa_at(epoch, kappa_schedule)
+            for n in cal.neurons:
+                n.kappa = kappa
+            order = torch.randperm(len(x), generator=gen)
+            sums, count = None, 0
+            for b, i in enumerate(range(0, len(x), batch_size)):
+                xb = x[order[i:i + batch_size]]
+                losses = cal.losses(xb)
+                w = weights_at(len(losses), (epoch * per_epoch + b) / total_steps)
+                loss = sum(wl * ll for wl, ll in zip(w, losses))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                values = [float(v.detach()) for v in [loss, *losses]]
+                sums = values if sums is None else [a + v for a, v in zip(sums, values)]
+                count += 1
+                bar.update()
+                bar.set_postfix(loss=f"{values[0]:.4f}", kappa=kappa)
+            history.epochs.append({"epoch": len(history.epochs), "kappa": kappa, "loss": sums[0] / count,
+                                   "layer_losses": [v / count for v in sums[1:]]})
+    finally:
+        bar.close()
+        cal.close()
+        for n in cal.neurons:
+            n.kappa = kappa_schedule[0][1]
+
+
+def _prepare(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, lr: float) -> list[str]:
+    _neurons(snn)
+    _check_data(x)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    cal = _Calibrator(snn)
+    try:
+        return cal.layers(x)
+    finally:
+        cal.close()
+
+
+def joint_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, weighting: str = "cosine",
+                      batch_size: int = 64, lr: float = LR, seed: int = 0,
+                      kappa_schedule: tuple[tuple[int, float], ...] = KAPPA_SCHEDULE,
+                      progress: bool = True) -> CalibrationHistory:
+    """Train ``snn`` (in place) through time on inputs ``x``, all layers jointly (Eqs. 25-33)."""
+    layer_weights(weighting, 1, 0.0)  # an unknown weighting fails before any work
+    history = CalibrationHistory(_prepare(snn, x, epochs, batch_size, lr))
+    params = [p for p in snn.model.parameters() if p.requires_grad]
+    _train(snn, x, epochs, batch_size, lr, seed, lambda L, p: layer_weights(weighting, L, p), params,
+           kappa_schedule, progress, f"joint calibration ({weighting})", history)
+    return history
+
+
+def layerwise_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, batch_size: int = 64,
+                          lr: float = LR, seed: int = 0,
+                          kappa_schedule: tuple[tuple[int, float], ...] = KAPPA_SCHEDULE,
+                          progress: bool = True, layers: Optional[int] = None) -> CalibrationHistory:
+    """The two-stage baseline: each layer in turn, ``epochs`` epochs each, only its own weights."""
+    history = CalibrationHistory(_prepare(snn, x, epochs, batch_size, lr))
+    groups = _layer_parameters(snn, x)
+    L = len(history.layers)
+    for l in range(L if layers is None else min(layers, L)):
+        def one_hot(n: int, _p: float, l: int = l) -> list[float]:
+            return [1.0 if i == l else 0.0 for i in range(n)]
+        if groups[l]:
+            _train(snn, x, epochs, batch_size, lr, seed + l, one_hot, groups[l], kappa_schedule, progress,
+                   f"layer-wise calibration, layer {l + 1}/{L}", history)
+    return history

@@ -1,0 +1,306 @@
+"""Paper 2's trained and calibrated networks: recipes, the command that makes them, loaders.
+
+Each name is one stage of the paper's pipeline on real Fashion-MNIST; a
+stage starts from the committed file of the stage before it, so the chain is
+the paper's (ANN -> threshold optimisation -> conversion -> calibration
+through time):
+
+- ``net4_ann``: Net4 with LeakyReLU (alpha = 0.1), trained (Table 1's ANN).
+- ``net4_thresholds``: threshold optimisation of ``net4_ann`` (Sect. 4.1):
+  the variance penalty (Eq. 23, 31), then trainable clipping layers (Eq. 24).
+- ``net4_strelu``: Net4 trained with the symmetric-threshold ReLU, clip(x, -theta, theta)
+  with one trainable theta per layer (the stReLU baseline of Table 1).
+- ``net4_calibrated_{average,cosine,sigmoid}``: ``net4_thresholds`` converted with the
+  signed neuron at T = 10 and calibrated jointly through time (Sect. 4.2, Table 5) on a
+  500-image subset for the paper's 25 epochs (its kappa schedule needs 20).
+- ``{vgg16,resnet18}_{ann,thresholds,symmetric}`` and ``{...}_{proposed,twostage}_t{4,8}``:
+  Tables 2 and 3 at a size a 2-core CPU trains (width 1/8, 20k training images, 6 epochs;
+  calibration on 256 images: 3 joint epochs, or one epoch per layer for the two-stage
+  baseline, whose ANN clips symmetrically as Wang et al. 2025 do).
+
+Weights are stored as float16 (``data/checkpoints/``, SHA-256 and the command
+in ``data/checkpoints.json``); every accuracy in the manifest is measured on
+the stored (rounded) weights. Converted stages also store their per-site
+intervals, so that the committed SNN is rebuilt exactly.
+
+    python -m psnn_lib.paper2.networks net4_ann net4_thresholds ... [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from .. import paths
+from ..converter.engine import ConvertedModel, convert
+from ..converter.through_time import joint_calibration, layerwise_calibration
+from ..models import cifar, datasets
+from ..models.checkpoints import save_state, verified_state
+from ..models.clipping import ClippedLeakyReLU
+from ..models.threshold_optimisation import VariancePenalty, add_clipping, clipping_loss
+from ..models.training import accuracy, predict, seed_everything, train
+
+ALPHA = 0.1  # LeakyReLU slope: the paper's "10 times" (IBT threshold P_th / alpha)
+CALIBRATION_IMAGES = 5000  # training images that set the converter's intervals
+SMALL = {"width": 0.125}  # VGG-16 / ResNet-18 at 1/8 width for the CPU
+
+
+def _ann(arch: str, pad_to: Optional[int], epochs: int, lr: float, train_images: Optional[int] = None,
+         extra: Optional[dict] = None) -> dict:
+    return {"stage": "ann", "arch": arch, "pad_to": pad_to, "epochs": epochs, "lr": lr,
+            "train_images": train_images, "kwargs": {"in_channels": 1, "num_classes": 10, **(extra or {})}}
+
+
+def _deep(arch: str) -> dict[str, dict]:
+    base = {"arch": arch, "pad_to": 32, "kwargs": {"in_channels": 1, "num_classes": 10,
+                                                    "activation": f"leaky_relu:{ALPHA:g}", **SMALL}}
+    out = {f"{arch}_ann": _ann(arch, 32, 6, 0.05, 20_000, {"activation": f"leaky_relu:{ALPHA:g}", **SMALL}),
+           f"{arch}_thresholds": {**base, "stage": "thresholds", "from": f"{arch}_ann", "form": "bn",
+                                  "clipping": "asymmetric",
+                                  "penalty_epochs": 1, "clip_epochs": 1, "lr": 0.005, "clip_weight": 1e-3,
+                                  "train_images": 20_000},
+           f"{arch}_symmetric": {**base, "stage": "clip", "from": f"{arch}_ann", "clipping": "symmetric",
+                                 "clip_epochs": 1, "lr": 0.005, "clip_weight": 1e-3, "train_images": 20_000}}
+    for T in (4, 8):
+        out[f"{arch}_proposed_t{T}"] = {**base, "stage": "calibrate", "from": f"{arch}_thresholds",
+                                        "method": "signed", "T": T, "schedule": "cosine", "epochs": 3,
+                                        "images": 256, "lr": 1e-4}
+        out[f"{arch}_twostage_t{T}"] = {**base, "stage": "calibrate", "from": f"{arch}_symmetric",
+                                        "method": "ibt", "T": T, "schedule": "layerwise", "epochs": 1,
+                                        "images": 256, "lr": 1e-4}
+    return out
+
+
+_NET4 = {"arch": "net4", "pad_to": None, "kwargs": {"in_channels": 1, "num_classes": 10,
+                                                     "activation": f"leaky_relu:{ALPHA:g}"}}
+RECIPES: dict[str, dict[str, Any]] = {
+    "net4_ann": _ann("net4", None, 20, 0.05, extra={"activation": f"leaky_relu:{ALPHA:g}"}),
+    "net4_thresholds": {**_NET4, "stage": "thresholds", "from": "net4_ann", "form": "activations",
+                        "clipping": "asymmetric",
+                        "penalty_epochs": 3, "clip_epochs": 3, "lr": 0.005, "clip_weight": 1e-3},
+    "net4_strelu": {**_ann("net4", None, 20, 0.05, extra={"activation": "leaky_relu:1"}), "stage": "strelu",
+                    "clipping": "symmetric", "clip_weight": 1e-3},
+    **{f"net4_calibrated_{w}": {**_NET4, "stage": "calibrate", "from": "net4_thresholds", "method": "signed",
+                                "T": 10, "schedule": w, "epochs": 25, "images": 500, "lr": 1e-4}
+       for w in ("average", "cosine", "sigmoid")},
+    **_deep("vgg16"),
+    **_deep("resnet18"),
+}
+for _r in RECIPES.values():
+    _r.setdefault("seed", 0)
+
+
+SCALES = ("committed", "paper")
+
+
+def recipe(name: str, scale: str = "committed") -> dict[str, Any]:
+    """The recipe of ``name`` at a scale: ``committed`` (the files in ``data/``) or ``paper``:
+    Net4 calibrated on the whole training set; VGG-16 and ResNet-18 at full width on CIFAR-10
+    (200 epochs, the threshold and calibration stages on all training images)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown network {name!r}; known: {', '.join(RECIPES)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    r = dict(RECIPES[name])
+    if scale == "committed":
+        return r
+    if r["arch"] == "net4":
+        return {**r, "images": None} if r["stage"] == "calibrate" else r
+    r.update(dataset="cifar10", pad_to=None, train_images=None,
+             kwargs={**r["kwargs"], "in_channels": 3, "width": 1.0})
+    if r["stage"] == "ann":
+        r.update(epochs=200, lr=0.1, flip=True)
+    elif r["stage"] in ("thresholds", "clip"):
+        r.update(penalty_epochs=10, clip_epochs=10)
+    else:
+        r.update(images=None, epochs=25 if r["schedule"] != "layerwise" else 2)
+    return r
+
+
+def command(name: str, scale: str = "committed") -> str:
+    return f"python -m psnn_lib.paper2.networks {name}" + (" --scale paper" if scale == "paper" else "")
+
+
+def _folder(scale: str):
+    return paths.paper_networks_dir() if scale == "paper" else None  # None: the checkout's data/
+
+
+def data(name: str, split: str, scale: str = "committed") -> tuple[torch.Tensor, torch.Tensor]:
+    """The split a recipe uses: real Fashion-MNIST (28x28 for Net4, padded to 32 for the
+    deep nets), or CIFAR-10 for the deep nets at the paper's scale (torchvision download)."""
+    r = recipe(name, scale)
+    if r.get("dataset") == "cifar10":
+        return datasets.load("cifar10", split)
+    return datasets.fashion_mnist(split, pad_to=r["pad_to"])
+
+
+def _clipping(name: str) -> Optional[str]:
+    """Which clipping layers the stored module tree of ``name`` has: None, "asymmetric", "symmetric"."""
+    r = RECIPES[name]
+    return _clipping(r["from"]) if r["stage"] == "calibrate" else r.get("clipping")
+
+
+def _architecture(name: str, scale: str) -> nn.Module:
+    """The recipe's network, with the clipping layers its stored weights include."""
+    r = recipe(name, scale)
+    model = cifar.build(r["arch"], **r["kwargs"])
+    clipping = _clipping(name)
+    if clipping is not None:
+        for parent in list(model.modules()):
+            for child_name, child in list(parent.named_children()):
+                if isinstance(child, nn.LeakyReLU):
+                    setattr(parent, child_name, ClippedLeakyReLU(child.negative_slope, 1.0, -1.0,
+                                                                 clipping == "symmetric"))
+    return model
+
+
+def load_ann(name: str, scale: str = "committed") -> tuple[nn.Module, dict]:
+    """An ANN stage (eval mode, float32) and its manifest entry."""
+    if recipe(name, scale)["stage"] == "calibrate":
+        raise ValueError(f"{name} is a calibrated SNN: load it with load_snn")
+    state, entry = verified_state(name, command(name, scale), _folder(scale))
+    model = _architecture(name, scale)
+    model.load_state_dict(state)
+    return model.eval(), entry
+
+
+def load_snn(name: str, T: Optional[int] = None, scale: str = "committed") -> tuple[ConvertedModel, dict]:
+    """A calibrated SNN, rebuilt with its stored intervals (``T`` other than the
+    calibration's for an accuracy-against-T curve)."""
+    r = recipe(name, scale)
+    if r["stage"] != "calibrate":
+        raise ValueError(f"{name} is an ANN stage: load it with load_ann")
+    state, entry = verified_state(name, command(name, scale), _folder(scale))
+    model = _architecture(r["from"], scale)
+    model.load_state_dict(state)
+    intervals = {k: tuple(v) for k, v in entry["intervals"].items()}
+    snn, _ = convert(model.eval(), r["method"], interval=intervals, T=T or r["T"], progress=False)
+    return snn, entry
+
+
+def calibration_images(name: str, scale: str = "committed") -> torch.Tensor:
+    """The training images that set the converter's intervals (the first ``CALIBRATION_IMAGES``)."""
+    return data(name, "train", scale)[0][:CALIBRATION_IMAGES]
+
+
+def ensure(names: list[str], scale: str, device: str) -> None:
+    """Make every network of ``names`` (and the stages before it) that is not there yet:
+    the ``paper`` profile runs the whole pipeline itself."""
+    for name in names:
+        source = RECIPES[name].get("from")
+        if source:
+            ensure([source], scale, device)
+        try:
+            verified_state(name, command(name, scale), _folder(scale))
+        except FileNotFoundError:
+            make(name, device, scale)
+
+
+def _rounded(model: nn.Module) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+
+
+def _with_rounded(model: nn.Module) -> dict:
+    """Round the model's weights to float16 in place (what is stored is what is measured)."""
+    state = _rounded(model)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return state
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if n is None or n >= len(x):
+        return x, y
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[idx], y[idx]
+
+
+def _make_ann(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module, dict]:
+    x, y = _subset(*data(name, "train", scale), r.get("train_images"), r["seed"])
+    seed_everything(r["seed"])
+    model = cifar.build(r["arch"], **r["kwargs"])
+    if r["stage"] == "strelu":
+        add_clipping(model, x[:2000], symmetric=True)
+        loss = clipping_loss(model, r["clip_weight"])
+    else:
+        loss = None
+    train(model, x, y, epochs=r["epochs"], lr=r["lr"], augment=True, flip=r.get("flip", False), seed=r["seed"],
+          device=device, **({"loss_fn": loss} if loss else {}))
+    return model, {}
+
+
+def _make_tuned(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module, dict]:
+    model, _ = load_ann(r["from"], scale)
+    x, y = _subset(*data(name, "train", scale), r.get("train_images"), r["seed"])
+    info: dict[str, Any] = {}
+    if r["stage"] == "thresholds":
+        penalty = VariancePenalty(model, r["form"])
+        train(model, x, y, epochs=r["penalty_epochs"], lr=r["lr"], augment=True, seed=r["seed"], device=device,
+              loss_fn=penalty)
+        penalty.remove()
+        info["last_eta"] = penalty.last[1]
+    add_clipping(model.cpu(), x[:2000], symmetric=r["clipping"] == "symmetric")
+    train(model, x, y, epochs=r["clip_epochs"], lr=r["lr"], weight_decay=0.0, augment=True, seed=r["seed"] + 1,
+          device=device, loss_fn=clipping_loss(model, r["clip_weight"]))
+    return model, info
+
+
+def _make_calibrated(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module, dict]:
+    model, _ = load_ann(r["from"], scale)
+    snn, report = convert(model, r["method"], calibration=calibration_images(name, scale), T=r["T"],
+                          progress=False)
+    x, _ = _subset(*data(name, "train", scale), r["images"], r["seed"])
+    snn.to(device)
+    if r["schedule"] == "layerwise":
+        history = layerwise_calibration(snn, x.to(device), epochs=r["epochs"], lr=r["lr"], seed=r["seed"])
+    else:
+        history = joint_calibration(snn, x.to(device), epochs=r["epochs"], weighting=r["schedule"], lr=r["lr"],
+                                    seed=r["seed"])
+    snn.cpu()
+    # the calibrated weights back into the ANN's own module tree (same parameter names)
+    trained = dict(snn.model.named_parameters())
+    model.load_state_dict({k: trained.get(k, v) for k, v in model.state_dict().items()})
+    return model, {"intervals": {row["site"]: [row["l"], row["r"]] for row in report.rows},
+                   "history": history.epochs, "layers": history.layers}
+
+
+_STAGES = {"ann": _make_ann, "strelu": _make_ann, "thresholds": _make_tuned, "clip": _make_tuned,
+           "calibrate": _make_calibrated}
+
+
+def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
+    """Run the recipe ``name`` (from the stage before it) and write its file and manifest
+    entry (``committed``: in ``data/``; ``paper``: in ``paths.paper_networks_dir()``)."""
+    r = recipe(name, scale)
+    model, info = _STAGES[r["stage"]](name, r, device, scale)
+    model = model.cpu().eval()
+    state = _with_rounded(model)
+    xt, yt = data(name, "test", scale)
+    entry = {"recipe": r, "device": device, "command": command(name, scale) + (f" --device {device}"
+                                                                               if device != "cpu" else ""), **info}
+    if r["stage"] == "calibrate":
+        intervals = {k: tuple(v) for k, v in info["intervals"].items()}
+        snn, _ = convert(model, r["method"], interval=intervals, T=r["T"], progress=False)
+        entry["snn_test_accuracy"] = accuracy(predict(snn, xt), yt)
+    else:
+        entry["test_accuracy"] = accuracy(predict(model, xt), yt)
+    return save_state(name, state, entry, _folder(scale))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(description="make paper 2's committed networks (each from the stage before it)")
+    p.add_argument("names", nargs="+", choices=list(RECIPES))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--scale", default="committed", choices=SCALES)
+    a = p.parse_args(argv if argv is not None else sys.argv[1:])
+    for name in a.names:
+        entry = make(name, a.device, a.scale)
+        acc = entry.get("test_accuracy", entry.get("snn_test_accuracy"))
+        print(f"{name}: test accuracy {acc:.2f}%, {entry['bytes'] / 1e6:.2f} MB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,340 @@
+"""Paper 2's tables and figures on the committed networks: rows for the notebooks, and
+their claims beside the paper's numbers.
+
+Every function evaluates committed networks (:mod:`.networks`) on the first
+``n_test`` Fashion-MNIST test images; nothing here trains, except
+:func:`tiny_calibration` (the smoke profile's end-to-end run).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..book.records import Record
+from ..converter.engine import convert
+from ..converter.through_time import calibration_loss, joint_calibration
+from ..models.training import accuracy, default_device, predict
+from . import networks
+from .evaluation import (STEP_RULE_POINTS, accuracy_by_step, activation_samples, firing_rates, tail_ratio,
+                         time_steps)
+from .numbers import FIG3_EXTRA_STEPS, FIG3_LEVELS, TABLE1, TABLE2, TABLE3, TABLE4, TABLE5
+
+LAYERS = ("act1", "act2", "act3")  # Net4's activation modules: Table 4's layers 1-3
+
+
+def scale_of(profile: str) -> str:
+    """The networks a profile evaluates: the committed ones, or (``paper``) the paper-scale
+    ones, which :func:`ready` makes first."""
+    return "paper" if profile == "paper" else "committed"
+
+
+def ready(names: Sequence[str], scale: str) -> None:
+    """At the paper's scale, run the pipeline for every network not made yet (GPU if any)."""
+    if scale == "paper":
+        networks.ensure(list(names), scale, default_device())
+
+
+def test_images(name: str, n_test: int, scale: str) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = networks.data(name, "test", scale)
+    return x[:n_test], y[:n_test]
+
+
+def converted(name: str, method: str, T: int, scale: str):
+    """An ANN stage converted by ``method`` (intervals from the calibration images)."""
+    model, _ = networks.load_ann(name, scale)
+    snn, report = convert(model, method, calibration=networks.calibration_images(name, scale), T=T,
+                          progress=False)
+    return snn, report
+
+
+# Fig. 1 and Table 4 ------------------------------------------------------------------------------
+
+def fig1_tails(n_test: int, scale: str) -> dict[str, Any]:
+    """Per layer of Net4, before and after threshold optimisation: each neuron's LeakyReLU
+    outputs (unclipped) and its tail ratio; the neuron with the longest tail before."""
+    ready(["net4_thresholds"], scale)
+    x, _ = test_images("net4_ann", n_test, scale)
+    out: dict[str, Any] = {"layers": {}}
+    before, _ = networks.load_ann("net4_ann", scale)
+    after, _ = networks.load_ann("net4_thresholds", scale)
+    a = activation_samples(before, list(LAYERS), x)
+    inputs = _leaky_of_inputs(after, x)
+    for layer in LAYERS:
+        ratio_a, ratio_b = tail_ratio(a[layer]), tail_ratio(inputs[layer])
+        worst = int(np.argmax(ratio_a))
+        hi, lo = after.get_submodule(layer).values()
+        out["layers"][layer] = {
+            "neuron": worst, "before": a[layer][:, worst], "after": inputs[layer][:, worst],
+            "thresholds after": (lo, hi), "median tail ratio before": float(np.median(ratio_a)),
+            "median tail ratio after": float(np.median(ratio_b)),
+            "clipped share after": float(np.mean((inputs[layer] > hi) | (inputs[layer] < lo)))}
+    return out
+
+
+@torch.no_grad()
+def _leaky_of_inputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """The LeakyReLU of each clipping layer's input: the activation before it is clipped."""
+    found: dict[str, torch.Tensor] = {}
+    hooks = [model.get_submodule(m).register_forward_hook(
+        lambda mod, inp, _out, key=m: found.__setitem__(
+            key, torch.nn.functional.leaky_relu(inp[0], mod.negative_slope).flatten(1))) for m in LAYERS]
+    try:
+        model.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: v.numpy() for k, v in found.items()}
+
+
+def fig1_claims(record: Record, tails: dict[str, Any]) -> None:
+    """Threshold optimisation shortens the tails: the median tail ratio falls in every layer."""
+    shorter = all(v["median tail ratio after"] < v["median tail ratio before"] for v in tails["layers"].values())
+    record.compare("median tail ratio (max / 99th percentile of |a|) falls in every layer", True, shorter,
+                   why="the variance penalty did not shorten every layer's tails on this network")
+
+
+def table4_rows(n_test: int, T: int, scale: str) -> list[dict[str, Any]]:
+    """Firing rate per layer of Net4 converted with the signed neuron, without (min-max
+    normalisation of the trained ANN) and with threshold optimisation (learned thresholds)."""
+    ready(["net4_thresholds"], scale)
+    x, _ = test_images("net4_ann", n_test, scale)
+    rows = []
+    for label, name in [("without", "net4_ann"), ("with", "net4_thresholds")]:
+        snn, report = converted(name, "signed", T, scale)
+        for i, (r, rep) in enumerate(zip(firing_rates(snn, x), report.rows)):
+            rows.append({"threshold optimisation": label, "layer": i + 1, **r, "P_th": rep["P_th"],
+                         "N_th": rep["N_th"]})
+    return rows
+
+
+TABLE4_RELATIVE = 0.3  # a firing rate is reproduced within 30 % of the paper's
+
+
+def table4_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        paper = TABLE4[row["threshold optimisation"]][row["layer"] - 1]
+        record.compare(f"layer {row['layer']} firing rate, {row['threshold optimisation']} threshold optimisation",
+                       paper, row["firing rate"], TABLE4_RELATIVE * paper,
+                       why="our Net4's activations differ from the paper's (training recipe, alpha, pooling)")
+    rate = {(r["threshold optimisation"], r["layer"]): r["firing rate"] for r in rows}
+    record.compare("threshold optimisation raises the firing rate of every layer", True,
+                   all(rate[("with", k)] > rate[("without", k)] for k in (1, 2, 3)),
+                   why="some layer fires less after threshold optimisation")
+
+
+# Tables 1 and 5, Fig. 3: accuracy against T ---------------------------------------------------------
+
+TABLE1_RUNS = {"AugMapping": ("net4_ann", "ibt"), "stReLU": ("net4_strelu", "symmetric"),
+               "proposed": ("net4_calibrated_cosine", "signed")}
+
+
+def curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str
+          ) -> dict[str, Any]:
+    """Accuracy after 1..T_max steps of a committed network (a calibrated SNN, or an ANN
+    stage converted by ``method``) and its ANN's accuracy on the same images."""
+    if networks.RECIPES[name]["stage"] == "calibrate":
+        snn, _ = networks.load_snn(name, T_max, scale)
+        ann, _ = networks.load_ann(networks.RECIPES[name]["from"], scale)
+    else:
+        snn, _ = converted(name, method, T_max, scale)
+        ann, _ = networks.load_ann(name, scale)
+    acc = accuracy_by_step(snn, x, y)
+    ann_acc = accuracy(predict(ann, x), y)
+    return {"network": name, "ANN acc": ann_acc, "curve": acc, "time steps": time_steps(acc, ann_acc)}
+
+
+def table1_rows(n_test: int, T_max: dict[str, int], scale: str) -> list[dict[str, Any]]:
+    ready([name for name, _ in TABLE1_RUNS.values()], scale)
+    x, y = test_images("net4_ann", n_test, scale)
+    rows = []
+    for method, (name, rule) in TABLE1_RUNS.items():
+        c = curve(name, rule, T_max[method], x, y, scale)
+        steps = c["time steps"]
+        rows.append({"method": method, "network": name, "neuron": rule, "ANN acc": c["ANN acc"],
+                     "SNN acc": c["curve"][(steps or T_max[method]) - 1], "time steps": steps,
+                     "T run": T_max[method], "curve": c["curve"]})
+    return rows
+
+
+def _steps_claim(record: Record, label: str, paper: int, steps: Optional[int], T_run: int,
+                 tolerance: float) -> None:
+    record.compare(f"{label}: time steps", paper, steps if steps is not None else float(T_run + 1), tolerance,
+                   why=("not reached within the steps run" if steps is None else
+                        "our network needs a different number of steps (its own training)"))
+
+
+def table1_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+    """ANN and SNN accuracy within 1 point; time steps within a quarter of the paper's (at
+    least 3); the ordering proposed < stReLU < AugMapping."""
+    for row in rows:
+        ann, snn, steps = TABLE1[row["method"]]
+        record.compare(f"{row['method']}: ANN acc", ann, row["ANN acc"], 1.0,
+                       why="our ANN trains differently from the paper's (recipe, epochs, alpha)")
+        record.compare(f"{row['method']}: SNN acc at its time steps", snn, row["SNN acc"], 1.0,
+                       why="follows our ANN's accuracy")
+        _steps_claim(record, row["method"], steps, row["time steps"], row["T run"], max(3.0, steps / 4))
+    by = {r["method"]: r["time steps"] or r["T run"] + 1 for r in rows}
+    record.compare("time steps: proposed < stReLU < AugMapping", True,
+                   by["proposed"] < by["stReLU"] < by["AugMapping"], why="the ordering differs on our networks")
+
+
+WEIGHTINGS = ("average", "cosine", "sigmoid")
+
+
+def table5_rows(n_test: int, T_max: int, scale: str) -> list[dict[str, Any]]:
+    """The uncalibrated conversion and the three calibrated networks, accuracy against T."""
+    ready([f"net4_calibrated_{w}" for w in WEIGHTINGS], scale)
+    x, y = test_images("net4_ann", n_test, scale)
+    rows = [{"weighting": "none (no calibration)", **curve("net4_thresholds", "signed", T_max, x, y, scale)}]
+    for w in WEIGHTINGS:
+        rows.append({"weighting": w, **curve(f"net4_calibrated_{w}", None, T_max, x, y, scale)})
+    for r in rows:
+        r["SNN acc"] = r["curve"][(r["time steps"] or T_max) - 1]
+        r["SNN acc at T = 10"] = r["curve"][9] if T_max >= 10 else None
+    return rows
+
+
+def table5_claims(record: Record, rows: list[dict[str, Any]], T_max: int) -> None:
+    by = {r["weighting"]: r for r in rows}
+    for w in WEIGHTINGS:
+        ann, snn, steps = TABLE5[w]
+        record.compare(f"{w}: ANN acc", ann, by[w]["ANN acc"], 1.0, why="our ANN trains differently")
+        record.compare(f"{w}: SNN acc at its time steps", snn, by[w]["SNN acc"], 1.0, why="follows our ANN")
+        _steps_claim(record, w, steps, by[w]["time steps"], T_max, 3.0)
+    steps = {w: by[w]["time steps"] or T_max + 1 for w in WEIGHTINGS}
+    record.compare("cosine needs the fewest time steps", True, steps["cosine"] <= min(steps.values()),
+                   why="another weighting reaches the level first on our network")
+    record.compare("average needs the most time steps", True, steps["average"] >= max(steps.values()),
+                   why="another weighting is slower on our network")
+
+
+def fig3_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+    """Without calibration the SNN needs about 20 more steps to climb the last 0.6 points
+    below its ANN (92.0 -> 92.6 % of a 92.72 % ANN); calibration removes them."""
+    none = rows[0]
+    below = FIG3_LEVELS[1] - FIG3_LEVELS[0]
+    start = next((t + 1 for t, a in enumerate(none["curve"]) if a >= none["ANN acc"] - STEP_RULE_POINTS - below), None)
+    end = none["time steps"]
+    extra = None if start is None or end is None else end - start
+    record.compare(f"without calibration: steps from ANN - {below + STEP_RULE_POINTS:.1f} to ANN - "
+                   f"{STEP_RULE_POINTS:g} points", FIG3_EXTRA_STEPS, extra, 10.0,
+                   why="our uncalibrated network climbs the last points faster or slower than the paper's")
+    cosine = next(r for r in rows if r["weighting"] == "cosine")
+    record.compare("calibration reaches the rule level in fewer steps", True,
+                   (cosine["time steps"] or 10 ** 6) < (end or 10 ** 6),
+                   why="calibration did not shorten the time steps on our network")
+
+
+def tiny_calibration(n_images: int, T: int, epochs: int) -> dict[str, Any]:
+    """The smoke profile's end-to-end run: convert ``net4_thresholds``, calibrate it jointly
+    through time on ``n_images`` training images, report the loss before and after."""
+    snn, _ = converted("net4_thresholds", "signed", T, "committed")
+    x = networks.calibration_images("net4_thresholds")[:n_images]
+    before = calibration_loss(snn, x)
+    history = joint_calibration(snn, x, epochs=epochs, weighting="average", lr=1e-3, batch_size=16,
+                                progress=False)
+    return {"layers": history.layers, "before": before, "after": calibration_loss(snn, x),
+            "history": history.epochs}
+
+
+# Tables 2 and 3 ----------------------------------------------------------------------------------
+
+def deep_rows(archs: Sequence[str], n_test: int, scale: str) -> list[dict[str, Any]]:
+    """Proposed (threshold optimisation + signed + joint calibration) against two-stage (symmetric
+    clipping + IBT + layer-wise calibration) at T = 4 and 8, on the committed small networks."""
+    ready([f"{a}_{m}_t{T}" for a in archs for m in ("proposed", "twostage") for T in (4, 8)], scale)
+    rows = []
+    for arch in archs:
+        x, y = test_images(f"{arch}_ann", n_test, scale)
+        for method, ann_name in [("two-stage", f"{arch}_symmetric"), ("proposed", f"{arch}_thresholds")]:
+            ann, _ = networks.load_ann(ann_name, scale)
+            ann_acc = accuracy(predict(ann, x), y)
+            for T in (4, 8):
+                tag = "twostage" if method == "two-stage" else "proposed"
+                snn, _ = networks.load_snn(f"{arch}_{tag}_t{T}", scale=scale)
+                snn_acc = accuracy(predict(snn, x), y)
+                rows.append({"network": arch, "method": method, "T": T, "ANN acc": ann_acc, "SNN acc": snn_acc,
+                             "delta acc": ann_acc - snn_acc})
+    return rows
+
+
+DEEP_PAPER = {"vgg16": TABLE2, "resnet18": TABLE3}
+
+
+def deep_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
+    """The paper's accuracies are CIFAR-10: compared at the paper's scale (1 point), not run
+    otherwise. What carries over to the small networks is the comparison: proposed loses
+    less than two-stage at each T."""
+    where = "CIFAR-10" if scale == "paper" else "Fashion-MNIST, 1/8 width"
+    for row in rows:
+        ann, snn, delta = DEEP_PAPER[row["network"]][(row["method"], row["T"])]
+        label = f"{row['network']} {row['method']} T = {row['T']}"
+        for quantity, paper, ours in [("ANN acc", ann, row["ANN acc"]), ("SNN acc", snn, row["SNN acc"]),
+                                      ("delta acc", delta, row["delta acc"])]:
+            record.compare(f"{label}: {quantity} (CIFAR-10)", paper, ours if scale == "paper" else None, 1.0,
+                           why="CIFAR-10 and full-size networks: paper profile" if scale != "paper" else
+                           "our training and calibration recipe differs from the paper's")
+    by = {(r["network"], r["method"], r["T"]): r["delta acc"] for r in rows}
+    for arch in dict.fromkeys(r["network"] for r in rows):
+        for T in (4, 8):
+            record.compare(f"{arch}, T = {T}: proposed loses less accuracy than two-stage ({where})",
+                           True, by[(arch, "proposed", T)] < by[(arch, "two-stage", T)],
+                           why="the two-stage baseline converts our network as well or better")
+
+
+# Beyond the paper: which conversion for a Leaky ReLU network ------------------------------------
+
+SIGNED_METHODS = ("signed", "symmetric", "ibt", "unsigned")
+
+
+def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) -> list[dict[str, Any]]:
+    """On the trained Net4 (no threshold optimisation, no calibration: a user's own Leaky ReLU
+    network): PS neurons at each K of ``ps_steps`` (one pass, binary spikes) and each signed-spike
+    method run for T_max steps; per method its time steps by the rule (or K), accuracy there and
+    spikes per image there. The full pipeline of paper 2 (``net4_calibrated_cosine``) for comparison."""
+    ready(["net4_calibrated_cosine"], scale)
+    x, y = test_images("net4_ann", n_test, scale)
+    ann, _ = networks.load_ann("net4_ann", scale)
+    ann_acc = accuracy(predict(ann, x), y)
+    rows = []
+    for K in ps_steps:
+        model, _ = networks.load_ann("net4_ann", scale)
+        snn, _ = convert(model, "ps", calibration=networks.calibration_images("net4_ann", scale), K=K,
+                         progress=False)
+        acc = accuracy(predict(snn, x), y)
+        rows.append({"method": "ps (paper 1)", "spikes": "binary, one pass", "K or T": K, "ANN acc": ann_acc,
+                     "SNN acc": acc, "spikes per image": snn.spike_stats().spikes,
+                     "within 0.1 of the ANN": acc >= ann_acc - STEP_RULE_POINTS})
+    for method in SIGNED_METHODS:
+        c = curve("net4_ann", method, T_max, x, y, scale)
+        T = c["time steps"] or T_max
+        snn, _ = converted("net4_ann", method, T, scale)
+        predict(snn, x)
+        rows.append({"method": method, "spikes": "signed" if method != "unsigned" else "binary",
+                     "K or T": T, "ANN acc": ann_acc, "SNN acc": c["curve"][T - 1],
+                     "spikes per image": snn.spike_stats().spikes,
+                     "within 0.1 of the ANN": c["time steps"] is not None, "curve": c["curve"]})
+    c = curve("net4_calibrated_cosine", None, T_max, x, y, scale)
+    T = c["time steps"] or T_max
+    snn, _ = networks.load_snn("net4_calibrated_cosine", T, scale)
+    predict(snn, x)
+    rows.append({"method": "signed + threshold optimisation + joint calibration (paper 2)", "spikes": "signed",
+                 "K or T": T, "ANN acc": c["ANN acc"], "SNN acc": c["curve"][T - 1],
+                 "spikes per image": snn.spike_stats().spikes, "within 0.1 of the ANN": c["time steps"] is not None,
+                 "curve": c["curve"]})
+    return rows
+
+
+def method_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+    """The signed neuron reaches the ANN in fewer steps than the IBT neuron (Sect. 3.2), and
+    dropping the negative values (a plain IF neuron) costs accuracy (the reason for signed spikes)."""
+    by = {r["method"]: r for r in rows if not r["method"].startswith("ps")}
+    steps = {m: by[m]["K or T"] if by[m]["within 0.1 of the ANN"] else None for m in ("signed", "ibt")}
+    record.compare("the signed neuron needs fewer time steps than the IBT neuron", True,
+                   steps["signed"] is not None and (steps["ibt"] is None or steps["signed"] < steps["ibt"]),
+                   why="the IBT neuron is as fast on this network, or neither reached the ANN")
+    record.compare("dropping negative values (plain IF) costs more than 0.5 points", True,
+                   by["unsigned"]["SNN acc"] < rows[0]["ANN acc"] - 0.5,
+                   why="this network's negative activations carry little")
