@@ -190,3 +190,36 @@ def test_signed_neuron_every_dtype_gives_the_float32_spikes(dtype):
         else:
             assert torch.equal(got, ref.to(dtype))
     assert a.stats.spikes == b.stats.spikes and a.stats.negative == b.stats.negative
+
+
+def test_clipped_fraction_counts_what_each_neuron_cannot_represent():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(1, 1), nn.LeakyReLU(0.1)).eval()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.fill_(0.0)
+    x = torch.linspace(-10, 1, 1101)[:, None]
+    share = {}
+    for method in ("signed", "symmetric", "ibt", "unsigned"):
+        _, report = P.convert(net, method, calibration=x, T=4, progress=False)
+        share[method] = report.rows[0]["clipped_fraction"]
+    below = float((x < -1).float().mean())  # symmetric covers [-r, r] = [-1, 1]
+    assert share["signed"] == 0.0 and share["ibt"] == 0.0  # -r / alpha = -10: all covered
+    assert share["symmetric"] == pytest.approx(below, abs=2e-3)
+    assert share["unsigned"] == pytest.approx(float((x < 0).float().mean()), abs=2e-3)
+    clipped = nn.Sequential(nn.Linear(1, 1), ClippedLeakyReLU(0.1, 0.5, -0.2)).eval()
+    _, report = P.convert(clipped, "signed", calibration=x, T=4, progress=False)
+    assert report.rows[0]["clipped_fraction"] == 0.0  # flat beyond the bounds: nothing lost
+
+
+def test_ibt_refuses_a_clip_it_cannot_reproduce_and_bad_trained_thresholds_are_errors():
+    net = nn.Sequential(nn.Linear(3, 4), ClippedLeakyReLU(0.1, 1.0, -0.05)).eval()
+    x = torch.randn(64, 3) * 5
+    with pytest.raises(ConversionError, match="would not clip"):
+        P.convert(net, "ibt", calibration=x, progress=False)
+    sym = nn.Sequential(nn.Linear(3, 4), ClippedLeakyReLU(0.1, 1.0, symmetric=True)).eval()
+    P.convert(sym, "ibt", calibration=x, progress=False)  # the two-stage baseline's clip: consistent
+    with torch.no_grad():
+        net[1].theta_n.fill_(0.3)  # training moved it above zero
+    with pytest.raises((ValueError, ConversionError), match="theta_P > 0 > theta_N"):
+        P.convert(net, "signed", calibration=x, progress=False)

@@ -126,6 +126,8 @@ class ConvertedModel(nn.Module):
         for _ in range(self.passes):  # each pass on copies of the inputs: the model may act on them in place
             again_args, again_kwargs = clone((args, kwargs))
             yield self.model(*again_args, **again_kwargs)
+        for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
+            neuron.reset_state()
 
     def set_mode(self, mode: str) -> "ConvertedModel":
         """Choose the simulator of every neuron (e.g. PS: "fast" or "stepped")."""
@@ -327,7 +329,8 @@ def convert(
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
             "K": site.impl.stats.K,
             "neurons": obs.count // samples if samples else 0,
-            "clipped_fraction": obs.clipped_fraction(l, r), "nonfinite_inputs": obs.nonfinite,
+            "clipped_fraction": _clipped_fraction(obs, site.spec, chosen.covers(site.impl) or (l, r)),
+            "nonfinite_inputs": obs.nonfinite,
             **chosen.details(site.impl),
         })
     if not chosen_intervals:
@@ -336,6 +339,16 @@ def convert(
     kept = {k: v for k, v in sites.items() if k in chosen_intervals}
     synapses = fanouts(work, nodes) if traced else None
     return ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses, strict), report
+
+
+def _clipped_fraction(obs: Observer, spec: ActivationSpec, covered: Interval) -> float:
+    """The share of calibration inputs outside the range the neuron represents, except
+    where the activation is flat anyway (beyond its ``bounds``: nothing is lost there)."""
+    lo, hi = covered
+    if spec.bounds is not None:
+        lo = -math.inf if lo <= spec.bounds[0] else lo
+        hi = math.inf if hi >= spec.bounds[1] else hi
+    return obs.clipped_fraction(lo, hi)
 
 
 def _note(report: ConversionReport, note: str) -> None:

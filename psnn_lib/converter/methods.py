@@ -15,7 +15,9 @@ once with :func:`register_method` and says
 - ``defaults``: its options; unknown options are an error, and ``check(options)``
   rejects bad values before any calibration pass;
 - ``details(neuron)``: extra report columns of one built neuron (its table
-  memory in bytes, a PS grid step, ...).
+  memory in bytes, a PS grid step, ...);
+- ``covers(neuron)``: the input range its neuron represents, where that is not
+  the site's interval (the report's ``clipped_fraction`` counts inputs outside it).
 
 Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
 ``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
@@ -61,6 +63,7 @@ class Method:
     passes: Callable[[dict], int] = lambda options: 1
     check: Callable[[dict], None] = lambda options: None
     details: Callable[[nn.Module], dict] = lambda neuron: {}
+    covers: Callable[[nn.Module], Optional[tuple[float, float]]] = lambda neuron: None
 
     def options(self, given: dict[str, Any]) -> dict[str, Any]:
         unknown = set(given) - set(self.defaults)

@@ -22,10 +22,18 @@ the usual distillation loss). Two schedules on one code path:
 
 Spikes back-propagate by the sigmoid surrogate of Eq. 32, kappa following
 the schedule of Sect. 5.1. The optimiser is Adam (the paper names none).
+
+The reference ANN is frozen when a calibration starts (``reference=`` gives
+another, e.g. the twin taken before an earlier calibration), so every layer
+of a layer-wise run and :func:`calibration_loss` afterwards compare with the
+original ANN. The SNN's spike statistics and neuron ``kappa`` are restored
+when a calibration or a loss measurement ends.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import copy
+import warnings
 from typing import Optional
 
 import torch
@@ -64,8 +72,8 @@ class _Maps:
         self.hooks = [m.register_forward_hook(self._add) for m in model.modules() if isinstance(m, ActivationSite)]
 
     def _add(self, module: ActivationSite, _inp, out: torch.Tensor) -> None:
-        name = module.site_name
-        self.sums[name] = self.sums[name] + out if name in self.sums else out
+        name = module.site_name  # a copy: the model may change the site's output in place later
+        self.sums[name] = self.sums[name] + out if name in self.sums else out.clone()
         if name not in self.order:
             self.order.append(name)
 
@@ -95,12 +103,16 @@ def _check_data(x: torch.Tensor) -> None:
 
 
 class _Calibrator:
-    """One SNN, its ANN twin and the per-layer losses on a batch."""
+    """One SNN, its reference ANN and the per-layer losses on a batch; restores the
+    SNN's spike statistics and kappa when closed."""
 
-    def __init__(self, snn: ConvertedModel) -> None:
+    def __init__(self, snn: ConvertedModel, reference: Optional[nn.Module]) -> None:
         self.neurons = _neurons(snn)
-        self.snn, self.twin = snn, analog_twin(snn)
+        self.snn, self.twin = snn, reference if reference is not None else analog_twin(snn)
         self.snn_maps, self.ann_maps = _Maps(snn.model), _Maps(self.twin)
+        self.saved = (snn.samples, [(copy.copy(n.stats), n.kappa) for n in self.neurons])
+        self.mode = snn.model.training
+        snn.model.eval()  # batch norms and dropout as at inference
 
     def losses(self, xb: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad():
@@ -120,16 +132,22 @@ class _Calibrator:
     def close(self) -> None:
         self.snn_maps.remove()
         self.ann_maps.remove()
-        self.snn.reset_stats()
-        for n in self.neurons:
+        self.snn.samples = self.saved[0]
+        for n, (stats, kappa) in zip(self.neurons, self.saved[1]):
+            n.stats, n.kappa = stats, kappa
             n.reset_state()
+        self.snn.model.train(self.mode)
 
 
 @torch.no_grad()
-def calibration_loss(snn: ConvertedModel, x: torch.Tensor, batch_size: int = 256) -> list[float]:
-    """Mean per-layer losses (Eq. 33; sites in order, then the output) of ``snn`` on ``x``."""
+def calibration_loss(snn: ConvertedModel, x: torch.Tensor, batch_size: int = 256,
+                     reference: Optional[nn.Module] = None) -> list[float]:
+    """Mean per-layer losses (Eq. 33; sites in order, then the output) of ``snn`` on ``x``,
+    against ``reference`` (default: the ANN with the SNN's current weights; after a
+    calibration pass the ``analog_twin`` taken before it to compare with the original ANN)."""
     _check_data(x)
-    cal = _Calibrator(snn)
+    _positive_int("batch_size", batch_size)
+    cal = _Calibrator(snn, reference)
     try:
         totals = None
         for i in range(0, len(x), batch_size):
@@ -141,39 +159,53 @@ def calibration_loss(snn: ConvertedModel, x: torch.Tensor, batch_size: int = 256
         cal.close()
 
 
-def _layer_parameters(snn: ConvertedModel, x: torch.Tensor) -> list[list[nn.Parameter]]:
-    """The weights feeding each layer: those of the modules that run after the
-    previous site and before this one (the output layer: after the last site)."""
+def _layer_parameters(snn: ConvertedModel) -> list[list[nn.Parameter]]:
+    """The weights feeding each layer, in the order of the traced graph: those of the
+    modules called (and the parameters read) after the previous site and before this
+    one; the output layer's after the last site."""
+    gm = snn.model
+    if not isinstance(gm, torch.fx.GraphModule):
+        raise ValueError("layer-wise calibration needs a model that torch.fx traces (this one was converted "
+                         "by swapping modules): use joint_calibration")
     groups: list[list[nn.Parameter]] = [[]]
     seen: set[int] = set()
-
-    def visit(module: nn.Module, _inp) -> None:
-        if isinstance(module, ActivationSite):
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and isinstance(gm.get_submodule(node.target), ActivationSite):
             groups.append([])
-            return
-        for p in module.parameters(recurse=False):
+            continue
+        if node.op == "call_module":
+            params = list(gm.get_submodule(node.target).parameters())
+        elif node.op == "get_attr" and isinstance(getattr_path(gm, node.target), nn.Parameter):
+            params = [getattr_path(gm, node.target)]
+        else:
+            continue
+        for p in params:
             if p.requires_grad and id(p) not in seen:
                 seen.add(id(p))
                 groups[-1].append(p)
-    hooks = [m.register_forward_pre_hook(visit) for m in snn.model.modules()]
-    try:
-        with torch.no_grad():
-            saved = snn.passes
-            snn.passes = 1  # one step is enough to see the order
-            try:
-                snn(x[:1])
-            finally:
-                snn.passes = saved
-    finally:
-        for h in hooks:
-            h.remove()
     return groups
+
+
+def getattr_path(module: nn.Module, target: str):
+    """``module.a.b.c`` for the dotted ``target`` of a ``get_attr`` node."""
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _train(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int,
            weights_at, params: list[nn.Parameter], kappa_schedule, progress: bool, desc: str,
-           history: CalibrationHistory) -> None:
-    cal = _Calibrator(snn)
+           history: CalibrationHistory, reference: nn.Module) -> None:
+    cal = _Calibrator(snn, reference)
+    trained = {id(p) for p in params}
+    frozen = [p for p in snn.model.parameters() if p.requires_grad and id(p) not in trained]
+    for p in frozen:  # no gradient piles up on weights this pass does not train
+        p.requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(params, lr=lr)
     per_epoch = (len(x) + batch_size - 1) // batch_size
@@ -204,22 +236,26 @@ def _train(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, l
     finally:
         bar.close()
         cal.close()
-        for n in cal.neurons:
-            n.kappa = kappa_schedule[0][1]
+        for p in frozen:
+            p.requires_grad_(True)
+        for p in params:
+            p.grad = None
 
 
-def _prepare(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, lr: float) -> list[str]:
+def _prepare(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, lr: float,
+             kappa_schedule, reference: Optional[nn.Module]) -> tuple[list[str], nn.Module]:
+    """Check the arguments; the layer names and the frozen reference ANN."""
     _neurons(snn)
     _check_data(x)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _positive_int("epochs", epochs)
+    _positive_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
-    cal = _Calibrator(snn)
+    if not kappa_schedule or kappa_schedule[0][0] != 0 or any(k <= 0 for _, k in kappa_schedule):
+        raise ValueError(f"kappa_schedule is ((0, kappa), (epoch, kappa), ...) with kappa > 0, got {kappa_schedule!r}")
+    cal = _Calibrator(snn, reference)
     try:
-        return cal.layers(x)
+        return cal.layers(x), cal.twin
     finally:
         cal.close()
 
@@ -227,28 +263,38 @@ def _prepare(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int,
 def joint_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, weighting: str = "cosine",
                       batch_size: int = 64, lr: float = LR, seed: int = 0,
                       kappa_schedule: tuple[tuple[int, float], ...] = KAPPA_SCHEDULE,
-                      progress: bool = True) -> CalibrationHistory:
-    """Train ``snn`` (in place) through time on inputs ``x``, all layers jointly (Eqs. 25-33)."""
+                      reference: Optional[nn.Module] = None, progress: bool = True) -> CalibrationHistory:
+    """Train ``snn`` (in place) through time on inputs ``x``, all layers jointly (Eqs. 25-33),
+    towards ``reference`` (default: the ANN of its weights now)."""
     layer_weights(weighting, 1, 0.0)  # an unknown weighting fails before any work
-    history = CalibrationHistory(_prepare(snn, x, epochs, batch_size, lr))
+    layers, reference = _prepare(snn, x, epochs, batch_size, lr, kappa_schedule, reference)
+    history = CalibrationHistory(layers)
     params = [p for p in snn.model.parameters() if p.requires_grad]
     _train(snn, x, epochs, batch_size, lr, seed, lambda L, p: layer_weights(weighting, L, p), params,
-           kappa_schedule, progress, f"joint calibration ({weighting})", history)
+           kappa_schedule, progress, f"joint calibration ({weighting})", history, reference)
     return history
 
 
 def layerwise_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, batch_size: int = 64,
                           lr: float = LR, seed: int = 0,
                           kappa_schedule: tuple[tuple[int, float], ...] = KAPPA_SCHEDULE,
-                          progress: bool = True, layers: Optional[int] = None) -> CalibrationHistory:
-    """The two-stage baseline: each layer in turn, ``epochs`` epochs each, only its own weights."""
-    history = CalibrationHistory(_prepare(snn, x, epochs, batch_size, lr))
-    groups = _layer_parameters(snn, x)
-    L = len(history.layers)
+                          reference: Optional[nn.Module] = None, progress: bool = True,
+                          layers: Optional[int] = None) -> CalibrationHistory:
+    """The two-stage baseline: layers 1..``layers`` (default all) in turn, ``epochs`` epochs
+    each, only the layer's own weights against its own loss; layer l runs on the spikes of
+    the layers before it as calibrated (not on the ANN's stored inputs)."""
+    names, reference = _prepare(snn, x, epochs, batch_size, lr, kappa_schedule, reference)
+    if layers is not None:
+        _positive_int("layers", layers)
+    history = CalibrationHistory(names)
+    groups = _layer_parameters(snn)
+    L = len(names)
     for l in range(L if layers is None else min(layers, L)):
         def one_hot(n: int, _p: float, l: int = l) -> list[float]:
             return [1.0 if i == l else 0.0 for i in range(n)]
-        if groups[l]:
-            _train(snn, x, epochs, batch_size, lr, seed + l, one_hot, groups[l], kappa_schedule, progress,
-                   f"layer-wise calibration, layer {l + 1}/{L}", history)
+        if not groups[l]:
+            warnings.warn(f"layer {l + 1} ({names[l]}) has no weights of its own: not calibrated", stacklevel=2)
+            continue
+        _train(snn, x, epochs, batch_size, lr, seed + l, one_hot, groups[l], kappa_schedule, progress,
+               f"layer-wise calibration, layer {l + 1}/{L}", history, reference)
     return history

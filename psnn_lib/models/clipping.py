@@ -21,14 +21,21 @@ two-stage baseline (Wang et al. 2025).
 """
 from __future__ import annotations
 
+import math
 from functools import partial
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..activations import ActivationSpec
+
+
+def _check_thresholds(positive, negative) -> None:
+    if negative is None or not (math.isfinite(positive) and math.isfinite(negative) and positive > 0 > negative):
+        raise ValueError(f"a clipping layer needs finite thresholds theta_P > 0 > theta_N, got theta_P = "
+                         f"{positive!r}, theta_N = {negative!r}")
 
 
 def clipped_leaky_relu(x: torch.Tensor, negative_slope: float, low: float, high: float) -> torch.Tensor:
@@ -39,12 +46,13 @@ def clipped_leaky_relu(x: torch.Tensor, negative_slope: float, low: float, high:
 class ClippedLeakyReLU(nn.Module):
     """LeakyReLU followed by a trainable clipping layer (thresholds theta_P > 0 > theta_N)."""
 
-    def __init__(self, negative_slope: float, positive: float, negative: float, symmetric: bool = False) -> None:
+    def __init__(self, negative_slope: float, positive: float, negative: Optional[float] = None,
+                 symmetric: bool = False) -> None:
         super().__init__()
         if not 0 < negative_slope <= 1:
             raise ValueError(f"negative_slope must be in (0, 1], got {negative_slope!r}")
-        if not positive > 0 > negative:
-            raise ValueError(f"need positive > 0 > negative thresholds, got {positive!r}, {negative!r}")
+        negative = -positive if symmetric else negative
+        _check_thresholds(positive, negative)
         self.negative_slope, self.symmetric = float(negative_slope), symmetric
         self.theta_p = nn.Parameter(torch.tensor(float(positive)))
         self.theta_n = None if symmetric else nn.Parameter(torch.tensor(float(negative)))
@@ -67,8 +75,10 @@ class ClippedLeakyReLU(nn.Module):
         return hi, -hi if self.symmetric else float(self._parameters["theta_n"].detach())
 
     def activation_spec(self) -> ActivationSpec:
-        """What the converter sees: a LeakyReLU clipped to [theta_N, theta_P] (values frozen now)."""
+        """What the converter sees: a LeakyReLU clipped to [theta_N, theta_P] (values frozen now;
+        thresholds that training moved to the wrong side of zero are an error)."""
         hi, lo = self.values()
+        _check_thresholds(hi, lo)
         a = self.negative_slope
         return ActivationSpec(
             f"clipped_leaky_relu:{a:g}:[{lo:.6g},{hi:.6g}]",

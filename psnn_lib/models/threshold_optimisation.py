@@ -38,7 +38,7 @@ def variance_penalty(a: torch.Tensor, eps: float = EPSILON) -> torch.Tensor:
     if a.dim() < 2:
         raise ValueError(f"an activation output has a batch and a channel dimension, got shape {tuple(a.shape)}")
     per_channel = a.transpose(0, 1).reshape(a.shape[1], -1)
-    sigma, m = per_channel.std(dim=1), per_channel.mean(dim=1)
+    sigma, m = per_channel.std(dim=1, unbiased=False), per_channel.mean(dim=1)  # defined for one sample
     return (sigma / (m.abs() + eps)).pow(3).mean()
 
 
@@ -103,7 +103,8 @@ class VariancePenalty:
 def add_clipping(model: nn.Module, x: torch.Tensor, symmetric: bool = False, batch_size: int = 500) -> nn.Module:
     """Replace every ``nn.LeakyReLU`` of ``model`` (in place) by a :class:`ClippedLeakyReLU`
     whose thresholds start at the largest and smallest output it gives on ``x``
-    (so nothing is clipped at first); ``symmetric`` ties theta_N = -theta_P."""
+    (so nothing is clipped at first); ``symmetric`` ties theta_N = -theta_P. A LeakyReLU
+    module called at several places gets one clipping layer (shared thresholds)."""
     found = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
              if isinstance(child, nn.LeakyReLU)]
     if not found:
@@ -128,8 +129,11 @@ def add_clipping(model: nn.Module, x: torch.Tensor, symmetric: bool = False, bat
         top, bottom = max(hi[id(child)], 1e-3), min(lo[id(child)], -1e-3)
         if symmetric:
             top = max(top, -bottom)
-        setattr(parent, name, ClippedLeakyReLU(child.negative_slope, top, -top if symmetric else bottom,
-                                               symmetric).to(device))
+        try:
+            clip = ClippedLeakyReLU(child.negative_slope, top, bottom, symmetric)
+        except ValueError as err:
+            raise ValueError(f"{type(parent).__name__}.{name}: {err}") from None
+        setattr(parent, name, clip.to(device))
     return model
 
 

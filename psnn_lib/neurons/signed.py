@@ -20,7 +20,7 @@ units of the neuron's input (the converter normalises no weights: a spike
 
 The baselines are the same neuron with other thresholds (chosen by the
 converter's methods): the IBT neuron of Spiking-YOLO (N_th = -P_th / alpha,
-Eq. 18, so beta = 1), a symmetric-threshold neuron (N_th = -P_th) and the
+Eq. 18, so |beta| = 1), a symmetric-threshold neuron (N_th = -P_th) and the
 plain IF neuron (no negative spikes: ``negative_threshold=None``).
 
 Spikes are Heaviside steps in inference; when gradients are on (joint

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..book.records import Record
-from ..converter.engine import convert
+from ..converter.engine import analog_twin, convert
 from ..converter.through_time import calibration_loss, joint_calibration
 from ..models.training import accuracy, default_device, predict
 from . import networks
@@ -232,10 +232,11 @@ def tiny_calibration(n_images: int, T: int, epochs: int) -> dict[str, Any]:
     through time on ``n_images`` training images, report the loss before and after."""
     snn, _ = converted("net4_thresholds", "signed", T, "committed")
     x = networks.calibration_images("net4_thresholds")[:n_images]
-    before = calibration_loss(snn, x)
+    ann = analog_twin(snn)
+    before = calibration_loss(snn, x, reference=ann)
     history = joint_calibration(snn, x, epochs=epochs, weighting="average", lr=1e-3, batch_size=16,
-                                progress=False)
-    return {"layers": history.layers, "before": before, "after": calibration_loss(snn, x),
+                                reference=ann, progress=False)
+    return {"layers": history.layers, "before": before, "after": calibration_loss(snn, x, reference=ann),
             "history": history.epochs}
 
 
