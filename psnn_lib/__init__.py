@@ -1,4 +1,4 @@
-"""psnn_lib: ANN-to-SNN conversion with Precise Spiking neurons.
+"""psnn_lib: ANN-to-SNN conversion with Precise Spiking neurons (paper 1) and signed spikes (paper 2).
 
 The public API is imported lazily (PEP 562), so ``import psnn_lib.ps.fit``
 loads the fitting core alone, not the converter.
@@ -15,6 +15,8 @@ _PUBLIC = {
     "register_activation": "activations", "resolve_activation": "activations",
     "fit_ps": "ps.fit", "PSParams": "ps.fit",
     "PSNeuron": "neurons.ps", "FSNeuron": "neurons.fs", "IFNeuron": "neurons.rate",
+    "SignedIFNeuron": "neurons.signed",
+    "joint_calibration": "converter.through_time", "layerwise_calibration": "converter.through_time",
     "SpikeStats": "neurons.stats",
     "convert": "converter.engine", "ConversionError": "converter.engine",
     "ConvertedModel": "converter.engine", "ConversionReport": "converter.report",

@@ -5,6 +5,7 @@ The executions and records go where ``psnn book --profile smoke`` puts them
 (``_build/executed/smoke``, ``results/smoke``), so that CI builds the smoke
 book from these very executions (``psnn site --profile smoke``)."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,56 @@ def test_loss_vs_k_orders_methods(results):
     latency = {r["method"]: r for r in rec["extra"]["latency"]}
     assert latency["ps"]["steps to match the ANN"] == 16
     assert latency["spikingjelly rate"]["steps to match the ANN"] is None
+
+
+def test_p2_thresholds_raise_rates_and_sit_inside_the_range(results):
+    rec = results["p2_fig1_table4_thresholds"]
+    rows = rec["extra"]["table4"]
+    assert [(r["threshold optimisation"], r["layer"]) for r in rows] == \
+        [("without", 1), ("without", 2), ("without", 3), ("with", 1), ("with", 2), ("with", 3)]
+    by = {(r["threshold optimisation"], r["layer"]): r for r in rows}
+    for layer in (1, 2, 3):
+        assert 0 < by[("without", layer)]["firing rate"] < 1 and 0 < by[("with", layer)]["negative share"] < 1
+        # the learned positive threshold is below the largest activation that min-max uses
+        assert by[("with", layer)]["P_th"] < by[("without", layer)]["P_th"]
+    assert len(rec["results"]) == 8 and all(r["status"] != "not run" for r in rec["results"])
+
+
+def test_p2_table1_curves_and_rule(results):
+    rec = results["p2_table1_fashion_mnist"]
+    rows = {r["method"]: r for r in rec["extra"]["rows"]}
+    assert set(rows) == {"AugMapping", "stReLU", "proposed"}
+    for r in rows.values():
+        assert len(r["curve"]) == r["T run"]
+        steps = r["time steps"]
+        # the rule: the first T within 0.1 points of the ANN, and none before it
+        assert steps is None or (r["curve"][steps - 1] >= r["ANN acc"] - 0.1
+                                 and all(a < r["ANN acc"] - 0.1 for a in r["curve"][:steps - 1]))
+    assert rows["proposed"]["curve"][9] > 80  # the calibrated SNN at its T = 10
+
+
+def test_p2_tiny_calibration_and_table5(results):
+    rec = results["p2_table5_fig3_calibration"]
+    tiny = rec["extra"]["tiny calibration"]
+    assert tiny["layers"] == ["act1", "act2", "act3", "output"] and len(tiny["history"]) == 1
+    assert all(math.isfinite(v) for v in tiny["before"] + tiny["after"]) and tiny["after"] != tiny["before"]
+    rows = rec["extra"]["rows"]
+    assert [r["weighting"] for r in rows] == ["none (no calibration)", "average", "cosine", "sigmoid"]
+    assert all(len(r["curve"]) == 12 for r in rows)
+
+
+def test_p2_deep_rows(results):
+    rec = results["p2_tables2_3_deep"]
+    rows = rec["extra"]["rows"]
+    assert [(r["method"], r["T"]) for r in rows] == [("two-stage", 4), ("two-stage", 8), ("proposed", 4),
+                                                    ("proposed", 8)]
+    assert all(r["delta acc"] == pytest.approx(r["ANN acc"] - r["SNN acc"]) for r in rows)
+    assert sum(r["status"] == "not run" for r in rec["results"]) == 12  # the CIFAR-10 numbers
+
+
+def test_p2_methods_side_by_side(results):
+    rec = results["p2_beyond_methods"]
+    rows = {r["method"]: r for r in rec["extra"]["rows"]}
+    assert {"ps (paper 1)", "signed", "symmetric", "ibt", "unsigned"} <= set(rows)
+    assert rows["unsigned"]["spikes"] == "binary" and rows["signed"]["spikes"] == "signed"
+    assert all(r["spikes per image"] > 0 for r in rows.values())

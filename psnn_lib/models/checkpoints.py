@@ -43,47 +43,48 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _manifest_path(folder: Optional[Path] = None) -> Path:
-    return (folder or paths.data_dir()) / MANIFEST
+def _manifest_path(manifest: Optional[Path] = None) -> Path:
+    return manifest or paths.data_dir() / MANIFEST
 
 
-def _manifest(folder: Optional[Path] = None) -> dict:
-    path = _manifest_path(folder)
+def _manifest(manifest: Optional[Path] = None) -> dict:
+    path = _manifest_path(manifest)
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def verified_state(name: str, remake: str, folder: Optional[Path] = None) -> tuple[dict, dict]:
-    """The state dict of a checkpoint (as float32) and its manifest entry, after checking
-    its SHA-256; ``remake`` is the command that makes it; ``folder`` holds the manifest
-    and the files (default: the checkout's ``data/``)."""
-    folder = folder or paths.data_dir()
-    entry = _manifest(folder).get(name)
+def verified_state(name: str, remake: str, manifest: Optional[Path] = None) -> tuple[dict, dict]:
+    """The state dict of a checkpoint (as float32) and its entry in ``manifest`` (default
+    ``data/checkpoints.json``; files are relative to its folder), after checking its
+    SHA-256; ``remake`` is the command that makes it."""
+    manifest = _manifest_path(manifest)
+    entry = _manifest(manifest).get(name)
     if entry is None:
-        raise FileNotFoundError(f"checkpoint {name} is not in {_manifest_path(folder)}: make it with `{remake}`")
-    path = folder / entry["file"]
+        raise FileNotFoundError(f"checkpoint {name} is not in {manifest}: make it with `{remake}`")
+    path = manifest.parent / entry["file"]
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: restore it from git or remake it with `{remake}`")
     if sha256(path) != entry["sha256"]:
-        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {_manifest_path(folder)} (stale or "
+        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {manifest} (stale or "
                                f"corrupt): restore it from git or remake it with `{remake}`")
     state = torch.load(path, map_location="cpu", weights_only=True)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, entry
 
 
-def save_state(name: str, state: dict, entry: dict, folder: Optional[Path] = None) -> dict:
-    """Write ``state`` as ``checkpoints/<name>.pt`` and its manifest entry (``entry`` plus
-    file, SHA-256, size and torch version) in ``folder`` (default ``data/``); returns the entry."""
-    folder = folder or paths.data_dir()
+def save_state(name: str, state: dict, entry: dict, manifest: Optional[Path] = None) -> dict:
+    """Write ``state`` as ``checkpoints/<name>.pt`` beside ``manifest`` (default
+    ``data/checkpoints.json``) and its entry there (``entry`` plus file, SHA-256, size and
+    torch version); returns the entry."""
+    manifest = _manifest_path(manifest)
     rel = f"checkpoints/{name}.pt"
-    path = folder / rel
+    path = manifest.parent / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)
     entry = {**entry, "file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "torch": torch.__version__}
-    manifest = _manifest(folder)
-    manifest[name] = entry
-    _manifest_path(folder).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    entries = _manifest(manifest)
+    entries[name] = entry
+    manifest.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
     return entry
 
 

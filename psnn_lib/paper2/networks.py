@@ -8,18 +8,18 @@ through time):
 - ``net4_ann``: Net4 with LeakyReLU (alpha = 0.1), trained (Table 1's ANN).
 - ``net4_thresholds``: threshold optimisation of ``net4_ann`` (Sect. 4.1):
   the variance penalty (Eq. 23, 31), then trainable clipping layers (Eq. 24).
-- ``net4_strelu``: Net4 trained with the symmetric-threshold ReLU, clip(x, -theta, theta)
-  with one trainable theta per layer (the stReLU baseline of Table 1).
+- ``net4_strelu``: Net4 trained (10 epochs) with the symmetric-threshold ReLU,
+  clip(x, -theta, theta) with one trainable theta per layer (the stReLU baseline of Table 1).
 - ``net4_calibrated_{average,cosine,sigmoid}``: ``net4_thresholds`` converted with the
   signed neuron at T = 10 and calibrated jointly through time (Sect. 4.2, Table 5) on a
-  500-image subset for the paper's 25 epochs (its kappa schedule needs 20).
+  256-image subset for the paper's 25 epochs (its kappa schedule needs 20).
 - ``{vgg16,resnet18}_{ann,thresholds,symmetric}`` and ``{...}_{proposed,twostage}_t{4,8}``:
   Tables 2 and 3 at a size a 2-core CPU trains (width 1/8, 20k training images, 6 epochs;
   calibration on 256 images: 3 joint epochs, or one epoch per layer for the two-stage
   baseline, whose ANN clips symmetrically as Wang et al. 2025 do).
 
 Weights are stored as float16 (``data/checkpoints/``, SHA-256 and the command
-in ``data/checkpoints.json``); every accuracy in the manifest is measured on
+in ``data/paper2_networks.json``); every accuracy in the manifest is measured on
 the stored (rounded) weights. Converted stages also store their per-site
 intervals, so that the committed SNN is rebuilt exactly.
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -81,10 +82,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "net4_thresholds": {**_NET4, "stage": "thresholds", "from": "net4_ann", "form": "activations",
                         "clipping": "asymmetric",
                         "penalty_epochs": 3, "clip_epochs": 3, "lr": 0.005, "clip_weight": 1e-3},
-    "net4_strelu": {**_ann("net4", None, 20, 0.05, extra={"activation": "leaky_relu:1"}), "stage": "strelu",
+    "net4_strelu": {**_ann("net4", None, 10, 0.05, extra={"activation": "leaky_relu:1"}), "stage": "strelu",
                     "clipping": "symmetric", "clip_weight": 1e-3},
     **{f"net4_calibrated_{w}": {**_NET4, "stage": "calibrate", "from": "net4_thresholds", "method": "signed",
-                                "T": 10, "schedule": w, "epochs": 25, "images": 500, "lr": 1e-4}
+                                "T": 10, "schedule": w, "epochs": 25, "images": 256, "lr": 1e-4}
        for w in ("average", "cosine", "sigmoid")},
     **_deep("vgg16"),
     **_deep("resnet18"),
@@ -124,8 +125,12 @@ def command(name: str, scale: str = "committed") -> str:
     return f"python -m psnn_lib.paper2.networks {name}" + (" --scale paper" if scale == "paper" else "")
 
 
-def _folder(scale: str):
-    return paths.paper_networks_dir() if scale == "paper" else None  # None: the checkout's data/
+MANIFEST = "paper2_networks.json"  # apart from paper 1's checkpoints.json: its records do not read it
+
+
+def _manifest_of(scale: str) -> Path:
+    """The manifest of a scale: ``data/paper2_networks.json`` (committed) or in the cache (paper)."""
+    return (paths.paper_networks_dir() if scale == "paper" else paths.data_dir()) / MANIFEST
 
 
 def data(name: str, split: str, scale: str = "committed") -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +166,7 @@ def load_ann(name: str, scale: str = "committed") -> tuple[nn.Module, dict]:
     """An ANN stage (eval mode, float32) and its manifest entry."""
     if recipe(name, scale)["stage"] == "calibrate":
         raise ValueError(f"{name} is a calibrated SNN: load it with load_snn")
-    state, entry = verified_state(name, command(name, scale), _folder(scale))
+    state, entry = verified_state(name, command(name, scale), _manifest_of(scale))
     model = _architecture(name, scale)
     model.load_state_dict(state)
     return model.eval(), entry
@@ -173,7 +178,7 @@ def load_snn(name: str, T: Optional[int] = None, scale: str = "committed") -> tu
     r = recipe(name, scale)
     if r["stage"] != "calibrate":
         raise ValueError(f"{name} is an ANN stage: load it with load_ann")
-    state, entry = verified_state(name, command(name, scale), _folder(scale))
+    state, entry = verified_state(name, command(name, scale), _manifest_of(scale))
     model = _architecture(r["from"], scale)
     model.load_state_dict(state)
     intervals = {k: tuple(v) for k, v in entry["intervals"].items()}
@@ -194,7 +199,7 @@ def ensure(names: list[str], scale: str, device: str) -> None:
         if source:
             ensure([source], scale, device)
         try:
-            verified_state(name, command(name, scale), _folder(scale))
+            verified_state(name, command(name, scale), _manifest_of(scale))
         except FileNotFoundError:
             make(name, device, scale)
 
@@ -286,7 +291,7 @@ def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
         entry["snn_test_accuracy"] = accuracy(predict(snn, xt), yt)
     else:
         entry["test_accuracy"] = accuracy(predict(model, xt), yt)
-    return save_state(name, state, entry, _folder(scale))
+    return save_state(name, state, entry, _manifest_of(scale))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
