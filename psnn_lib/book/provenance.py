@@ -18,7 +18,8 @@ from typing import Any
 
 PACKAGE = "psnn_lib"
 # data a module reads from the checkout, relative to the package root
-CHECKOUT_DATA = {"psnn_lib.models.checkpoints": "data/checkpoints.json"}
+CHECKOUT_DATA = {"psnn_lib.models.checkpoints": "data/checkpoints.json",
+                 "psnn_lib.paper2.networks": "data/paper2_networks.json"}
 
 
 def file_digest(path: Path) -> str:
