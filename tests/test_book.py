@@ -37,6 +37,8 @@ def test_sources_include_the_data_the_library_reads():
 
     files = loaded_modules()
     assert {"psnn_lib/neurons/fs.py", "psnn_lib/neurons/fs_params.json", "data/checkpoints.json"} <= set(files)
+    import psnn_lib.paper2.networks  # noqa: F401
+    assert "data/paper2_networks.json" in loaded_modules()
 
 
 def _fake_checkout(tmp_path):

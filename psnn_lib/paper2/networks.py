@@ -60,11 +60,10 @@ def _deep(arch: str) -> dict[str, dict]:
                                                     "activation": f"leaky_relu:{ALPHA:g}", **SMALL}}
     out = {f"{arch}_ann": _ann(arch, 32, 6, 0.05, 20_000, {"activation": f"leaky_relu:{ALPHA:g}", **SMALL}),
            f"{arch}_thresholds": {**base, "stage": "thresholds", "from": f"{arch}_ann", "form": "bn",
-                                  "clipping": "asymmetric",
-                                  "penalty_epochs": 1, "clip_epochs": 1, "lr": 0.005, "clip_weight": 1e-3,
-                                  "train_images": 20_000},
+                                  "clipping": "asymmetric", "penalty_epochs": 1, "lr": 0.005,
+                                  "clip_epochs": 1, "clip_lr": 0.01, "clip_weight": 0.1, "train_images": 20_000},
            f"{arch}_symmetric": {**base, "stage": "clip", "from": f"{arch}_ann", "clipping": "symmetric",
-                                 "clip_epochs": 1, "lr": 0.005, "clip_weight": 1e-3, "train_images": 20_000}}
+                                 "clip_epochs": 1, "clip_lr": 0.01, "clip_weight": 0.1, "train_images": 20_000}}
     for T in (4, 8):
         out[f"{arch}_proposed_t{T}"] = {**base, "stage": "calibrate", "from": f"{arch}_thresholds",
                                         "method": "signed", "T": T, "schedule": "cosine", "epochs": 3,
@@ -81,9 +80,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "net4_ann": _ann("net4", None, 20, 0.05, extra={"activation": f"leaky_relu:{ALPHA:g}"}),
     "net4_thresholds": {**_NET4, "stage": "thresholds", "from": "net4_ann", "form": "activations",
                         "clipping": "asymmetric",
-                        "penalty_epochs": 3, "clip_epochs": 3, "lr": 0.005, "clip_weight": 1e-3},
+                        "penalty_epochs": 3, "clip_epochs": 3, "lr": 0.005, "clip_lr": 0.01, "clip_weight": 0.02},
     "net4_strelu": {**_ann("net4", None, 10, 0.05, extra={"activation": "leaky_relu:1"}), "stage": "strelu",
-                    "clipping": "symmetric", "clip_weight": 1e-3},
+                    "clipping": "symmetric", "clip_weight": 0.02},
     **{f"net4_calibrated_{w}": {**_NET4, "stage": "calibrate", "from": "net4_thresholds", "method": "signed",
                                 "T": 10, "schedule": w, "epochs": 25, "images": 256, "lr": 1e-4}
        for w in ("average", "cosine", "sigmoid")},
@@ -247,8 +246,8 @@ def _make_tuned(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module,
         penalty.remove()
         info["last_eta"] = penalty.last[1]
     add_clipping(model.cpu(), x[:2000], symmetric=r["clipping"] == "symmetric")
-    train(model, x, y, epochs=r["clip_epochs"], lr=r["lr"], weight_decay=0.0, augment=True, seed=r["seed"] + 1,
-          device=device, loss_fn=clipping_loss(model, r["clip_weight"]))
+    train(model, x, y, epochs=r["clip_epochs"], lr=r["clip_lr"], weight_decay=0.0, augment=True,
+          seed=r["seed"] + 1, device=device, loss_fn=clipping_loss(model, r["clip_weight"]))
     return model, info
 
 
@@ -281,6 +280,8 @@ def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
     r = recipe(name, scale)
     model, info = _STAGES[r["stage"]](name, r, device, scale)
     model = model.cpu().eval()
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise RuntimeError(f"{name}: training diverged (non-finite weights); nothing was written")
     state = _with_rounded(model)
     xt, yt = data(name, "test", scale)
     entry = {"recipe": r, "device": device, "command": command(name, scale) + (f" --device {device}"
