@@ -276,6 +276,7 @@ def deep_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
         for (method, T), (ann, snn, delta) in DEEP_PAPER[arch].items():
             record.compare(f"{arch} {method} T = {T}: delta acc (CIFAR-10)", delta, None,
                            why="not run at this profile (its CPU budget); the paper profile runs it")
+    for row in rows:
         ann, snn, delta = DEEP_PAPER[row["network"]][(row["method"], row["T"])]
         label = f"{row['network']} {row['method']} T = {row['T']}"
         for quantity, paper, ours in [("ANN acc", ann, row["ANN acc"]), ("SNN acc", snn, row["SNN acc"]),
