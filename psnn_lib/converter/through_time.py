@@ -44,6 +44,7 @@ from ..neurons.signed import SignedIFNeuron
 from ..progress import progress_bar
 from .engine import ActivationSite, ConvertedModel, analog_twin
 from .layer_weights import KAPPA_SCHEDULE, kappa_at, layer_weights
+from .methods import positive_int
 
 LR = 1e-4
 
@@ -146,7 +147,7 @@ def calibration_loss(snn: ConvertedModel, x: torch.Tensor, batch_size: int = 256
     against ``reference`` (default: the ANN with the SNN's current weights; after a
     calibration pass the ``analog_twin`` taken before it to compare with the original ANN)."""
     _check_data(x)
-    _positive_int("batch_size", batch_size)
+    positive_int("batch_size", batch_size)
     cal = _Calibrator(snn, reference)
     try:
         totals = None
@@ -191,11 +192,6 @@ def getattr_path(module: nn.Module, target: str):
     for part in target.split("."):
         module = getattr(module, part)
     return module
-
-
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _train(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int,
@@ -247,8 +243,8 @@ def _prepare(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int,
     """Check the arguments; the layer names and the frozen reference ANN."""
     _neurons(snn)
     _check_data(x)
-    _positive_int("epochs", epochs)
-    _positive_int("batch_size", batch_size)
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if not kappa_schedule or kappa_schedule[0][0] != 0 or any(k <= 0 for _, k in kappa_schedule):
@@ -285,7 +281,7 @@ def layerwise_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, 
     the layers before it as calibrated (not on the ANN's stored inputs)."""
     names, reference = _prepare(snn, x, epochs, batch_size, lr, kappa_schedule, reference)
     if layers is not None:
-        _positive_int("layers", layers)
+        positive_int("layers", layers)
     history = CalibrationHistory(names)
     groups = _layer_parameters(snn)
     L = len(names)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import paths
@@ -239,13 +240,12 @@ def _make_ann(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module, d
     x, y = _subset(*data(name, "train", scale), r.get("train_images"), r["seed"])
     seed_everything(r["seed"])
     model = _build(r)
+    loss = F.cross_entropy
     if r["stage"] == "strelu":
         add_clipping(model, x[:2000], symmetric=True)
         loss = clipping_loss(model, r["clip_weight"])
-    else:
-        loss = None
     train(model, x, y, epochs=r["epochs"], lr=r["lr"], augment=True, flip=r.get("flip", False), seed=r["seed"],
-          device=device, **({"loss_fn": loss} if loss else {}))
+          device=device, loss_fn=loss)
     return model, {}
 
 

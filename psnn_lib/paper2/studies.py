@@ -307,10 +307,9 @@ def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) ->
     ann, _ = networks.load_ann("net4_ann", scale)
     ann_acc = accuracy(predict(ann, x), y)
     rows = []
+    calibration = networks.calibration_images("net4_ann", scale)
     for K in ps_steps:
-        model, _ = networks.load_ann("net4_ann", scale)
-        snn, _ = convert(model, "ps", calibration=networks.calibration_images("net4_ann", scale), K=K,
-                         progress=False)
+        snn, _ = convert(ann, "ps", calibration=calibration, K=K, progress=False)
         acc = accuracy(predict(snn, x), y)
         rows.append({"method": "ps (paper 1)", "spikes": "binary, one pass", "K or T": K, "ANN acc": ann_acc,
                      "SNN acc": acc, "spikes per image": snn.spike_stats().spikes,
