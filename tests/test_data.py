@@ -1,5 +1,6 @@
 """Committed artefacts match their checksums; offline data loads or says how to get it."""
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,16 @@ def test_sha256sums_match():
     for digest, name in entries:
         assert hashlib.sha256((DATA / name).read_bytes()).hexdigest() == digest, name
         assert (DATA / name).stat().st_size <= 5_000_000
+
+
+@pytest.mark.parametrize("manifest", ["checkpoints.json", "paper2_networks.json"])
+def test_every_manifest_entry_is_committed_with_its_checksum(manifest):
+    """A checkpoint a notebook loads is in SHA256SUMS (which a regeneration from the files on
+    disk would not notice losing) with the digest its manifest records."""
+    summed = {name: digest for digest, name in (line.split() for line in
+                                                (DATA / "SHA256SUMS").read_text().splitlines() if line.strip())}
+    for key, entry in json.loads((DATA / manifest).read_text()).items():
+        assert summed.get(entry["file"]) == entry["sha256"], f"{manifest}: {key} ({entry['file']})"
 
 
 def test_checkpoint_loads_and_refuses_a_corrupt_copy(tmp_path, monkeypatch):

@@ -178,16 +178,19 @@ def test_p2_tiny_calibration_and_table5(results):
 def test_p2_deep_rows(results):
     rec = results["p2_tables2_3_deep"]
     rows = rec["extra"]["rows"]
-    assert [(r["method"], r["T"]) for r in rows] == [("two-stage", 4), ("two-stage", 8), ("proposed", 4),
-                                                    ("proposed", 8)]
+    assert [(r["network"], r["method"], r["T"]) for r in rows] == [
+        (arch, method, T) for arch in ("vgg16", "resnet18") for method in ("two-stage", "proposed") for T in (4, 8)]
     assert all(r["delta acc"] == pytest.approx(r["ANN acc"] - r["SNN acc"]) for r in rows)
-    # the CIFAR-10 numbers of VGG-16 (ANN, SNN, delta) and ResNet-18 (delta)
-    assert sum(r["status"] == "not run" for r in rec["results"]) == 12 + 4
+    # the CIFAR-10 numbers (ANN, SNN, delta at T = 4 and 8 for both methods) of VGG-16 and ResNet-18
+    assert sum(r["status"] == "not run" for r in rec["results"]) == 12 + 12
 
 
 def test_p2_methods_side_by_side(results):
     rec = results["p2_beyond_methods"]
     rows = {r["method"]: r for r in rec["extra"]["rows"]}
-    assert {"ps (paper 1)", "signed", "symmetric", "ibt", "unsigned"} <= set(rows)
+    assert {"ps (paper 1)", "signed", "symmetric", "ibt", "unsigned",
+            "snntorch-ternary TernaryLeaky (IBT wiring, peer)"} <= set(rows)
     assert rows["unsigned"]["spikes"] == "binary" and rows["signed"]["spikes"] == "signed"
     assert all(r["spikes per image"] > 0 for r in rows.values())
+    assert rec["extra"]["sinabs from_model on Net4"] == {
+        "spiking": [], "analog": ["act1 (LeakyReLU)", "act2 (LeakyReLU)", "act3 (LeakyReLU)"]}

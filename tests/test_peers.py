@@ -1,6 +1,7 @@
-"""The SpikingJelly peer: its rate-coded SNN converges to the ANN as T grows, its state
-is reset between batches, SpikingJelly leaves no activation analog silently, and a missing package says
-how to install it."""
+"""The peers. SpikingJelly: its rate-coded SNN converges to the ANN as T grows, its state
+is reset between batches, SpikingJelly leaves no activation analog silently. snntorch-ternary:
+the IBT wiring computes a Leaky ReLU within one spike, spikes are ternary, the package's own
+default spike is not. sinabs: what from_model converts. A missing package says how to install it."""
 import sys
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from psnn_lib.peers import sinabs as sb
+from psnn_lib.peers import snntorch_ternary as st
 from psnn_lib.peers import spikingjelly as sj
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +61,65 @@ def test_missing_package_names_the_install_command(monkeypatch):
         sj.convert(_tiny_relu_net(), [torch.randn(4, 8)])
 
 
-def test_install_command_matches_the_pins():
+@pytest.mark.parametrize("peer", [sj, st, sb])
+def test_install_command_matches_the_pins(peer):
     pins = set((ROOT / "requirements-data.txt").read_text().split())
-    assert {w for w in sj.INSTALL.split() if "==" in w} <= pins
+    assert {w for w in peer.INSTALL.split() if "==" in w} <= pins
+
+
+@pytest.mark.parametrize("T", [4, 32])
+def test_ternary_site_rate_is_the_leaky_relu_within_one_spike(T):
+    theta, alpha = 2.0, 0.1
+    site = st.TernarySite(theta, alpha)
+    x = torch.linspace(-theta / alpha, theta, 301)
+    site.reset()
+    outs = torch.stack([site(x) for _ in range(T)])
+    assert set(outs.unique().tolist()) <= {-theta, 0.0, theta}  # one spike value, both signs
+    target = nn.functional.leaky_relu(x, alpha)
+    assert float((outs.mean(0) - target).abs().max()) <= theta / T + 1e-6
+    assert site.spikes == int((outs != 0).sum()) > 0
+
+
+def test_the_packages_default_spike_is_a_sign_not_a_step():
+    """Why the peer passes snnTorch's step: with snntorch-ternary's default spike function
+    the neuron emits +-2 and a constant negative input averages to a positive output."""
+    from snntorch_ternary import TernaryLeaky
+    neuron = TernaryLeaky(beta=1.0, threshold=1.0, neg_threshold=10.0, symmetric_threshold=False)
+    x = torch.tensor([-1.5, 1.5])
+    outs = torch.stack([neuron(x)[0] for _ in range(64)])
+    assert float(outs.abs().max()) == 2.0 and float(outs[:, 0].mean()) > 0
+
+
+def _tiny_leaky_net(slope: float = 0.1) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 32), nn.LeakyReLU(slope), nn.Linear(32, 5)).eval()
+
+
+def test_ternary_snn_approaches_the_ann_and_counts_spikes():
+    model, x = _tiny_leaky_net(), torch.randn(300, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    acc, spikes = st.accuracy_by_step(st.convert(model, x), x, y, 64)
+    assert acc[-1] >= 97.0 and acc[0] < acc[-1]
+    assert all(b >= a for a, b in zip(spikes, spikes[1:])) and spikes[-1] > spikes[0]
+
+
+@pytest.mark.parametrize("model, match", [(_tiny_relu_net(), "LeakyReLU modules only"),
+                                          (_tiny_leaky_net(0.0), "slope in \\(0, 1\\]")])
+def test_ternary_peer_refuses_what_it_cannot_compute(model, match):
+    with pytest.raises(ValueError, match=match):
+        st.convert(model, torch.randn(16, 8))
+
+
+def test_sinabs_converts_relu_and_leaves_leaky_relu_analog():
+    assert sb.spiking_layers(_tiny_relu_net()) == {"spiking": ["1", "3"], "analog": []}
+    assert sb.spiking_layers(_tiny_leaky_net()) == {"spiking": [], "analog": ["1 (LeakyReLU)"]}
+
+
+@pytest.mark.parametrize("peer, package, call", [
+    (st, "snntorch_ternary", lambda: st.convert(_tiny_leaky_net(), torch.randn(4, 8))),
+    (sb, "sinabs", lambda: sb.spiking_layers(_tiny_relu_net()))])
+def test_signed_peers_name_their_install_command(monkeypatch, peer, package, call):
+    monkeypatch.setitem(sys.modules, package, None)
+    with pytest.raises(ImportError, match=peer.INSTALL.split()[-1]):
+        call()

@@ -9,7 +9,7 @@ from torch import nn
 import psnn_lib as P
 from psnn_lib.converter.engine import ConversionError
 from psnn_lib.models.clipping import ClippedLeakyReLU, clipped_leaky_relu, threshold_l2
-from psnn_lib.neurons.signed import SignedIFNeuron, signed_step
+from psnn_lib.neurons.signed import SignedIFNeuron, signed_step, signed_step_
 
 
 def _run(neuron: SignedIFNeuron, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -58,6 +58,34 @@ def test_the_pair_never_fires_both_ways_in_one_step():
     for _ in range(50):
         p, n, v_p, v_n = signed_step(torch.randn(5000) * 2, v_p, v_n, 1.0, -0.5)
         assert not bool((p * n).any())
+
+
+@pytest.mark.parametrize("n_th", [-0.5, None])
+def test_in_place_inference_step_fires_spike_for_spike_with_the_differentiable_one(n_th):
+    """Inference (no gradients) updates the membranes in place; the calibration path
+    builds new ones through the surrogate. Same spikes, same membranes, every step."""
+    torch.manual_seed(2)
+    xs = (torch.randn(40, 3000, dtype=torch.float64) * 1.5).unbind()
+    v_p, v_n = torch.full((3000,), 0.5, dtype=torch.float64), torch.full((3000,), -0.25, dtype=torch.float64)
+    w_p, w_n = v_p.clone().requires_grad_(), v_n.clone().requires_grad_()
+    fired = 0
+    for x in xs:
+        p, n = signed_step_(x, v_p, v_n, 1.0, n_th)
+        q, m, w_p, w_n = signed_step(x, w_p, w_n, 1.0, n_th)
+        assert q.requires_grad and torch.equal(p, q.detach()) and torch.equal(n, m.detach())
+        assert torch.equal(v_p, w_p.detach()) and torch.equal(v_n, w_n.detach())
+        fired += int(p.sum() + n.sum())
+    assert fired > 10_000
+
+
+def test_neuron_takes_the_differentiable_step_only_when_gradients_flow():
+    neuron, x = SignedIFNeuron(1.0, -0.5, 0.1, 4), torch.randn(100)
+    with torch.no_grad():
+        neuron(x)
+    assert not neuron.v_p.requires_grad
+    neuron.reset_state()
+    neuron(x.clone().requires_grad_())
+    assert neuron.v_p.requires_grad and neuron.v_p.grad_fn is not None
 
 
 def test_beta_is_eq16_and_ibt_has_beta_one():
@@ -114,6 +142,23 @@ def test_unsigned_drops_negative_spikes_and_stats_count_signs():
         plain, _ = P.convert(net, "unsigned", calibration=x, T=8, progress=False)
         plain(x)
         assert all(r["negative_spikes"] == 0 for r in plain.spike_stats().rows)
+
+
+def test_one_run_gives_the_accuracy_and_spikes_of_every_shorter_run():
+    """accuracy_by_step reads T = 1..T_max from one run; each must be what a run of exactly T gives."""
+    from psnn_lib.models.training import accuracy
+    from psnn_lib.paper2.evaluation import accuracy_by_step
+    net, x = _net(), torch.randn(300, 12)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+        long, _ = P.convert(net, "signed", calibration=x, T=12, progress=False)
+        acc, spikes = accuracy_by_step(long, x, y, batch_size=64)
+        for T in (1, 5, 12):
+            short, _ = P.convert(net, "signed", calibration=x, T=T, progress=False)
+            out = torch.cat([short(x[i:i + 64]) for i in range(0, 300, 64)])
+            assert acc[T - 1] == pytest.approx(accuracy(out, y))
+            assert spikes[T - 1] == pytest.approx(short.spike_stats().spikes)
+    assert acc[0] < acc[-1] and 0 < spikes[0] < spikes[-1]
 
 
 def test_bad_input_to_the_signed_methods():

@@ -4,7 +4,9 @@ A converted neuron covers an interval [l, r] of its input (PS and FS
 neurons saturate outside it; rate-coded IF neurons use r as threshold).
 An :class:`Observer` sits where the activation will go, computes the
 activation unchanged and records its *input*: exact min and max, and a
-uniform random sample of bounded size for percentiles. ``interval`` turns
+uniform random sample of bounded size for percentiles (a batch larger than
+the sample is subsampled with replacement: drawing k indices costs O(k),
+a permutation of a whole batch of feature maps O(n)). ``interval`` turns
 that record into [l, r] by ``"minmax"`` or by a percentile (e.g. 99.9: the
 0.1 % and 99.9 % quantiles, as SpikingJelly's "99.9%" mode).
 """
@@ -66,7 +68,7 @@ class Observer(nn.Module):
         self.count += n_new
         k = self.sample_size
         if n_new > k:
-            flat = flat[torch.randperm(n_new, generator=self._gen)[:k]]
+            flat = flat[torch.randint(n_new, (k,), generator=self._gen)]
         if self.sample.numel() + flat.numel() <= k:
             self.sample = torch.cat([self.sample, flat])
             return

@@ -16,9 +16,10 @@ from ..book.records import Record
 from ..converter.engine import analog_twin, convert
 from ..converter.through_time import calibration_loss, joint_calibration
 from ..models.training import accuracy, default_device, predict
+from ..peers import sinabs, snntorch_ternary
 from . import networks
-from .evaluation import (STEP_RULE_POINTS, accuracy_by_step, activation_samples, firing_rates, tail_ratio,
-                         time_steps)
+from .evaluation import (SNN_BATCH, STEP_RULE_POINTS, accuracy_by_step, activation_samples, firing_rates,
+                         tail_ratio, time_steps)
 from .numbers import FIG3_EXTRA_STEPS, FIG3_LEVELS, TABLE1, TABLE2, TABLE3, TABLE4, TABLE5
 
 LAYERS = ("act1", "act2", "act3")  # Net4's activation modules: Table 4's layers 1-3
@@ -132,17 +133,19 @@ TABLE1_RUNS = {"AugMapping": ("net4_ann", "ibt"), "stReLU": ("net4_strelu", "sym
 
 def curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,
           **options: Any) -> dict[str, Any]:
-    """Accuracy after 1..T_max steps of a committed network (a calibrated SNN, or an ANN
-    stage converted by ``method`` with ``options``) and its ANN's accuracy on the same images."""
+    """Accuracy (``curve``) and spikes per image after 1..T_max steps of a committed network
+    (a calibrated SNN, or an ANN stage converted by ``method`` with ``options``) and its ANN's
+    accuracy on the same images."""
     if networks.RECIPES[name]["stage"] == "calibrate":
         snn, _ = networks.load_snn(name, T_max, scale)
         ann, _ = networks.load_ann(networks.RECIPES[name]["from"], scale)
     else:
         snn, _ = converted(name, method, T_max, scale, **options)
         ann, _ = networks.load_ann(name, scale)
-    acc = accuracy_by_step(snn, x, y)
+    acc, spikes = accuracy_by_step(snn, x, y)
     ann_acc = accuracy(predict(ann, x), y)
-    return {"network": name, "ANN acc": ann_acc, "curve": acc, "time steps": time_steps(acc, ann_acc)}
+    return {"network": name, "ANN acc": ann_acc, "curve": acc, "spikes": spikes,
+            "time steps": time_steps(acc, ann_acc)}
 
 
 def table1_rows(n_test: int, T_max: dict[str, int], scale: str) -> list[dict[str, Any]]:
@@ -188,11 +191,10 @@ def table5_rows(n_test: int, T_max: int, scale: str) -> list[dict[str, Any]]:
     from 0) and the three calibrated networks, accuracy against T."""
     ready([f"net4_calibrated_{w}" for w in WEIGHTINGS], scale)
     x, y = test_images("net4_ann", n_test, scale)
-    rows = [{"weighting": "none (no calibration)", **curve("net4_thresholds", "signed", T_max, x, y, scale)},
-            {"weighting": "none, membranes from 0", **curve("net4_thresholds", "signed", T_max, x, y, scale,
-                                                            v_init=0.0)}]
-    for w in WEIGHTINGS:
-        rows.append({"weighting": w, **curve(f"net4_calibrated_{w}", None, T_max, x, y, scale)})
+    runs = [("none (no calibration)", curve("net4_thresholds", "signed", T_max, x, y, scale)),
+            ("none, membranes from 0", curve("net4_thresholds", "signed", T_max, x, y, scale, v_init=0.0))]
+    runs += [(w, curve(f"net4_calibrated_{w}", None, T_max, x, y, scale)) for w in WEIGHTINGS]
+    rows = [{"weighting": w, **{k: v for k, v in c.items() if k != "spikes"}} for w, c in runs]
     for r in rows:
         r["SNN acc"] = r["curve"][(r["time steps"] or T_max) - 1]
         r["SNN acc at T = 10"] = r["curve"][9] if T_max >= 10 else None
@@ -258,7 +260,7 @@ def deep_rows(archs: Sequence[str], n_test: int, scale: str) -> list[dict[str, A
             for T in (4, 8):
                 tag = "twostage" if method == "two-stage" else "proposed"
                 snn, _ = networks.load_snn(f"{arch}_{tag}_t{T}", scale=scale)
-                snn_acc = accuracy(predict(snn, x), y)
+                snn_acc = accuracy(predict(snn, x, SNN_BATCH), y)
                 rows.append({"network": arch, "method": method, "T": T, "ANN acc": ann_acc, "SNN acc": snn_acc,
                              "delta acc": ann_acc - snn_acc})
     return rows
@@ -295,13 +297,15 @@ def deep_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
 # Beyond the paper: which conversion for a Leaky ReLU network ------------------------------------
 
 SIGNED_METHODS = ("signed", "symmetric", "ibt", "unsigned")
+TERNARY = "snntorch-ternary TernaryLeaky (IBT wiring, peer)"
 
 
 def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) -> list[dict[str, Any]]:
     """On the trained Net4 (no threshold optimisation, no calibration: a user's own Leaky ReLU
-    network): PS neurons at each K of ``ps_steps`` (one pass, binary spikes) and each signed-spike
-    method run for T_max steps; per method its time steps by the rule (or K), accuracy there and
-    spikes per image there. The full pipeline of paper 2 (``net4_calibrated_cosine``) for comparison."""
+    network): PS neurons at each K of ``ps_steps`` (one pass, binary spikes), each signed-spike
+    method and the snntorch-ternary peer run for T_max steps; per method its time steps by the
+    rule (or K), accuracy there and spikes per image there. The full pipeline of paper 2
+    (``net4_calibrated_cosine``) for comparison."""
     ready(["net4_calibrated_cosine"], scale)
     x, y = test_images("net4_ann", n_test, scale)
     ann, _ = networks.load_ann("net4_ann", scale)
@@ -314,34 +318,43 @@ def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) ->
         rows.append({"method": "ps (paper 1)", "spikes": "binary, one pass", "K or T": K, "ANN acc": ann_acc,
                      "SNN acc": acc, "spikes per image": snn.spike_stats().spikes,
                      "within 0.1 of the ANN": acc >= ann_acc - STEP_RULE_POINTS})
-    for method in SIGNED_METHODS:
-        c = curve("net4_ann", method, T_max, x, y, scale)
+    runs = [(m, "signed" if m != "unsigned" else "binary", curve("net4_ann", m, T_max, x, y, scale))
+            for m in SIGNED_METHODS]
+    runs.append(("signed + threshold optimisation + joint calibration (paper 2)", "signed",
+                 curve("net4_calibrated_cosine", None, T_max, x, y, scale)))
+    runs.append((TERNARY, "signed", ternary_curve(ann, calibration, x, y, T_max, ann_acc)))
+    for method, spikes, c in runs:
         T = c["time steps"] or T_max
-        snn, _ = converted("net4_ann", method, T, scale)
-        predict(snn, x)
-        rows.append({"method": method, "spikes": "signed" if method != "unsigned" else "binary",
-                     "K or T": T, "ANN acc": ann_acc, "SNN acc": c["curve"][T - 1],
-                     "spikes per image": snn.spike_stats().spikes,
+        rows.append({"method": method, "spikes": spikes, "K or T": T, "ANN acc": c["ANN acc"],
+                     "SNN acc": c["curve"][T - 1], "spikes per image": c["spikes"][T - 1],
                      "within 0.1 of the ANN": c["time steps"] is not None, "curve": c["curve"]})
-    c = curve("net4_calibrated_cosine", None, T_max, x, y, scale)
-    T = c["time steps"] or T_max
-    snn, _ = networks.load_snn("net4_calibrated_cosine", T, scale)
-    predict(snn, x)
-    rows.append({"method": "signed + threshold optimisation + joint calibration (paper 2)", "spikes": "signed",
-                 "K or T": T, "ANN acc": c["ANN acc"], "SNN acc": c["curve"][T - 1],
-                 "spikes per image": snn.spike_stats().spikes, "within 0.1 of the ANN": c["time steps"] is not None,
-                 "curve": c["curve"]})
     return rows
 
 
+def ternary_curve(ann: torch.nn.Module, calibration: torch.Tensor, x: torch.Tensor, y: torch.Tensor, T_max: int,
+                  ann_acc: float) -> dict[str, Any]:
+    """The snntorch-ternary peer (:mod:`psnn_lib.peers.snntorch_ternary`) on the same network and images."""
+    acc, spikes = snntorch_ternary.accuracy_by_step(snntorch_ternary.convert(ann, calibration), x, y, T_max,
+                                                    SNN_BATCH)
+    return {"ANN acc": ann_acc, "curve": acc, "spikes": spikes, "time steps": time_steps(acc, ann_acc)}
+
+
+def sinabs_coverage(scale: str) -> dict[str, list[str]]:
+    """What sinabs' ``from_model`` turns into spikes in Net4 (:mod:`psnn_lib.peers.sinabs`)."""
+    ann, _ = networks.load_ann("net4_ann", scale)
+    return sinabs.spiking_layers(ann)
+
+
 def method_claims(record: Record, rows: list[dict[str, Any]]) -> None:
-    """The signed neuron reaches the ANN in fewer steps than the IBT neuron (Sect. 3.2), and
-    dropping the negative values (a plain IF neuron) costs accuracy (the reason for signed spikes)."""
+    """The signed neuron reaches the ANN in fewer steps than the IBT neuron (Sect. 3.2), ours
+    and the snntorch-ternary peer's, and dropping the negative values (a plain IF neuron)
+    costs accuracy (the reason for signed spikes)."""
     by = {r["method"]: r for r in rows if not r["method"].startswith("ps")}
-    steps = {m: by[m]["K or T"] if by[m]["within 0.1 of the ANN"] else None for m in ("signed", "ibt")}
-    record.compare("the signed neuron needs fewer time steps than the IBT neuron", True,
-                   steps["signed"] is not None and (steps["ibt"] is None or steps["signed"] < steps["ibt"]),
-                   why="the IBT neuron is as fast on this network, or neither reached the ANN")
+    steps = {m: by[m]["K or T"] if by[m]["within 0.1 of the ANN"] else None for m in ("signed", "ibt", TERNARY)}
+    for other, label in [("ibt", "the IBT neuron"), (TERNARY, "snntorch-ternary's TernaryLeaky (IBT wiring)")]:
+        record.compare(f"the signed neuron needs fewer time steps than {label}", True,
+                       steps["signed"] is not None and (steps[other] is None or steps["signed"] < steps[other]),
+                       why=f"{label} is as fast on this network, or neither reached the ANN")
     record.compare("dropping negative values (plain IF) costs more than 0.5 points", True,
                    by["unsigned"]["SNN acc"] < rows[0]["ANN acc"] - 0.5,
                    why="this network's negative activations carry little")

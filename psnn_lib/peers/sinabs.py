@@ -1,0 +1,36 @@
+"""sinabs' ``from_model`` on a network, as a user would call it: what it turns into spikes.
+
+sinabs 3.1.3 (SynSense) converts a PyTorch model by replacing every
+``nn.ReLU`` with an integrate-and-fire layer (``IAFSqueeze``; multi-spike,
+membrane floored at ``min_v_mem``). It has no option for negative spikes
+and leaves every other activation (a Leaky ReLU included) as it was, analog,
+without a warning. :func:`spiking_layers` runs ``from_model`` and counts
+what it converted and what it left, so the book can say, measured, where
+sinabs applies.
+
+Install: ``pip install --no-deps sinabs==3.1.3 pbr==7.1.3 nir==1.0.8 nirtorch==2.6``
+(pinned in ``requirements-data.txt``).
+"""
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+INSTALL = "pip install --no-deps sinabs==3.1.3 pbr==7.1.3 nir==1.0.8 nirtorch==2.6"
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Hardtanh)
+
+
+def spiking_layers(model: nn.Module, batch_size: int = 1) -> dict[str, list[str]]:
+    """``from_model(model)``: the modules it made spiking and the activations it left analog."""
+    try:
+        import sinabs
+        from sinabs.from_torch import from_model
+    except ImportError as err:
+        raise ImportError(f"the sinabs peer needs sinabs 3.1.3: {INSTALL} "
+                          "(requirements-data.txt pins it; 'make' installs it)") from err
+    net = from_model(copy.deepcopy(model).eval(), batch_size=batch_size)
+    spiking = [n for n, m in net.spiking_model.named_modules() if isinstance(m, sinabs.layers.StatefulLayer)]
+    analog = [f"{n} ({type(m).__name__})" for n, m in net.spiking_model.named_modules()
+              if isinstance(m, ACTIVATIONS)]
+    return {"spiking": spiking, "analog": analog}

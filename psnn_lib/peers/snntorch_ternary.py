@@ -1,0 +1,118 @@
+"""snntorch-ternary's ``TernaryLeaky`` neuron in a Leaky ReLU network, wired as a user would.
+
+snntorch-ternary 0.1.3 ships a neuron, not a converter: ``TernaryLeaky`` is
+snnTorch's leaky integrate-and-fire neuron with a second threshold; it fires
++1 above ``threshold``, -1 below ``-neg_threshold``, resets by subtraction
+(one step later: ``reset_delay``) and starts from 0. Both spikes carry one
+value, so the only wiring that computes a Leaky ReLU of slope alpha is the
+IBT neuron's (paper 2, Eq. 18): no leak (beta = 1), thresholds theta and
+theta / alpha, a spike worth +-theta. :func:`convert` puts that neuron in
+place of every ``nn.LeakyReLU`` module, theta the largest input of the
+module on the calibration images (data-based normalisation, our min-max
+``r``); the SNN is presented the analog image at every step. Other
+activations are refused, not left analog.
+
+The package's default spike function (``atan_ternary``) is a sign in its
+forward pass, not a step: the neuron's two comparisons then each give -1 or
++1 and their difference emits +-2 and resets by twice a threshold (a
+constant input of -1.5 thresholds averages to a *positive* output).
+:func:`convert` passes snnTorch's own step with an arctan surrogate
+(``snntorch.surrogate.atan``), with which the spikes are the documented
+{-1, 0, +1}; ``tests/test_peers.py`` checks both.
+
+Install: ``pip install --no-deps snntorch==1.0.0 snntorch-ternary==0.1.3``
+(pinned in ``requirements-data.txt``).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+INSTALL = "pip install --no-deps snntorch==1.0.0 snntorch-ternary==0.1.3"
+
+
+def _ternary_leaky(**kwargs) -> nn.Module:
+    """A TernaryLeaky neuron with snnTorch's Heaviside spike (module docstring), or an
+    ImportError naming the install command."""
+    try:
+        from snntorch import surrogate
+        from snntorch_ternary import TernaryLeaky
+    except ImportError as err:
+        raise ImportError(f"the snntorch-ternary peer needs snntorch-ternary 0.1.3: {INSTALL} "
+                          "(requirements-data.txt pins it; 'make' installs it)") from err
+    return TernaryLeaky(spike_grad=surrogate.atan(), **kwargs)
+
+
+class TernarySite(nn.Module):
+    """theta * TernaryLeaky(x / theta), thresholds 1 and 1 / alpha; counts its spikes."""
+
+    def __init__(self, theta: float, alpha: float) -> None:
+        super().__init__()
+        self.theta = theta
+        self.neuron = _ternary_leaky(beta=1.0, threshold=1.0, neg_threshold=1.0 / alpha,
+                                     symmetric_threshold=False, reset_mechanism="subtract")
+        self.spikes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spk, _ = self.neuron(x / self.theta)
+        self.spikes += int((spk != 0).sum())
+        return spk * self.theta
+
+    def reset(self) -> None:
+        self.neuron.mem = torch.zeros(0)
+
+
+@torch.no_grad()
+def convert(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` with a :class:`TernarySite` for every ``nn.LeakyReLU`` (slope in (0, 1])."""
+    net = copy.deepcopy(model).eval()
+    leaky = {name: m for name, m in net.named_modules() if isinstance(m, nn.LeakyReLU)}
+    others = [f"{name} ({type(m).__name__})" for name, m in net.named_modules()
+              if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Hardtanh))]
+    if not leaky or others:
+        raise ValueError("the snntorch-ternary peer converts nn.LeakyReLU modules only; "
+                         + (f"found {', '.join(others)}" if others else "the model has none"))
+    bad = [f"{name} (slope {m.negative_slope})" for name, m in leaky.items() if not 0 < m.negative_slope <= 1]
+    if bad:
+        raise ValueError(f"a ternary neuron computes a Leaky ReLU of slope in (0, 1] only: {', '.join(bad)}")
+    peak = dict.fromkeys(leaky, 0.0)
+    hooks = [m.register_forward_hook(lambda _m, inp, _o, key=name: peak.__setitem__(
+        key, max(peak[key], float(inp[0].max())))) for name, m in leaky.items()]
+    try:
+        net(calibration)
+    finally:
+        for h in hooks:
+            h.remove()
+    for name, m in leaky.items():
+        if not peak[name] > 0:
+            raise ValueError(f"{name}: no positive input on the calibration images, no threshold")
+        parent, _, child = name.rpartition(".")
+        setattr(net.get_submodule(parent) if parent else net, child, TernarySite(peak[name], m.negative_slope))
+    return net
+
+
+@torch.no_grad()
+def accuracy_by_step(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int, batch_size: int = 100
+                     ) -> tuple[list[float], list[float]]:
+    """Top-1 accuracy (%) and spikes per image after t = 1..T steps (the running mean of the
+    outputs), the neurons reset before every batch."""
+    if T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    sites = [m for m in snn.modules() if isinstance(m, TernarySite)]
+    correct = torch.zeros(T, dtype=torch.long)
+    spikes = torch.zeros(T, dtype=torch.float64)
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        for site in sites:
+            site.reset()
+            site.spikes = 0
+        total, before = 0.0, 0
+        for t in range(T):
+            total = total + snn(xb).double()
+            correct[t] += int((total.argmax(-1) == yb).sum())
+            fired = sum(site.spikes for site in sites)
+            spikes[t:] += fired - before
+            before = fired
+    return (100.0 * correct.double() / len(x)).tolist(), (spikes / len(x)).tolist()
