@@ -9,7 +9,7 @@ from torch import nn
 import psnn_lib as P
 from psnn_lib.converter.engine import ConversionError
 from psnn_lib.models.clipping import ClippedLeakyReLU, clipped_leaky_relu, threshold_l2
-from psnn_lib.neurons.signed import SignedIFNeuron, signed_step, signed_step_
+from psnn_lib.neurons.signed import SignedIFNeuron, signed_step
 
 
 def _run(neuron: SignedIFNeuron, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -58,34 +58,6 @@ def test_the_pair_never_fires_both_ways_in_one_step():
     for _ in range(50):
         p, n, v_p, v_n = signed_step(torch.randn(5000) * 2, v_p, v_n, 1.0, -0.5)
         assert not bool((p * n).any())
-
-
-@pytest.mark.parametrize("n_th", [-0.5, None])
-def test_in_place_inference_step_fires_spike_for_spike_with_the_differentiable_one(n_th):
-    """Inference (no gradients) updates the membranes in place; the calibration path
-    builds new ones through the surrogate. Same spikes, same membranes, every step."""
-    torch.manual_seed(2)
-    xs = (torch.randn(40, 3000, dtype=torch.float64) * 1.5).unbind()
-    v_p, v_n = torch.full((3000,), 0.5, dtype=torch.float64), torch.full((3000,), -0.25, dtype=torch.float64)
-    w_p, w_n = v_p.clone().requires_grad_(), v_n.clone().requires_grad_()
-    fired = 0
-    for x in xs:
-        p, n = signed_step_(x, v_p, v_n, 1.0, n_th)
-        q, m, w_p, w_n = signed_step(x, w_p, w_n, 1.0, n_th)
-        assert q.requires_grad and torch.equal(p, q.detach()) and torch.equal(n, m.detach())
-        assert torch.equal(v_p, w_p.detach()) and torch.equal(v_n, w_n.detach())
-        fired += int(p.sum() + n.sum())
-    assert fired > 10_000
-
-
-def test_neuron_takes_the_differentiable_step_only_when_gradients_flow():
-    neuron, x = SignedIFNeuron(1.0, -0.5, 0.1, 4), torch.randn(100)
-    with torch.no_grad():
-        neuron(x)
-    assert not neuron.v_p.requires_grad
-    neuron.reset_state()
-    neuron(x.clone().requires_grad_())
-    assert neuron.v_p.requires_grad and neuron.v_p.grad_fn is not None
 
 
 def test_beta_is_eq16_and_ibt_has_beta_one():

@@ -10,7 +10,7 @@ so do the spikes per image after each step.
 
 SNNs run ``SNN_BATCH`` images at a time: the float64 membranes of a larger
 batch fall out of the CPU's caches (Net4 at 500 images a batch runs a step
-about 2x slower per image than at 100).
+about 3x slower per image than at 100).
 """
 from __future__ import annotations
 
