@@ -42,14 +42,14 @@ def main() -> None:
 
     def fresh():
         return P.convert(model, "signed", calibration=x, T=args.T, progress=False)[0]
-    joint = _timed(lambda: joint_calibration(fresh(), x, epochs=1, progress=False))
-    layerwise = _timed(lambda: layerwise_calibration(fresh(), x, epochs=1, progress=False))
+    joint = _timed(lambda: joint_calibration(fresh(), x, epochs=1, progress=False), 3)
+    layerwise = _timed(lambda: layerwise_calibration(fresh(), x, epochs=1, progress=False), 3)
     print(f"joint epoch {joint:8.2f} s   layer-wise pass {layerwise:8.2f} s   ratio joint / layer-wise "
           f"{joint / layerwise:5.2f}")
     snn = fresh()
     with torch.no_grad():
         ann_t = _timed(lambda: model(batch), 5)
-        snn_t = _timed(lambda: snn(batch), 3)
+        snn_t = _timed(lambda: snn(batch), 5)
     print(f"inference, batch 256: ANN {ann_t * 1e3:8.1f} ms   SNN (T = {args.T}) {snn_t * 1e3:8.1f} ms   "
           f"ratio SNN / ANN {snn_t / ann_t:6.1f}  (per time step {snn_t / ann_t / args.T:5.2f})")
 
