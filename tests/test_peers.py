@@ -104,16 +104,39 @@ def test_ternary_snn_approaches_the_ann_and_counts_spikes():
     assert all(b >= a for a, b in zip(spikes, spikes[1:])) and spikes[-1] > spikes[0]
 
 
-@pytest.mark.parametrize("model, match", [(_tiny_relu_net(), "LeakyReLU modules only"),
-                                          (_tiny_leaky_net(0.0), "slope in \\(0, 1\\]")])
+class _Reused(nn.Module):
+    """One LeakyReLU module applied to two feature maps (as torchvision's ResNets do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.act = nn.Linear(8, 16), nn.Linear(16, 5), nn.LeakyReLU(0.1)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)) + self.act(x).sum(1, keepdim=True))
+
+
+@pytest.mark.parametrize("model, match", [
+    (_tiny_relu_net(), "LeakyReLU modules only.*ReLU"),
+    (nn.Sequential(nn.Linear(8, 8), nn.LeakyReLU(0.1), nn.Hardswish(), nn.Linear(8, 5)), "Hardswish"),
+    (nn.Sequential(nn.Linear(8, 8), nn.LeakyReLU(0.1), nn.PReLU(), nn.Linear(8, 5)), "PReLU"),
+    (_tiny_leaky_net(0.0), "slope in \\(0, 1\\]"),
+    (_Reused(), "called more than once.*act \\(x2\\)")])
 def test_ternary_peer_refuses_what_it_cannot_compute(model, match):
     with pytest.raises(ValueError, match=match):
         st.convert(model, torch.randn(16, 8))
 
 
-def test_sinabs_converts_relu_and_leaves_leaky_relu_analog():
+@pytest.mark.parametrize("bad", [torch.full((4, 8), float("nan")), torch.empty(0, 8)])
+def test_ternary_peer_refuses_bad_calibration_data(bad):
+    with pytest.raises(ValueError, match="non-empty, finite"):
+        st.convert(_tiny_leaky_net(), bad)
+
+
+def test_sinabs_converts_relu_and_leaves_other_activations_analog():
     assert sb.spiking_layers(_tiny_relu_net()) == {"spiking": ["1", "3"], "analog": []}
     assert sb.spiking_layers(_tiny_leaky_net()) == {"spiking": [], "analog": ["1 (LeakyReLU)"]}
+    mixed = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.Hardswish(), nn.Linear(8, 5))
+    assert sb.spiking_layers(mixed) == {"spiking": ["1"], "analog": ["3 (Hardswish)"]}
 
 
 @pytest.mark.parametrize("peer, package, call", [

@@ -10,7 +10,8 @@ theta / alpha, a spike worth +-theta. :func:`convert` puts that neuron in
 place of every ``nn.LeakyReLU`` module, theta the largest input of the
 module on the calibration images (data-based normalisation, our min-max
 ``r``); the SNN is presented the analog image at every step. Other
-activations are refused, not left analog.
+activation modules, and a Leaky ReLU module used twice, are refused, not
+left analog (:func:`convert`).
 
 The package's default spike function (``atan_ternary``) is a sign in its
 forward pass, not a step: the neuron's two comparisons then each give -1 or
@@ -29,6 +30,8 @@ import copy
 
 import torch
 from torch import nn
+
+from .activations import is_activation
 
 INSTALL = "pip install --no-deps snntorch==1.0.0 snntorch-ternary==0.1.3"
 
@@ -66,25 +69,42 @@ class TernarySite(nn.Module):
 
 @torch.no_grad()
 def convert(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
-    """A copy of ``model`` with a :class:`TernarySite` for every ``nn.LeakyReLU`` (slope in (0, 1])."""
+    """A copy of ``model`` with a :class:`TernarySite` for every ``nn.LeakyReLU`` (slope in (0, 1]).
+
+    Refused: any other activation module (what the converter would convert or refuse:
+    :func:`psnn_lib.converter.sites.module_activation`), a LeakyReLU module called more than
+    once per forward (one module would then hold one membrane for several feature maps:
+    torchvision's ResNets reuse their activation), and non-finite or empty calibration
+    data. Activations written as functional calls are not modules: this peer does not
+    see them (``psnn_lib.convert`` traces them)."""
+    if not len(calibration) or not bool(torch.isfinite(calibration).all()):
+        raise ValueError("the calibration images must be a non-empty, finite tensor")
     net = copy.deepcopy(model).eval()
     leaky = {name: m for name, m in net.named_modules() if isinstance(m, nn.LeakyReLU)}
     others = [f"{name} ({type(m).__name__})" for name, m in net.named_modules()
-              if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Hardtanh))]
+              if not isinstance(m, nn.LeakyReLU) and is_activation(m)]
     if not leaky or others:
         raise ValueError("the snntorch-ternary peer converts nn.LeakyReLU modules only; "
                          + (f"found {', '.join(others)}" if others else "the model has none"))
     bad = [f"{name} (slope {m.negative_slope})" for name, m in leaky.items() if not 0 < m.negative_slope <= 1]
     if bad:
         raise ValueError(f"a ternary neuron computes a Leaky ReLU of slope in (0, 1] only: {', '.join(bad)}")
-    peak = dict.fromkeys(leaky, 0.0)
-    hooks = [m.register_forward_hook(lambda _m, inp, _o, key=name: peak.__setitem__(
-        key, max(peak[key], float(inp[0].max())))) for name, m in leaky.items()]
+    peak, calls = dict.fromkeys(leaky, 0.0), dict.fromkeys(leaky, 0)
+
+    def observe(key: str, inp: torch.Tensor) -> None:
+        peak[key] = max(peak[key], float(inp.max()))
+        calls[key] += 1
+
+    hooks = [m.register_forward_hook(lambda _m, inp, _o, key=name: observe(key, inp[0])) for name, m in leaky.items()]
     try:
         net(calibration)
     finally:
         for h in hooks:
             h.remove()
+    reused = [f"{name} (x{n})" for name, n in calls.items() if n > 1]
+    if reused:
+        raise ValueError(f"LeakyReLU modules called more than once per forward: {', '.join(reused)}; "
+                         "give each use its own module (one membrane per feature map)")
     for name, m in leaky.items():
         if not peak[name] > 0:
             raise ValueError(f"{name}: no positive input on the calibration images, no threshold")
@@ -101,6 +121,8 @@ def accuracy_by_step(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int, b
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
     sites = [m for m in snn.modules() if isinstance(m, TernarySite)]
+    if not sites:
+        raise ValueError("no TernarySite in this model: convert it with snntorch_ternary.convert first")
     correct = torch.zeros(T, dtype=torch.long)
     spikes = torch.zeros(T, dtype=torch.float64)
     for i in range(0, len(x), batch_size):
