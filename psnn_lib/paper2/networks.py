@@ -15,9 +15,9 @@ through time):
   256-image subset for the paper's 25 epochs (its kappa schedule needs 20).
 - ``{vgg16,resnet18}_{ann,thresholds,symmetric}`` and ``{...}_{proposed,twostage}_t{4,8}``:
   Tables 2 and 3 at a size a 2-core CPU trains (width 1/8, average pooling, 20k training
-  images, 6 epochs; calibration on 256 images: 3 joint epochs, or one epoch per layer for the
-  two-stage baseline, whose ANN clips symmetrically with a threshold trained by the task loss
-  alone, as Wang et al. 2025 do).
+  images, 6 epochs; calibration on 1,024 images at lr 1e-3: 2 joint epochs, or one epoch per
+  layer for the two-stage baseline, whose ANN clips symmetrically with a threshold trained by
+  the task loss alone, as Wang et al. 2025 do).
 
 Weights are stored as float16 (``data/checkpoints/``, SHA-256 and the command
 in ``data/paper2_networks.json``); every accuracy in the manifest is measured on
