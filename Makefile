@@ -44,6 +44,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/neuron_speed.py
 	$(BIN)/python benchmarks/convert_speed.py
 	$(BIN)/python benchmarks/calibration_speed.py
+	$(BIN)/python benchmarks/transformer_speed.py
 
 clean:
 	rm -rf _build

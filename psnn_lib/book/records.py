@@ -51,7 +51,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for pkg in ("psnn", "torch", "torchvision", "numpy", "scipy", "matplotlib", "pandas"):
+    for pkg in ("psnn", "torch", "torchvision", "numpy", "scipy", "matplotlib", "pandas", "transformers", "datasets"):
         try:
             found[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -30,6 +30,7 @@ Softmax-like operations are not element-wise and stay analog by design
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import itertools
@@ -49,6 +50,7 @@ from .network_stats import NetworkStats, fanouts, network_stats
 from .report import ConversionReport
 from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
                     site_scope)
+from .tokens import check_mask, real_tokens, token_positions
 
 Interval = tuple[float, float]
 
@@ -62,16 +64,26 @@ class ActivationSite(nn.Module):
 
     An in-place activation site writes its result into its input, as the
     activation did, so code that ignores the return value still sees it.
+    Inside a call with a token mask (:mod:`.tokens`), a per-token site runs
+    its observer or neuron on the real tokens only and the exact activation
+    at the padding; ``per_token`` says whether its last input was per token.
     """
 
     def __init__(self, name: str, spec: ActivationSpec, source: str, inplace: bool = False) -> None:
         super().__init__()
         self.site_name, self.spec, self.source, self.inplace = name, spec, source, inplace
         self.impl: nn.Module = Observer(spec.fn)
+        self.per_token = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        real = real_tokens(x)
+        self.per_token = real is not None
         with site_scope():
-            out = self.impl(x)
+            if real is None:
+                out = self.impl(x)
+            else:
+                out = self.spec.fn(x)
+                out[real] = self.impl(x[real]).to(out.dtype)
         return x.copy_(out) if self.inplace else out
 
     def extra_repr(self) -> str:
@@ -82,18 +94,23 @@ class ConvertedModel(nn.Module):
     """A model whose activations are spiking neurons of one method.
 
     Called like the original model (any positional and keyword arguments).
-    ``method_name``, ``options``, ``strict``, ``activations`` and ``intervals``
-    (per site) are what :func:`~psnn_lib.converter.saving.save_converted` writes.
+    ``method_name``, ``options``, ``strict``, ``token_mask``, ``activations`` and
+    ``intervals`` (per site) are what :func:`~psnn_lib.converter.saving.save_converted`
+    writes. With ``token_mask`` (the name of a keyword input such as
+    ``attention_mask``), every call must pass that mask, and ``tokens`` counts
+    the real tokens seen since the stats were reset.
     """
 
     def __init__(self, model: nn.Module, sites: dict[str, ActivationSite], method: Method,
                  options: dict, intervals: dict[str, Interval], synapses: Optional[dict[str, float]],
-                 strict: bool = True) -> None:
+                 strict: bool = True, token_mask: Optional[str] = None) -> None:
         super().__init__()
         self.model = model
         self.method_name = method.name
         self.options = dict(options)
         self.strict = strict
+        self.token_mask = token_mask
+        self.tokens = 0
         self.passes = method.passes(options)
         # the neuron module of every site, by site name (fixed after conversion)
         self.neurons: dict[str, nn.Module] = {name: site.impl for name, site in sites.items()}
@@ -119,15 +136,33 @@ class ConvertedModel(nn.Module):
         reads their running mean)."""
         for neuron in self.neurons.values():
             neuron.reset_state()
+        mask = check_mask(kwargs.get(self.token_mask), self.token_mask) if self.token_mask else None
         self.samples += batch_size((args, kwargs))
+        self.tokens += int(mask.sum()) if mask is not None else 0
         if self.passes == 1:
-            yield self.model(*args, **kwargs)
+            yield _run(self.model, (args, kwargs), mask)
             return
         for _ in range(self.passes):  # each pass on copies of the inputs: the model may act on them in place
-            again_args, again_kwargs = clone((args, kwargs))
-            yield self.model(*again_args, **again_kwargs)
+            yield _run(self.model, clone((args, kwargs)), mask)
         for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
             neuron.reset_state()
+
+    @contextlib.contextmanager
+    def only(self, names: Iterable[str]) -> Iterator["ConvertedModel"]:
+        """Within the block only the sites ``names`` run their neurons; every other site
+        computes its exact activation (which sites carry the conversion error)."""
+        names = set(names)
+        if unknown := sorted(names - set(self.neurons)):
+            raise ValueError(f"unknown sites {unknown}; the converted sites are {sorted(self.neurons)}")
+        exact = [m for m in self.model.modules() if isinstance(m, ActivationSite)
+                 and m.site_name in self.neurons and m.site_name not in names]
+        for site in exact:
+            site.impl = _Analog(site.spec)
+        try:
+            yield self
+        finally:
+            for site in exact:
+                site.impl = self.neurons[site.site_name]
 
     def set_mode(self, mode: str) -> "ConvertedModel":
         """Choose the simulator of every neuron (e.g. PS: "fast" or "stepped")."""
@@ -138,13 +173,23 @@ class ConvertedModel(nn.Module):
         return self
 
     def reset_stats(self) -> None:
-        self.samples = 0
+        self.samples = self.tokens = 0
         for neuron in self.neurons.values():
             neuron.reset_stats()
 
     def spike_stats(self) -> NetworkStats:
-        """Neurons, spikes, K, FireRate (Eq. 26) and synaptic operations per sample."""
-        return network_stats(self.neurons, self.samples, self._synapses)
+        """Neurons, spikes, K, FireRate (Eq. 26) and synaptic operations per sample
+        (and the real tokens per sample, with a token mask)."""
+        return network_stats(self.neurons, self.samples, self._synapses,
+                             self.tokens if self.token_mask else None)
+
+
+def _run(model: nn.Module, call: tuple[tuple, dict], mask: Optional[torch.Tensor]) -> Any:
+    """One forward pass, with the call's token mask in place (if any)."""
+    if mask is None:
+        return model(*call[0], **call[1])
+    with token_positions(mask):
+        return model(*call[0], **call[1])
 
 
 def analog_twin(converted: ConvertedModel) -> nn.Module:
@@ -244,6 +289,7 @@ def convert(
     observer: Union[str, float] = "minmax",
     max_batches: Optional[int] = None,
     strict: bool = True,
+    token_mask: Optional[str] = None,
     progress: bool = True,
     **options: Any,
 ) -> tuple[ConvertedModel, ConversionReport]:
@@ -258,12 +304,17 @@ def convert(
     instead, and a dict ``{site: (l, r)}`` one per site (it must name every
     site to convert; this is how :func:`~psnn_lib.converter.saving.load_converted`
     rebuilds a model); calibration data, when given with it, then only
-    measures clipping and checks for leftovers. ``options`` go to the method
+    measures clipping and checks for leftovers. ``token_mask`` names the keyword
+    input that marks a sequence model's real tokens (``"attention_mask"``; see
+    :mod:`.tokens`): padding then shapes no interval and no spike count, and
+    every call of the converted model must pass it. ``options`` go to the method
     (see ``get_method(name).defaults``). The input model is not modified.
     """
     chosen = get_method(method)
     opts = chosen.options(options)
     how = check_how(observer)
+    if token_mask is not None and not isinstance(token_mask, str):
+        raise TypeError(f"token_mask names a keyword input (e.g. 'attention_mask'), not {token_mask!r}")
     if calibration is None and interval is None:
         raise ValueError("give calibration data (to measure each site's range) or a global interval=(l, r)")
     if interval is not None and not isinstance(interval, Mapping):
@@ -296,7 +347,7 @@ def convert(
     analog: list[str] = []
     samples = 0
     if calls is not None:
-        samples = _calibrate(model, work, itertools.chain([first], calls), progress, problems, analog)
+        samples = _calibrate(model, work, itertools.chain([first], calls), progress, problems, analog, token_mask)
     if problems:
         message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
         if strict:
@@ -331,6 +382,7 @@ def convert(
             "neurons": obs.count // samples if samples else 0,
             "clipped_fraction": _clipped_fraction(obs, site.spec, chosen.covers(site.impl) or (l, r)),
             "nonfinite_inputs": obs.nonfinite,
+            **({"per_token": site.per_token} if token_mask else {}),
             **chosen.details(site.impl),
         })
     if not chosen_intervals:
@@ -338,7 +390,7 @@ def convert(
                       "computes the original model, nothing spikes")
     kept = {k: v for k, v in sites.items() if k in chosen_intervals}
     synapses = fanouts(work, nodes) if traced else None
-    return ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses, strict), report
+    return ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses, strict, token_mask), report
 
 
 def _clipped_fraction(obs: Observer, spec: ActivationSpec, covered: Interval) -> float:
@@ -423,29 +475,31 @@ _SAME_OUTPUT_RTOL = 1e-3
 
 
 def _calibrate(model: nn.Module, work: nn.Module, calls: Iterable[tuple[tuple, dict]], progress: bool,
-               problems: list[str], analog: list[str]) -> int:
+               problems: list[str], analog: list[str], token_mask: Optional[str]) -> int:
     """One pass over the calibration data (copies: the model may act in place).
     The first batch runs the original model (in eval mode, restored after) under
     a probe that lists its analog non-linearities, then the copy under a probe
-    that finds activations left outside the sites, and the two outputs must agree."""
+    that finds activations left outside the sites, and the two outputs must agree.
+    The copy runs with each batch's token mask in place (observers see real tokens only)."""
     device = next((p.device for p in work.parameters()), torch.device("cpu"))
     samples = 0
     with torch.no_grad():
         for i, call in enumerate(progress_bar(calls, desc="calibrating", enabled=progress)):
             args, kwargs = clone(to_device(call, device))
+            mask = check_mask(kwargs.get(token_mask), token_mask) if token_mask else None
             try:
                 if i == 0:
                     with ActivationProbe(model) as original:
                         reference = _eval_output(model, clone((args, kwargs)))
                     analog.extend(f"{where} (x{n})" for where, n in original.analog.items())
                     with ActivationProbe(work) as probe:
-                        out = work(*args, **kwargs)
+                        out = _run(work, (args, kwargs), mask)
                     problems.extend(f"{where} (called {n}x outside any converted site)"
                                     for where, n in probe.found.items())
                     if not problems:
                         _check_same(reference, out)
                 else:
-                    work(*args, **kwargs)
+                    _run(work, (args, kwargs), mask)
             except Exception as err:
                 err.add_note(f"psnn_lib.convert: while running calibration batch {i} through the model")
                 raise

@@ -93,15 +93,23 @@ class NetworkStats:
     synops: Optional[float]
     clipped_fraction: float = 0.0  # of all neuron inputs: outside the site's interval
     rows: list[dict] = field(default_factory=list)
+    tokens: Optional[float] = None  # real tokens per sample (sequence models with a token mask)
+
+    @property
+    def spikes_per_token(self) -> Optional[float]:
+        return self.spikes / self.tokens if self.tokens else None
 
     def as_dict(self) -> dict:
+        per_token = {"tokens": self.tokens, "spikes_per_token": self.spikes_per_token} if self.tokens else {}
         return {"samples": self.samples, "neurons": self.neurons, "spikes": self.spikes, "K": self.K,
-                "fire_rate": self.fire_rate, "synops": self.synops, "clipped_fraction": self.clipped_fraction}
+                "fire_rate": self.fire_rate, "synops": self.synops, "clipped_fraction": self.clipped_fraction,
+                **per_token}
 
 
-def network_stats(neurons: dict[str, nn.Module], samples: int,
-                  synapses: Optional[dict[str, float]]) -> NetworkStats:
-    """Collect the counters of every neuron module (after ``samples`` inputs).
+def network_stats(neurons: dict[str, nn.Module], samples: int, synapses: Optional[dict[str, float]],
+                  tokens: Optional[int] = None) -> NetworkStats:
+    """Collect the counters of every neuron module (after ``samples`` inputs holding
+    ``tokens`` real tokens, for a sequence model converted with a token mask).
 
     The network FireRate applies Eq. 26 to the totals with the largest K
     of the network (all sites share K when converted with a fixed K).
@@ -123,4 +131,5 @@ def network_stats(neurons: dict[str, nn.Module], samples: int,
     bias = any(n.stats.bias_spike for n in neurons.values())
     rate = (total_s / total_n + bias) / K if total_n and K else float("nan")
     return NetworkStats(samples, total_n / samples, total_s / samples, K, rate,
-                        synops if synapses is not None else None, total_c / total_n if total_n else 0.0, rows)
+                        synops if synapses is not None else None, total_c / total_n if total_n else 0.0, rows,
+                        tokens / samples if tokens is not None else None)

@@ -68,6 +68,7 @@ def save_converted(snn: ConvertedModel, path: Union[str, Path]) -> Path:
     state = {
         "format": FORMAT, "version": VERSION, "psnn_lib": __version__, "torch": torch.__version__,
         "method": snn.method_name, "options": _json_options(snn.options), "strict": snn.strict,
+        "token_mask": snn.token_mask,
         "sites": {name: {"activation": snn.activations[name], "interval": list(snn.intervals[name]),
                          "fingerprint": fingerprint(neuron, snn.intervals[name], device)}
                   for name, neuron in snn.neurons.items()},
@@ -99,7 +100,7 @@ def load_converted(model: nn.Module, path: Union[str, Path], *,
         raise ValueError(f"{path} has format version {state.get('version')!r}; this library reads {VERSION}")
     sites = state["sites"]
     snn, report = convert(model, state["method"], calibration=calibration, progress=progress,
-                          strict=state.get("strict", True),
+                          strict=state.get("strict", True), token_mask=state.get("token_mask"),
                           interval={name: tuple(site["interval"]) for name, site in sites.items()},
                           **state["options"])
     changed = [f"{name} (saved {site['activation']}, now {snn.activations[name]})"

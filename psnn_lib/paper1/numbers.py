@@ -46,3 +46,15 @@ TABLE5_ACTIVATIONS = {
     "GELU": "gelu", "Hardsigmoid": "hardsigmoid", "Hardswish": "hardswish", "Mish": "mish",
     "SELU": "selu", "SiLU": "silu", "Sigmoid": "sigmoid",
 }
+
+# Table 3 (SST-2, SST-5, CoLA): per dataset key (psnn_lib.models.sentences.PAPER_TASKS),
+# per method: (network, ANN acc, SNN acc, loss, K). "FS" is ref. [17], "SpikeZIP-TF" ref. [12]
+# (its ANN is another, ReLU-based, model); CoLA's numbers are accuracies, not GLUE's Matthews correlation.
+TABLE3 = {
+    "sst2": {"FS": ("RoBERTa-base", 92.37, 87.81, -4.56, 16), "SpikeZIP-TF": ("RoBERTa-base", 94.15, 92.81, -1.34, 64),
+             "PS": ("RoBERTa-base", 92.37, 92.37, 0.00, 15)},
+    "sst5": {"FS": ("RoBERTa-large", 55.86, 43.51, -12.35, 16),
+             "SpikeZIP-TF": ("RoBERTa-large", 57.42, 56.51, -0.91, 128),
+             "PS": ("RoBERTa-large", 55.86, 55.77, -0.09, 17)},
+    "cola": {"PS": ("BERT-base", 81.21, 81.59, 0.38, 15)},
+}

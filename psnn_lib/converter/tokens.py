@@ -1,0 +1,59 @@
+"""Padding in sequence models: which entries of an activation are real tokens.
+
+A batch of sentences is padded to its longest sentence; a Hugging Face
+model marks the padding with zeros in its ``attention_mask`` input and
+masks it out of attention, so nothing a padded position computes reaches
+a real token's output. ``convert(model, ..., token_mask="attention_mask")``
+names that input. While a call runs, :func:`token_positions` holds the
+mask, and a site whose input has the mask's leading shape, ``(batch,
+length, ...)``, is *per token*: only its entries at real tokens are
+calibrated, run by the neurons and counted in the spike statistics (so
+padding shapes no interval and adds no spike); padded entries run the
+exact activation. A site of another shape (a pooler's tanh on the
+``(batch, hidden)`` sentence vector) counts every entry.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+_MASKS: list[torch.Tensor] = []
+
+
+def check_mask(mask: Any, name: str) -> torch.Tensor:
+    """The boolean ``(batch, length)`` mask of a call's ``name`` input (1 or True at a real
+    token, 0 or False at padding); anything else is an error."""
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"token_mask={name!r}: every call must pass {name} as a tensor "
+                         f"(keyword argument), got {type(mask).__name__}")
+    if mask.dim() != 2:
+        raise ValueError(f"token_mask={name!r}: {name} must be (batch, length), got shape {tuple(mask.shape)}")
+    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"token_mask={name!r}: {name} must hold only 0 and 1 (or booleans)")
+    return mask.bool()
+
+
+class token_positions:
+    """Context: ``mask`` (boolean ``(batch, length)``) marks the real tokens of the call."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        self.mask = mask
+
+    def __enter__(self) -> torch.Tensor:
+        _MASKS.append(self.mask)
+        return self.mask
+
+    def __exit__(self, *exc: Any) -> None:
+        _MASKS.pop()
+
+
+def real_tokens(x: torch.Tensor) -> Optional[torch.Tensor]:
+    """The mask of the call that is running, where ``x`` is per token (its leading
+    dimensions are the mask's and it has a feature dimension); else None."""
+    if not _MASKS:
+        return None
+    mask = _MASKS[-1]
+    if x.dim() > mask.dim() and x.shape[:mask.dim()] == mask.shape:
+        return mask.to(x.device)
+    return None
