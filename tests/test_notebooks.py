@@ -199,20 +199,24 @@ def test_p2_methods_side_by_side(results):
 def test_table3_transformers_ps_beside_fs_and_spikingjelly(results):
     rec = results["table3_transformers"]
     ps, fs, sj = rec["extra"]["rows"]
-    assert (ps["method"], fs["method"], sj["method"]) == ("ps", "fs", "spikingjelly")
+    assert (ps["method"], fs["method"], sj["method"]) == ("PS", "FS (K = 16)", "SpikingJelly TD-equivalent (T = 8)")
     assert ps["sentences"] == fs["sentences"] == 32 and sj["sentences"] == 8
     # PS at dy = 0.001 keeps every prediction and the sentence embedding; K follows the ranges (13-15)
     assert ps["agreement"] == 100.0 and ps["cosine (min)"] > 0.9999 and ps["K or T"] == [13, 15]
     assert ps["max |logit error|"] < fs["max |logit error|"] / 10 and fs["cosine (mean)"] < 0.99
-    assert _item(rec, "sst2, PS: loss (points)")["status"] == "reproduced"
-    assert _item(rec, "sst2: PS loses less than FS")["status"] == "reproduced"
-    assert _item(rec, "cola, PS: loss (points)")["status"] == "not run"
+    label = "sst2 (MiniLM-L6 on Rotten Tomatoes for RoBERTa-base on SST-2)"
+    assert _item(rec, f"{label}, PS: loss (points)")["status"] == "reproduced"
+    assert _item(rec, f"{label}: PS loses less than FS")["status"] == "reproduced"
+    assert not [r for r in rec["results"] if "ANN accuracy" in r["name"]]  # a substitute's accuracy is no claim
+    for name in ("cola, PS: loss (points)", "sst5, FS (K = 16): loss (points)", "sst5: PS loses less than FS"):
+        assert _item(rec, name)["status"] == "not run"
     # padding excluded: per real token, 6 GELU layers of 1536 neurons
     assert ps["neurons"] == pytest.approx(6 * 1536 * ps["tokens per sentence"])
     # SpikingJelly's TD-equivalent rewrite gives the ANN's outputs exactly (floating-point differences)
     assert sj["max |logit error|"] < 1e-5 and sj["spikes"] is None
     sites = rec["extra"]["sites"]
     assert len(sites) == 6 and all(s["test inputs outside"] < 0.01 for s in sites)
+    assert sum(s["neurons per sentence"] for s in sites) == pytest.approx(ps["neurons"])
     sweep = rec["extra"]["dy sweep"]
     assert [s["dy"] for s in sweep] == sorted((s["dy"] for s in sweep), reverse=True)
     assert sweep[0]["cosine (mean)"] < sweep[-1]["cosine (mean)"]  # finer dy (larger K): closer embeddings

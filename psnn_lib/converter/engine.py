@@ -50,7 +50,7 @@ from .network_stats import NetworkStats, fanouts, network_stats
 from .report import ConversionReport
 from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
                     site_scope)
-from .tokens import check_mask, real_tokens, token_positions
+from .tokens import active_mask, check_mask, real_tokens, token_positions
 
 Interval = tuple[float, float]
 
@@ -66,18 +66,25 @@ class ActivationSite(nn.Module):
     activation did, so code that ignores the return value still sees it.
     Inside a call with a token mask (:mod:`.tokens`), a per-token site runs
     its observer or neuron on the real tokens only and the exact activation
-    at the padding; ``per_token`` says whether its last input was per token.
+    at the padding; ``per_token`` says whether its calibration inputs were per
+    token (None: it saw no token mask), and a per-token site refuses a later
+    input that does not match the call's mask.
     """
 
     def __init__(self, name: str, spec: ActivationSpec, source: str, inplace: bool = False) -> None:
         super().__init__()
         self.site_name, self.spec, self.source, self.inplace = name, spec, source, inplace
         self.impl: nn.Module = Observer(spec.fn)
-        self.per_token = False
+        self.per_token: Optional[bool] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        real = real_tokens(x)
-        self.per_token = real is not None
+        mask = active_mask()
+        real = None if mask is None else real_tokens(x, mask, f"site {self.site_name}")
+        if mask is not None and isinstance(self.impl, Observer):
+            self.per_token = real is not None
+        elif real is None and mask is not None and self.per_token:
+            raise ValueError(f"site {self.site_name} was per token at calibration, but its input "
+                             f"{tuple(x.shape)} does not match the call's token mask {tuple(mask.shape)}")
         with site_scope():
             if real is None:
                 out = self.impl(x)
@@ -154,15 +161,15 @@ class ConvertedModel(nn.Module):
         names = set(names)
         if unknown := sorted(names - set(self.neurons)):
             raise ValueError(f"unknown sites {unknown}; the converted sites are {sorted(self.neurons)}")
-        exact = [m for m in self.model.modules() if isinstance(m, ActivationSite)
-                 and m.site_name in self.neurons and m.site_name not in names]
-        for site in exact:
+        before = {m: m.impl for m in self.model.modules() if isinstance(m, ActivationSite)
+                  and m.site_name in self.neurons and m.site_name not in names}
+        for site in before:
             site.impl = _Analog(site.spec)
         try:
             yield self
         finally:
-            for site in exact:
-                site.impl = self.neurons[site.site_name]
+            for site, impl in before.items():  # as they were (an outer block's choice too)
+                site.impl = impl
 
     def set_mode(self, mode: str) -> "ConvertedModel":
         """Choose the simulator of every neuron (e.g. PS: "fast" or "stepped")."""
@@ -313,7 +320,7 @@ def convert(
     chosen = get_method(method)
     opts = chosen.options(options)
     how = check_how(observer)
-    if token_mask is not None and not isinstance(token_mask, str):
+    if token_mask is not None and not (isinstance(token_mask, str) and token_mask):
         raise TypeError(f"token_mask names a keyword input (e.g. 'attention_mask'), not {token_mask!r}")
     if calibration is None and interval is None:
         raise ValueError("give calibration data (to measure each site's range) or a global interval=(l, r)")
@@ -366,6 +373,9 @@ def convert(
                 _note(report, f"site {name} ({site.source}) sees integer inputs: not an activation, left as it was")
             site.impl = _Analog(site.spec)
             continue
+        if token_mask and site.per_token is False:
+            _note(report, f"site {name} ({site.source}): its input is not per token (batch, length, features...): "
+                          "every entry counts, padding included")
         l, r = given[name] if given is not None else _calibrated_interval(name, site, obs, how, report)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -439,7 +449,8 @@ def _calibrated_interval(name: str, site: ActivationSite, obs: Observer, how: Un
     try:
         l, r = obs.interval(how)
     except RuntimeError as err:
-        raise ConversionError(f"site {name} ({site.source}): {err}") from None
+        padding = " (or every token of its calibration inputs was padding)" if site.per_token else ""
+        raise ConversionError(f"site {name} ({site.source}): {err}{padding}") from None
     if site.spec.bounds is not None:  # constant outside its bounds: neurons need not cover more
         l, r = max(l, site.spec.bounds[0]), min(r, site.spec.bounds[1])
     if obs.nonfinite:

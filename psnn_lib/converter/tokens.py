@@ -5,20 +5,25 @@ model marks the padding with zeros in its ``attention_mask`` input and
 masks it out of attention, so nothing a padded position computes reaches
 a real token's output. ``convert(model, ..., token_mask="attention_mask")``
 names that input. While a call runs, :func:`token_positions` holds the
-mask, and a site whose input has the mask's leading shape, ``(batch,
-length, ...)``, is *per token*: only its entries at real tokens are
-calibrated, run by the neurons and counted in the spike statistics (so
-padding shapes no interval and adds no spike); padded entries run the
-exact activation. A site of another shape (a pooler's tanh on the
-``(batch, hidden)`` sentence vector) counts every entry.
+mask, and a site whose input is batch-first per token, ``(batch, length,
+features...)`` with the mask's ``(batch, length)``, is *per token*: only its
+entries at real tokens are calibrated, run by the neurons and counted in
+the spike statistics (so padding shapes no interval and adds no spike);
+padded entries run the exact activation. A site of another shape (a
+pooler's tanh on the ``(batch, hidden)`` sentence vector, or a
+``(batch, length)`` tensor without a feature dimension) counts every entry,
+and the converter notes it. A sequence-first input ``(length, batch, ...)``
+is an error when length and batch differ; when they are equal the two
+layouts cannot be told apart, so a token mask needs a batch-first model.
 """
 from __future__ import annotations
 
+import contextvars
 from typing import Any, Optional
 
 import torch
 
-_MASKS: list[torch.Tensor] = []
+_MASK: contextvars.ContextVar[Optional[torch.Tensor]] = contextvars.ContextVar("psnn_token_mask", default=None)
 
 
 def check_mask(mask: Any, name: str) -> torch.Tensor:
@@ -41,19 +46,25 @@ class token_positions:
         self.mask = mask
 
     def __enter__(self) -> torch.Tensor:
-        _MASKS.append(self.mask)
+        self._token = _MASK.set(self.mask)
         return self.mask
 
     def __exit__(self, *exc: Any) -> None:
-        _MASKS.pop()
+        _MASK.reset(self._token)
 
 
-def real_tokens(x: torch.Tensor) -> Optional[torch.Tensor]:
-    """The mask of the call that is running, where ``x`` is per token (its leading
-    dimensions are the mask's and it has a feature dimension); else None."""
-    if not _MASKS:
-        return None
-    mask = _MASKS[-1]
-    if x.dim() > mask.dim() and x.shape[:mask.dim()] == mask.shape:
+def active_mask() -> Optional[torch.Tensor]:
+    """The mask of the call that is running (None outside :class:`token_positions`)."""
+    return _MASK.get()
+
+
+def real_tokens(x: torch.Tensor, mask: torch.Tensor, where: str) -> Optional[torch.Tensor]:
+    """``mask`` (on ``x``'s device) where ``x`` is batch-first per token, else None; a
+    sequence-first per-token input (``(length, batch, ...)``, length != batch) is an error."""
+    b, n = mask.shape
+    if x.dim() > 2 and x.shape[:2] == mask.shape:
         return mask.to(x.device)
+    if x.dim() > 2 and x.shape[:2] == (n, b):
+        raise ValueError(f"{where}: its input {tuple(x.shape)} is sequence-first (length {n}, batch {b}); "
+                         "token_mask needs batch-first activations (batch, length, features...)")
     return None

@@ -92,7 +92,7 @@ def paper_task(name: str, split: str | None = None) -> Any:
     task = PAPER_TASKS[name]
     try:
         ds = _datasets().load_dataset(task.path, task.config, split=split or task.split)
-    except (ConnectionError, OSError, ValueError) as err:  # offline: the hub is unreachable
+    except (ConnectionError, OSError) as err:  # offline: the hub is unreachable (DatasetNotFoundError too)
         raise DatasetMissing(f"{name}: load_dataset({task.path!r}, {task.config!r}) needs the Hugging Face hub "
                              f"(internet), or its files in the datasets cache ({type(err).__name__}: {err})") from err
     return ds.rename_column(task.text, "text") if task.text != "text" else ds
@@ -101,17 +101,23 @@ def paper_task(name: str, split: str | None = None) -> Any:
 @dataclass
 class Encoded:
     """Tokenised sentences in batches of similar length: ``batches`` are the model's
-    keyword inputs, ``labels`` and ``order`` (the sentences' indices) per batch;
-    ``truncated`` counts the sentences cut to ``max_length`` tokens."""
+    keyword inputs, ``labels``, ``order`` (the sentences' indices) and ``lengths`` (their
+    tokens before truncation to ``max_length``) per batch."""
 
     batches: list[dict[str, torch.Tensor]]
     labels: list[torch.Tensor]
     order: list[torch.Tensor]
-    truncated: int
+    lengths: list[torch.Tensor]
+    max_length: int
 
     @property
     def sentences(self) -> int:
         return sum(len(o) for o in self.order)
+
+    @property
+    def truncated(self) -> int:
+        """The sentences cut to ``max_length`` tokens."""
+        return sum(int((n > self.max_length).sum()) for n in self.lengths)
 
     @property
     def all_labels(self) -> torch.Tensor:
@@ -122,15 +128,16 @@ class Encoded:
         """The first ``n`` sentences (by their index), in the same batches, without the
         padding columns those batches no longer need."""
         parts = []
-        for batch, y, order in zip(self.batches, self.labels, self.order):
+        for batch, y, order, lengths in zip(self.batches, self.labels, self.order, self.lengths):
             keep = order < n
             if keep.any():
-                length = int(batch["attention_mask"][keep].sum(1).max())
-                parts.append(({k: v[keep][:, :length] for k, v in batch.items()}, y[keep], order[keep]))
+                columns = batch["attention_mask"][keep].bool().any(0)  # left or right padding
+                parts.append(({k: v[keep][:, columns] for k, v in batch.items()}, y[keep], order[keep],
+                              lengths[keep]))
         if not parts:
             raise ValueError(f"no sentence among the first {n}")
-        batches, labels, order = map(list, zip(*parts))
-        return Encoded(batches, labels, order, self.truncated)
+        batches, labels, order, lengths = map(list, zip(*parts))
+        return Encoded(batches, labels, order, lengths, self.max_length)
 
 
 def encode(texts: Sequence[str], labels: Sequence[int], tokenizer: Any, batch_size: int = 64,
@@ -142,7 +149,7 @@ def encode(texts: Sequence[str], labels: Sequence[int], tokenizer: Any, batch_si
         raise ValueError("no sentences to encode")
     lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
-    batches, ys, idx = [], [], []
+    batches, ys, idx, ns = [], [], [], []
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in chunk], padding=True, truncation=True, max_length=max_length,
@@ -150,4 +157,5 @@ def encode(texts: Sequence[str], labels: Sequence[int], tokenizer: Any, batch_si
         batches.append(dict(batch))
         ys.append(torch.tensor([int(labels[i]) for i in chunk]))
         idx.append(torch.tensor(chunk))
-    return Encoded(batches, ys, idx, sum(n > max_length for n in lengths))
+        ns.append(torch.tensor([lengths[i] for i in chunk]))
+    return Encoded(batches, ys, idx, ns, max_length)

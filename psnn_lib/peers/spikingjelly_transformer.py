@@ -118,12 +118,17 @@ class TDSentenceClassifier(nn.Module):
         return SentenceOutput(logits.sum(0), embedding.sum(0))
 
 
+def supports(model: nn.Module) -> bool:
+    """Whether the example's adapter takes ``model``: a SentenceClassifier with a BERT encoder."""
+    return isinstance(model, SentenceClassifier) and getattr(model.encoder.config, "model_type", None) == "bert"
+
+
 def convert(model: SentenceClassifier, time_steps: int = TIME_STEPS) -> TDSentenceClassifier:
     """SpikingJelly's TD-equivalent conversion of a copy of ``model`` (a BERT
     :class:`~psnn_lib.models.minilm.SentenceClassifier`), run for ``time_steps`` steps."""
     if not isinstance(time_steps, int) or isinstance(time_steps, bool) or time_steps < 1:
         raise ValueError(f"time_steps must be a positive int, got {time_steps!r}")
-    if not isinstance(model, SentenceClassifier) or getattr(model.encoder.config, "model_type", None) != "bert":
+    if not supports(model):
         raise TypeError("SpikingJelly's BERT example adapter converts a SentenceClassifier with a BERT encoder, "
                         f"got {type(model).__name__}")
     sj = _spikingjelly()
