@@ -170,10 +170,10 @@ def method_row(task: Task, ann: SentenceOutput, method: str, **options: Any
 
 
 def site_table(report: ConversionReport, stats: NetworkStats) -> list[dict[str, Any]]:
-    """Per site: the calibrated interval, K, the share of calibration and of test inputs
+    """Per site (by :func:`short_site`): the calibrated interval, K, the share of calibration and of test inputs
     outside the interval, and the test spikes per sentence."""
     tested = {r["site"]: r for r in stats.rows}
-    return [{"site": r["site"], "activation": r["activation"], "l": r["l"], "r": r["r"], "K": r["K"],
+    return [{"site": short_site(r["site"]), "activation": r["activation"], "l": r["l"], "r": r["r"], "K": r["K"],
              "neurons per sentence": tested[r["site"]]["neurons"], "calibration inputs outside": r["clipped_fraction"],
              "test inputs outside": tested[r["site"]]["clipped_fraction"],
              "spikes per sentence": tested[r["site"]]["spikes"]} for r in report.rows]
@@ -195,7 +195,7 @@ def site_errors(task: Task, snn: ConvertedModel, ann: SentenceOutput) -> list[di
         with snn.only([name]):
             out = minilm.predict(snn, task.test)
         row = compare("ps", None, ann, out, task.test.all_labels)
-        rows.append({"site": name, "agreement": row["agreement"], "max |logit error|": row["max |logit error|"],
+        rows.append({"site": short_site(name), "agreement": row["agreement"], "max |logit error|": row["max |logit error|"],
                      "mean |logit error|": row["mean |logit error|"], "1 - cosine (mean)": 1 - row["cosine (mean)"]})
     return rows
 
@@ -239,7 +239,7 @@ def spikingjelly_row(task: Task, ann: SentenceOutput, steps: int, n: int) -> dic
 
 def spikingjelly_emits() -> str:
     """What SpikingJelly's transformer converter emits (from its code and documentation)."""
-    return spikingjelly_transformer.EMITS
+    return f"SpikingJelly's transformer converter emits {spikingjelly_transformer.EMITS}."
 
 
 def paper_rows() -> pd.DataFrame:
