@@ -318,6 +318,8 @@ def test_hub_classifiers_run_the_table3_study(rotten, kind):
         run = language.table3_run(task, dy=0.01, fs_K=16, sj_steps=2, n_peer=4)
     ps, fs, sj = run.rows
     assert ps["sentences"] == 12 and ps["agreement"] >= 90 and "not run" in sj["note"]
+    shown = language.rows_frame(run.rows)
+    assert "note" in shown.columns and shown["note"].iloc[2] == sj["note"]
     if kind == "roberta":
         assert any("tanh" in u for u in run.report.unconverted)
     else:

@@ -37,7 +37,7 @@ from ..models import minilm, sentences
 from ..models.minilm import SentenceOutput
 from ..models.sentences import Encoded
 from ..peers import spikingjelly_transformer
-from .conversion import outcome
+from .conversion import frame, outcome
 from .numbers import TABLE3
 
 TOKEN_MASK = "attention_mask"
@@ -170,8 +170,8 @@ def method_row(task: Task, ann: SentenceOutput, method: str, **options: Any
 
 
 def site_table(report: ConversionReport, stats: NetworkStats) -> list[dict[str, Any]]:
-    """Per site (by :func:`short_site`): the calibrated interval, K, the share of calibration and of test inputs
-    outside the interval, and the test spikes per sentence."""
+    """Per site (by :func:`short_site`): the calibrated interval, K, the share of calibration
+    and of test inputs outside the interval, and the test neurons and spikes per sentence."""
     tested = {r["site"]: r for r in stats.rows}
     return [{"site": short_site(r["site"]), "activation": r["activation"], "l": r["l"], "r": r["r"], "K": r["K"],
              "neurons per sentence": tested[r["site"]]["neurons"], "calibration inputs outside": r["clipped_fraction"],
@@ -179,24 +179,25 @@ def site_table(report: ConversionReport, stats: NetworkStats) -> list[dict[str, 
              "spikes per sentence": tested[r["site"]]["spikes"]} for r in report.rows]
 
 
-def dy_sweep(task: Task, ann: SentenceOutput, dys: Sequence[float]) -> list[dict[str, Any]]:
-    """PS at each precision dy: K range, accuracy, agreement, embedding similarity."""
-    rows = []
-    for dy in dys:
-        row, *_ = method_row(task, ann, "ps", dy=dy)
-        rows.append({"dy": dy, **row})
-    return rows
+def dy_sweep(task: Task, ann: SentenceOutput, dys: Sequence[float], done: dict[float, dict[str, Any]]
+             ) -> list[dict[str, Any]]:
+    """PS at each precision dy: K range, accuracy, agreement, embedding similarity (the rows
+    of ``done``, by dy, are not computed again)."""
+    return [{"dy": dy, **(done[dy] if dy in done else method_row(task, ann, "ps", dy=dy)[0])} for dy in dys]
 
 
-def site_errors(task: Task, snn: ConvertedModel, ann: SentenceOutput) -> list[dict[str, Any]]:
-    """Which sites carry the error: the SNN with only one site spiking (the others exact)."""
-    rows = []
+def site_errors(task: Task, snn: ConvertedModel, ann: SentenceOutput, n: int) -> list[dict[str, Any]]:
+    """Which sites carry the error: the SNN with only one site spiking (the others exact), on
+    the first ``n`` test sentences."""
+    part, rows = task.test.head(n), []
+    ann = SentenceOutput(ann.logits[:n], ann.embedding[:n])
     for name in snn.neurons:
         with snn.only([name]):
-            out = minilm.predict(snn, task.test)
-        row = compare("ps", None, ann, out, task.test.all_labels)
-        rows.append({"site": short_site(name), "agreement": row["agreement"], "max |logit error|": row["max |logit error|"],
-                     "mean |logit error|": row["mean |logit error|"], "1 - cosine (mean)": 1 - row["cosine (mean)"]})
+            out = minilm.predict(snn, part)
+        row = compare("ps", None, ann, out, part.all_labels)
+        rows.append({"site": short_site(name), "agreement": row["agreement"],
+                     "max |logit error|": row["max |logit error|"], "mean |logit error|": row["mean |logit error|"],
+                     "1 - cosine (mean)": 1 - row["cosine (mean)"]})
     return rows
 
 
@@ -240,6 +241,16 @@ def spikingjelly_row(task: Task, ann: SentenceOutput, steps: int, n: int) -> dic
 def spikingjelly_emits() -> str:
     """What SpikingJelly's transformer converter emits (from its code and documentation)."""
     return f"SpikingJelly's transformer converter emits {spikingjelly_transformer.EMITS}."
+
+
+ROW_COLUMNS = ["K or T", "sentences", "ANN acc", "SNN acc", "loss", "agreement", "cosine (mean)", "MCC ANN",
+               "MCC SNN", "spikes per token"]
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The Table 3 rows by task and method (with a ``note`` column where a row was not run)."""
+    notes = ["note"] if any("note" in r for r in rows) else []
+    return frame(rows, ["task", "method"], ROW_COLUMNS + notes)
 
 
 def paper_rows() -> pd.DataFrame:
