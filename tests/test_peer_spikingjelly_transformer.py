@@ -3,7 +3,6 @@ the ANN (up to float32 rounding) at the example's T, step 0 carries all of it, n
 inserted, the state is reset between batches, the input model is untouched, bad input is
 refused and a missing package names the pinned install command."""
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,6 @@ pytest.importorskip("transformers")
 from psnn_lib.models import minilm, sentences  # noqa: E402
 from psnn_lib.peers import spikingjelly_transformer as sjt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["a fine film", "dull and long", "the best thing this year, by far",
          "i laughed, i cried, i wanted my money back", "flat", "an uneven but often moving portrait",
          "nothing here works", "smart, funny and surprisingly tender"]
