@@ -48,6 +48,10 @@ class SentenceOutput(NamedTuple):
     logits: torch.Tensor
     embedding: torch.Tensor
 
+    def head(self, n: int) -> "SentenceOutput":
+        """The outputs of the first ``n`` sentences."""
+        return SentenceOutput(self.logits[:n], self.embedding[:n])
+
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The mean of ``hidden`` (batch, length, features) over the real tokens."""
@@ -183,16 +187,16 @@ def finetune(epochs: int = RECIPE["epochs"]) -> dict:
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return save_finetuned(model, recipe)
+    return save_finetuned(model, recipe, tok, data)
 
 
-def save_finetuned(model: SentenceClassifier, recipe: dict) -> dict:
+def save_finetuned(model: SentenceClassifier, recipe: dict, tok: Any, data: Any) -> dict:
     """Store :data:`TRAINED` as float16 (3.6 MB), put the rounded weights back into ``model``,
-    measure validation and test accuracy on them, and write the checkpoint and its entry."""
+    measure validation and test accuracy on them (``data``: :func:`rotten_tomatoes`, ``tok``
+    the tokenizer), and write the checkpoint and its entry."""
     model.eval()
     state = {k: v.detach().half() for k, v in model.state_dict().items() if k.startswith(TRAINED)}
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    tok, data = tokenizer(), rotten_tomatoes(recipe["seed"])
     scores = {}
     for split in ("validation", "test"):
         part = encode(data[split]["text"], data[split]["label"], tok, 64, recipe["max_length"])

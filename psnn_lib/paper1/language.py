@@ -190,7 +190,7 @@ def site_errors(task: Task, snn: ConvertedModel, ann: SentenceOutput, n: int) ->
     """Which sites carry the error: the SNN with only one site spiking (the others exact), on
     the first ``n`` test sentences."""
     part, rows = task.test.head(n), []
-    ann = SentenceOutput(ann.logits[:n], ann.embedding[:n])
+    ann = ann.head(n)
     for name in snn.neurons:
         with snn.only([name]):
             out = minilm.predict(snn, part)
@@ -235,7 +235,7 @@ def spikingjelly_row(task: Task, ann: SentenceOutput, steps: int, n: int) -> dic
     part = task.test.head(n)
     snn = spikingjelly_transformer.convert(task.model, steps)
     out = minilm.predict(snn, part)
-    return compare("spikingjelly", steps, SentenceOutput(ann.logits[:n], ann.embedding[:n]), out, part.all_labels)
+    return compare("spikingjelly", steps, ann.head(n), out, part.all_labels)
 
 
 def spikingjelly_emits() -> str:
