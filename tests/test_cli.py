@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from psnn_lib.book.cli import main
 
 
@@ -9,8 +11,9 @@ def test_fit_prints_k_s_b_and_error(tmp_path, capsys):
                  "--out", str(out_file), "--n-check", "20000"]) == 0
     text = capsys.readouterr().out
     assert "K = 11" in text and "s = -7" in text and "b = -0.16997" in text
-    err, bound = map(float, re.search(r"in \[l, r\]: ([0-9.e-]+) \(bound ([0-9.e-]+)\)", text).groups())
-    assert 0 < err <= bound < 0.01
+    err, bound = map(float, re.search(r"in \[l, r\]: ([0-9.e-]+) \(a-priori bound ([0-9.e-]+) if f is "
+                                      r"1.13-Lipschitz", text).groups())
+    assert 0 < err <= bound and bound == pytest.approx(2 ** -7 + 1.13 * 1e-3 / 2, rel=1e-9)
     assert out_file.exists()
 
 

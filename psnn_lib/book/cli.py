@@ -64,7 +64,8 @@ def _fit(args: argparse.Namespace) -> int:
           f"grid {params.grid.numel()} points (step {params.delta:.3g})")
     print(f"K = {params.K}   s = {params.s}   b = {params.b:.6g}   d = 2^{params.s + params.K - 1 + (params.first_weight == 'code')} .. 2^{params.s + (params.first_weight == 'code')}")
     print(f"max |PS(x) - f(x)| on {args.n_check} random x in [l, r]: {float(err.max()):.6g} "
-          f"(bound {params.error_bound:.6g}); MSE {float((err ** 2).mean()):.3g}")
+          f"(a-priori bound {params.error_bound:.6g} if {params.bound_condition}); "
+          f"MSE {float((err ** 2).mean()):.3g}")
     if args.out:
         print(f"saved {save_params(params, args.out)}")
     else:

@@ -7,17 +7,19 @@ remaining value Delta y reaches d(t) spikes, its reset voltage becomes
 h(t+1) = f^-1(Delta y) (Theorem 3, Eq. 14), and the threshold is
 T(t) = min{f^-1(Delta y) : Delta y > d(t)} (Eq. 20).
 
-Readings of the paper that differ are options, so the book can test them:
+Two options follow readings of the paper that differ:
 
 - ``first_weight="paper"``: d(1) = 2^(s+K-1) as in Algorithm 1 line 16;
   ``"code"``: the authors' code, d(t) = 2^(s+K+1-t), whose first weight is
   >= M so step 1 never fires and whose smallest weight is 2^(s+1).
 - ``strict=True``: spike when Delta y > d(t) (Algorithm 1 line 23, Eq. 20);
   ``False``: when Delta y >= d(t) (an exact binary floor expansion).
-- ``thin="nearest"`` or ``"next"``: the authors' code keeps a grid point only
-  where f changed by at least dy since the last kept point; each grid point
-  then takes the value of its nearest kept point, or of the next one at or
-  to its right (the code's ``searchsorted`` look-up).
+
+The setup phase (:func:`fit_ps`) and the iteration phase
+(:func:`iterate`) are apart, so that the book can run the iteration on the
+values the authors' code fits (a thinned grid, float32 samples:
+:mod:`psnn_lib.paper1.readings`). Every fit carries an a-priori error bound
+(:mod:`psnn_lib.ps.bound`).
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from ..activations import Activation, resolve_activation
+from ..activations import Activation, known_lipschitz, resolve_activation
+from .bound import error_bound
 from .grid import MAX_GRID_POINTS, check_finite, make_grid
 from .inverse import BranchInverse
 
@@ -68,7 +71,9 @@ class PSParams:
     input units; ``direction = -1`` marks a function that falls on [l, r],
     whose branch is mirrored (v = -x) so that a neuron still fires when v >= T.
     ``step`` is the requested grid step, ``delta`` the one used (coarser when
-    [l, r] needs more than ``MAX_GRID_POINTS``).
+    [l, r] needs more than ``MAX_GRID_POINTS``). ``error_bound`` bounds
+    |PS(x) - f(x)| on [l, r] a priori when ``bound_condition`` holds
+    (:mod:`psnn_lib.ps.bound`).
     """
 
     activation: str
@@ -84,9 +89,9 @@ class PSParams:
     s: int
     first_weight: str = "paper"
     strict: bool = True
-    thin: Optional[str] = None
     direction: int = 1
     error_bound: float = float("nan")
+    bound_condition: str = ""
     tables: Optional[FitTables] = field(default=None, repr=False, compare=False)
     refit: Optional[Callable[[], "PSParams"]] = field(default=None, repr=False, compare=False)
 
@@ -170,28 +175,14 @@ def sample(fn: Activation, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def thin_grid(y: torch.Tensor, dy: float) -> torch.Tensor:
-    """Indices kept by the authors' thinning: y moved >= dy since the last kept."""
-    keep, last = [0], float(y[0])
-    for i, v in enumerate(y.tolist()):
-        if abs(v - last) >= dy:
-            keep.append(i)
-            last = v
-    return torch.tensor(keep)
-
-
-THIN_MODES = (None, "nearest", "next")
-
-
-def snap_to_kept(kept: torch.Tensor, n: int, how: str) -> torch.Tensor:
-    """For each index 0..n-1, the nearest kept index (ties left) or the next one."""
-    j = torch.arange(n)
-    k = torch.searchsorted(kept, j)
-    if how == "next" or kept.numel() == 1:
-        return kept[k.clamp(max=kept.numel() - 1)]
-    k = k.clamp(1, kept.numel() - 1)
-    left, right = kept[k - 1], kept[k]
-    return torch.where((j - left) <= (right - j), left, right)
+def spike_exponents(M: float, dy: Optional[float], K: Optional[int]) -> tuple[int, int]:
+    """(s, K) for the range M of f - b: from dy by Eqs. 17 and 19, or, given K,
+    s = ceil(log2 M) - K, the finest precision K steps reach (Eq. 18 solved for s)."""
+    top = math.ceil(math.log2(M)) if M > 0 else 0
+    if dy is None:
+        return top - K, K
+    s = math.floor(math.log2(dy))
+    return s, max(1, top - s) if M > 0 else 1
 
 
 def fit_ps(
@@ -204,7 +195,7 @@ def fit_ps(
     K: Optional[int] = None,
     first_weight: str = "paper",
     strict: bool = True,
-    thin: Optional[str] = None,
+    lipschitz: Optional[float] = None,
 ) -> PSParams:
     """Fit h, d, T, b, K, s of a PS neuron to ``fn`` on [l, r] (Algorithm 1).
 
@@ -216,7 +207,9 @@ def fit_ps(
     samples and the actual spacing ``delta`` is at most ``step``; G is at
     least 2 (a tiny interval gives a near-constant neuron) and at most
     ``MAX_GRID_POINTS``, where the step is coarsened with a warning. Cost
-    O(K G log G), no per-point root finding.
+    O(K G log G), no per-point root finding. ``lipschitz`` (sup |f'| on
+    [l, r]) sharpens the error bound; the activation table knows it for its
+    functions.
     """
     if (dy is None) == (K is None):
         raise ValueError("give exactly one of dy (precision) and K (time steps)")
@@ -226,12 +219,10 @@ def fit_ps(
             raise ValueError(f"dy must be > 0, got {dy}")
     elif isinstance(K, bool) or not isinstance(K, int) or K < 1:
         raise ValueError(f"K must be a positive int, got {K!r}")
-    if thin not in THIN_MODES:
-        raise ValueError(f"thin must be one of {THIN_MODES}, got {thin!r}")
     if first_weight not in FIRST_WEIGHTS:
         raise ValueError(f"first_weight must be one of {FIRST_WEIGHTS}, got {first_weight!r}")
     refit = functools.partial(fit_ps, fn, l, r, dy, step, K=K, first_weight=first_weight,
-                              strict=strict, thin=thin)
+                              strict=strict, lipschitz=lipschitz)
     name, f = resolve_activation(fn)
     x = make_grid(l, r, step)
     n = x.numel()
@@ -239,29 +230,41 @@ def fit_ps(
         warnings.warn(f"fit_ps: [{l:g}, {r:g}] with step {step:g} needs more than {MAX_GRID_POINTS} grid "
                       f"points; using step {(r - l) / (n - 1):.4g} ({n} points) instead", stacklevel=2)
     target = sample(f, x)
-
     # Setup phase (Algorithm 1 lines 3-12, Eqs. 17-19).
-    y = target.clone()
-    if thin:
-        y = y[snap_to_kept(thin_grid(y, dy), n, thin)]
-    b = float(y.min())
-    y = y - b
-    M = float(y.max())
-    if dy is None:
-        s = (math.ceil(math.log2(M)) if M > 0 else 0) - K
-        dy = 2.0 ** s
-    else:
-        s = math.floor(math.log2(dy))
-        K = max(1, math.ceil(math.log2(M) - s)) if M > 0 else 1
+    b = float(target.min())
+    values = target - b
+    s, K = spike_exponents(float(values.max()), dy, K)
+    params = iterate(name, x, target, values, b, s, K, first_weight=first_weight, strict=strict,
+                     dy=2.0 ** s if dy is None else dy, step=step)
+    bound = error_bound(f, x, float(params.d[-1]), known_lipschitz(fn) if lipschitz is None else lipschitz)
+    return dataclasses.replace(params, refit=refit, error_bound=bound.value, bound_condition=bound.condition)
+
+
+def branch_inverse(x: torch.Tensor, values: torch.Tensor) -> tuple[int, BranchInverse]:
+    """(direction, f^-1 on the membrane scale): the rising branch of the samples, mirrored
+    (v = -x, direction -1) if the function falls (see :class:`PSParams`)."""
+    if int(torch.argmin(values)) <= values.numel() - 1 - int(torch.argmax(values.flip(0))):
+        return 1, BranchInverse(x, values)
+    return -1, BranchInverse(-x.flip(0), values.flip(0))
+
+
+def iterate(activation: str, x: torch.Tensor, target: torch.Tensor, values: torch.Tensor, b: float,
+            s: int, K: int, *, first_weight: str, strict: bool, dy: float, step: float) -> PSParams:
+    """Iteration phase of Algorithm 1 (lines 13-29) on a uniform float64 grid ``x``.
+
+    ``values`` >= 0 are what the neuron expands into spikes at each grid point
+    (f(x) - b for :func:`fit_ps`), ``target`` is f(x); d(t) = 2^(s+K-t), or
+    2^(s+K+1-t) with the code's first weight. The result holds its tables and
+    no refit recipe or error bound.
+    """
+    n = x.numel()
     shift = 1 if first_weight == "code" else 0
     d = torch.tensor([2.0 ** (s + K + shift - t) for t in range(1, K + 1)], dtype=torch.float64)
 
-    # The rising branch, mirrored if the function falls (see PSParams).
-    direction = 1 if int(torch.argmin(y)) <= n - 1 - int(torch.argmax(y.flip(0))) else -1
-    inverse = BranchInverse(x, y) if direction == 1 else BranchInverse(-x.flip(0), y.flip(0))
+    direction, inverse = branch_inverse(x, values)
 
-    # Iteration phase (lines 13-29): one vectorised pass per time step.
-    res = y.clone()
+    # One vectorised pass per time step.
+    res = values.clone()
     h = torch.empty(K, n, dtype=torch.float64)
     h[0] = inverse(res)
     T = torch.full((K,), math.inf, dtype=torch.float64)
@@ -283,33 +286,8 @@ def fit_ps(
             h[t + 1] = h[t]
             h[t + 1].index_copy_(0, spiked, inverse(res.index_select(0, spiked)))
 
-    params = PSParams(
-        activation=name, l=float(l), r=float(r), dy=float(dy), step=float(step), points=n,
-        d=d, T=T, b=b, K=K, s=s, first_weight=first_weight, strict=strict, thin=thin,
-        direction=direction, tables=FitTables(target, h, acc, count), refit=refit,
+    return PSParams(
+        activation=activation, l=float(x[0]), r=float(x[-1]), dy=float(dy), step=float(step), points=n,
+        d=d, T=T, b=b, K=K, s=s, first_weight=first_weight, strict=strict, direction=direction,
+        tables=FitTables(target, h, acc, count),
     )
-    params.error_bound = error_bound(params, f)
-    return params
-
-
-def error_bound(params: PSParams, fn: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """Bound on |PS(x) - f(x)| for x in [l, r].
-
-    A point x snaps to its nearest sample x_j, |x - x_j| <= delta / 2, so
-    |PS(x) - f(x)| <= |PS(x_j) - f(x_j)| + |f(x_j) - f(x)|
-                   <= q_j + V_j,
-    with q_j the quantisation error on the grid (at most d(K) = 2^s, or
-    2^(s+1) in the code reading, when the grid is not thinned) and V_j the
-    largest change of f from x_j to the edges of its cell x_j +- delta / 2,
-    exact when f is monotone on each cell (it is, except within a cell of
-    an extremum where the change is O(delta^2)). Hence the bound
-    max_j (q_j + V_j) <= 2^s + L delta / 2 for L = sup |f'|.
-    """
-    half = params.delta / 2
-    edges = torch.cat([params.grid - half, params.grid[-1:] + half])
-    fe = sample(fn, edges)
-    v = torch.maximum((fe[:-1] - params.target).abs(), (fe[1:] - params.target).abs())
-    v[0] = (fe[1] - params.target[0]).abs()  # the first cell starts at l
-    v[-1] = (fe[-2] - params.target[-1]).abs()  # the last ends at r
-    q = (params.output - params.target).abs()
-    return float((q + v).max())

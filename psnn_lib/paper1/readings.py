@@ -1,0 +1,246 @@
+"""Readings of Algorithm 1 behind Table 5 and Fig. 2 (paper 1), fixed up front from two sources.
+
+**The printed Algorithm 1** (``source="algorithm"``): d(t) = 2^(ceil(log2 M) - t)
+(line 16), spike when y > d(t) (line 23), one fit for all iterations, on the
+float64 grid. It has two conflicts, and each is a variant:
+
+- ``threshold``: ``"eq20"`` sets T(t) = min f^-1(y) over the spiking points
+  *before* the weight is subtracted (Eq. 20); ``"line25"`` takes line 25
+  literally, *after* the subtraction (y <- y - d(t), then T(t) <- min(T(t), f^-1(y))).
+- ``range_from``: ``"shifted"`` takes M = max(f - b) (the text of Sect. 3.3.1,
+  Eqs. 18-19); ``"unshifted"`` takes M = max f before the shift (line 8), with
+  K = ceil(log2 M - log2 dy) (line 9, no floor).
+
+**The authors' code** (``source="code"``, as summarised in the project's notes):
+strict spiking and T(t) as in Eq. 20; it samples ``arange(l, r, 0.001)``,
+shifts by b = min f, takes M = max(f - b), K = ceil(log2 M) - floor(log2 dy),
+thins the grid to points where f moved by at least dy since the last kept
+one, and at inference snaps an input to a kept point. Its variants:
+
+- ``first_weight``: ``"code"``, d(1) = 2^ceil(log2 M) >= M (never fires), or
+  ``"paper"`` (line 16);
+- ``thin``: ``None`` (every grid point), ``"nearest"`` (the nearest kept point,
+  ties to the left) or ``"next"`` (the kept point at or right of the input, the
+  ``searchsorted`` index);
+- ``shift_from``: b and M from the ``"full"`` grid before thinning (the code's
+  order) or from the ``"kept"`` points;
+- ``precision``: f sampled in ``"float32"`` (torch's default) or ``"float64"``
+  (numpy's); it decides exact ties on the thinned grid;
+- ``per_column``: one fit at dy for all nine iterations, or one fit per
+  iteration t at the coarsest dy that gives K = t, read after its last step.
+
+Every combination is run (:data:`READINGS`). What both sources leave as
+they are: the iteration phase is :func:`psnn_lib.ps.fit.iterate` (its branch
+inverse stands in for the authors' per-point ``fsolve``; both give the same
+spike decisions where the root found is on the rising branch), and the
+outputs come from the time-stepped neuron (:class:`psnn_lib.neurons.ps.PSNeuron`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..activations import resolve_activation
+from ..neurons.ps import PSNeuron
+from ..ps.fit import PSParams, branch_inverse, iterate, sample
+
+SOURCES = ("algorithm", "code")
+THIN_MODES = (None, "nearest", "next")
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of Algorithm 1 (see the module docstring for each field)."""
+
+    source: str
+    first_weight: str = "paper"
+    threshold: str = "eq20"
+    range_from: str = "shifted"
+    thin: Optional[str] = None
+    shift_from: str = "full"
+    precision: str = "float64"
+    per_column: bool = False
+
+    def __post_init__(self) -> None:
+        choices = {"source": SOURCES, "first_weight": ("paper", "code"), "threshold": ("eq20", "line25"),
+                   "range_from": ("shifted", "unshifted"), "thin": THIN_MODES, "shift_from": ("full", "kept"),
+                   "precision": tuple(PRECISIONS), "per_column": (False, True)}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Reading.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @property
+    def label(self) -> str:
+        """A short name: the source, then each setting that differs from the printed algorithm."""
+        if self.source == "algorithm":
+            parts = ["Algorithm 1", "T after the subtraction (line 25)" if self.threshold == "line25" else "T by Eq. 20"]
+            if self.range_from == "unshifted":
+                parts.append("M before the shift (line 8)")
+            return ", ".join(parts)
+        grid = "full grid" if self.thin is None else f"thinned, {self.thin} kept point, b and M {self.shift_from}"
+        fits = "one fit per column" if self.per_column else "one fit"
+        return f"code, first weight {self.first_weight}, {grid}, {self.precision}, {fits}"
+
+    def dimensions(self) -> dict[str, str]:
+        """The reading's settings as table columns ("" where the source has no such choice)."""
+        code = self.source == "code"
+        return {"source": "authors' code" if code else "Algorithm 1",
+                "first weight": self.first_weight,
+                "T(t)": "Eq. 20" if self.threshold == "eq20" else "line 25",
+                "M": "max f (line 8)" if self.range_from == "unshifted" else "max (f - b)",
+                "grid": "full" if self.thin is None else f"thinned, {self.thin}",
+                "b, M from": self.shift_from if self.thin else "",
+                "sampling": self.precision,
+                "fits": "per column" if self.per_column else "one"}
+
+
+def all_readings() -> tuple[Reading, ...]:
+    """Every combination of each source's variants: 4 of the printed algorithm, 40 of the code."""
+    printed = [Reading("algorithm", threshold=th, range_from=m)
+               for th, m in itertools.product(("eq20", "line25"), ("shifted", "unshifted"))]
+    grids = [(None, "full")] + list(itertools.product(("nearest", "next"), ("full", "kept")))
+    code = [Reading("code", first_weight=fw, thin=thin, shift_from=shift, precision=prec, per_column=col)
+            for fw, (thin, shift), prec, col in itertools.product(("code", "paper"), grids, PRECISIONS,
+                                                                   (False, True))]
+    return tuple(printed + code)
+
+
+READINGS = all_readings()
+PRINTED = Reading("algorithm")
+"""Algorithm 1 with T(t) by Eq. 20: what the converter's ``fit_ps`` computes (first weight "paper")."""
+LITERAL = Reading("algorithm", threshold="line25", range_from="unshifted")
+"""Every line of Algorithm 1 taken as printed."""
+AUTHORS_CODE = Reading("code", first_weight="code", thin="nearest", shift_from="full", precision="float32")
+"""The authors' code with its own order of steps, torch's default precision and one fit."""
+
+
+def thin_grid(y: torch.Tensor, dy: float) -> torch.Tensor:
+    """Indices the authors' code keeps: the first point, then each where y moved >= dy since the last kept."""
+    keep, last = [0], float(y[0])
+    for i, v in enumerate(y.tolist()):
+        if abs(v - last) >= dy:
+            keep.append(i)
+            last = v
+    return torch.tensor(keep)
+
+
+def snap_to_kept(kept: torch.Tensor, n: int, how: str) -> torch.Tensor:
+    """For each index 0..n-1, the nearest kept index (ties to the left) or the next one at or right of it."""
+    j = torch.arange(n)
+    k = torch.searchsorted(kept, j)
+    if how == "next" or kept.numel() == 1:
+        return kept[k.clamp(max=kept.numel() - 1)]
+    k = k.clamp(1, kept.numel() - 1)
+    left, right = kept[k - 1], kept[k]
+    return torch.where((j - left) <= (right - j), left, right)
+
+
+@dataclass
+class ReadingFit:
+    """A reading's neuron and the grid it is evaluated on (the authors' sampling grid).
+
+    ``x`` is ``arange(l, r, step)`` in the reading's precision, ``target`` f(x)
+    (computed in that precision, held in float64)."""
+
+    params: PSParams
+    x: torch.Tensor
+    target: torch.Tensor
+
+
+def sampled(fn: str, l: float, r: float, step: float, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, f(x)): ``arange(l, r, step)`` and f computed in ``precision``, f's values held in float64."""
+    x = torch.arange(l, r, step, dtype=PRECISIONS[precision])
+    return x, sample(resolve_activation(fn)[1], x)
+
+
+def fit_reading(reading: Reading, fn: str, l: float, r: float, dy: float, step: float) -> ReadingFit:
+    """The neuron ``reading`` fits to ``fn`` on [l, r) at precision ``dy`` (one fit)."""
+    x, y = sampled(fn, l, r, step, reading.precision)
+    n = x.numel()
+    grid = torch.linspace(float(x[0]), float(x[-1]), n, dtype=torch.float64)
+    b = float(y.min())
+    values = y
+    if reading.thin is not None:
+        kept = thin_grid(y, dy)
+        values = y[snap_to_kept(kept, n, reading.thin)]
+        if reading.shift_from == "kept":
+            b = float(y[kept].min())
+    values = values - b
+    if reading.range_from == "unshifted":  # lines 8-9: M = max f, K = ceil(log2 M - log2 dy)
+        top_value = float(y.max())
+        if top_value <= 0:
+            raise ValueError(f"line 8 of Algorithm 1 needs max f > 0; {fn} has max {top_value:g} on [{l}, {r})")
+        K = max(1, math.ceil(math.log2(top_value) - math.log2(dy)))
+        s = math.ceil(math.log2(top_value)) - K
+    else:
+        M = float(y.max()) - b if reading.shift_from == "full" else float(values.max())
+        s = math.floor(math.log2(dy))
+        K = max(1, math.ceil(math.log2(M)) - s) if M > 0 else 1
+    params = iterate(resolve_activation(fn)[0], grid, y, values, b, s, K, first_weight=reading.first_weight,
+                     strict=True, dy=dy, step=step)
+    if reading.threshold == "line25":
+        params = dataclasses.replace(params, T=line25_thresholds(grid, values, params.d))
+    return ReadingFit(params, x, y)
+
+
+def line25_thresholds(x: torch.Tensor, values: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """T(t) of Algorithm 1 line 25 as printed: min f^-1(y) over the spiking points, y taken
+    *after* the weight is subtracted (Eq. 20 takes it before)."""
+    _, inverse = branch_inverse(x, values)
+    res = values.clone()
+    T = torch.full_like(d, math.inf)
+    for t, weight in enumerate(d.tolist()):
+        fire = res > weight
+        res = res - fire * weight
+        if fire.any():
+            T[t] = inverse(res[fire]).min()
+    return T
+
+
+def iteration_mse(reading: Reading, fn: str, l: float, r: float, dy: float, step: float,
+                  iterations: int = 9) -> tuple[list[float], list[float]]:
+    """(MSE against f after iterations 1..``iterations``, the lattice lower bound of each).
+
+    The lower bound: after iteration t every output is b + k w for an integer k,
+    w the smallest spike weight used so far, so no choice of spikes gets below
+    mean_x min_k (f(x) - b - k w)^2 (:func:`lattice_bound`)."""
+    if not reading.per_column:
+        fit = fit_reading(reading, fn, l, r, dy, step)
+        out = iteration_outputs(fit.params, fit.x, iterations)
+        p = fit.params
+        weights = [float(p.d[: min(t, p.K)].min()) for t in range(1, iterations + 1)]
+        fits = [(fit, out[t]) for t in range(iterations)]
+        bases = [p.b] * iterations
+    else:
+        x, y = sampled(fn, l, r, step, reading.precision)
+        top = math.ceil(math.log2(float(y.max() - y.min())))
+        fits, weights, bases = [], [], []
+        for t in range(1, iterations + 1):
+            fit = fit_reading(reading, fn, l, r, 2.0 ** (top - t), step)  # K = t
+            fits.append((fit, iteration_outputs(fit.params, fit.x, fit.params.K)[-1]))
+            weights.append(float(fit.params.d.min()))
+            bases.append(fit.params.b)
+    mses = [float(((out - fit.target) ** 2).mean()) for fit, out in fits]
+    bounds = [lattice_bound(fit.target, b, w) for (fit, _), b, w in zip(fits, bases, weights)]
+    return mses, bounds
+
+
+def lattice_bound(target: torch.Tensor, b: float, weight: float) -> float:
+    """mean min_k (target - b - k weight)^2: the least MSE of any output on b + weight * Z."""
+    residue = torch.remainder(target - b, weight)
+    return float(torch.minimum(residue, weight - residue).pow(2).mean())
+
+
+def iteration_outputs(params: PSParams, x: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Output of the time-stepped neuron after t = 1..iterations steps, shape (iterations, N),
+    in float64; beyond K the output stays at its final value."""
+    acc = PSNeuron(params, mode="stepped").simulate(x.to(torch.float64), record=True).accumulated
+    if iterations > params.K:
+        acc = torch.cat([acc, acc[-1:].expand(iterations - params.K, -1)])
+    return acc[:iterations]

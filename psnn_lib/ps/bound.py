@@ -1,0 +1,59 @@
+"""An a-priori bound on |PS(x) - f(x)| for x in [l, r] (paper 1, Eqs. 3, 17-19).
+
+It uses only the fit's settings and f, never the fitted outputs:
+
+    |PS(x) - f(x)| <= |PS(x_j) - f(x_j)| + |f(x_j) - f(x)| <= d(K) + V,
+
+where x_j is the grid point x snaps to, |x - x_j| <= delta / 2.
+
+- Quantisation, d(K): with d(t) = 2^(s+K-t) (Theorem 2) and 2^(s+K) >= M
+  (Eq. 18), the remainder f(x_j) - b - sum d z after step t lies in
+  [0, d(t)]. So the error on the grid is at most the smallest spike
+  weight: 2^s <= dy (Eq. 17) as printed, 2^(s+1) with the authors' first
+  weight.
+- Snapping, V: the largest change of f within half a cell of a grid point.
+  With a known Lipschitz constant L of f on [l, r] (the activation table's,
+  or ``fit_ps(..., lipschitz=L)``), V = L delta / 2. Without one,
+  V = max_j max |f(x_j +- delta/2) - f(x_j)|. That is exact only if f is
+  monotone on each half cell [x_j - delta/2, x_j] and [x_j, x_j + delta/2];
+  a feature narrower than a cell (a bump between two grid points) breaks it,
+  and the bound then fails (``tests/test_ps_bound.py`` shows both cases).
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import torch
+
+from .grid import check_finite
+
+
+class ErrorBound(NamedTuple):
+    """``value`` = ``quantisation`` + ``snapping``, valid when ``condition`` holds."""
+
+    value: float
+    quantisation: float
+    snapping: float
+    condition: str
+
+
+def error_bound(fn: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor, smallest_weight: float,
+                lipschitz: Optional[float] = None) -> ErrorBound:
+    """The bound for a fit on ``grid`` (uniform, float64) whose smallest spike weight is d(K)."""
+    delta = float(grid[1] - grid[0]) if grid.numel() > 1 else 0.0
+    if lipschitz is not None:
+        check_finite(lipschitz=lipschitz)
+        if lipschitz < 0:
+            raise ValueError(f"lipschitz must be >= 0, got {lipschitz}")
+        snapping = lipschitz * delta / 2
+        condition = f"f is {lipschitz:g}-Lipschitz on [l, r]"
+    else:
+        half = delta / 2
+        with torch.no_grad():
+            mid = torch.as_tensor(fn(grid), dtype=torch.float64)
+            left = torch.as_tensor(fn(grid[1:] - half), dtype=torch.float64)
+            right = torch.as_tensor(fn(grid[:-1] + half), dtype=torch.float64)
+        change = torch.cat([(left - mid[1:]).abs(), (right - mid[:-1]).abs()])
+        snapping = float(change.max()) if change.numel() else 0.0
+        condition = "f is monotone on each half cell of the grid (no Lipschitz constant given)"
+    return ErrorBound(smallest_weight + snapping, smallest_weight, snapping, condition)

@@ -1,0 +1,97 @@
+"""Readings of Algorithm 1 (psnn_lib.paper1.readings) against values computed by hand."""
+import math
+
+import pytest
+import torch
+
+from psnn_lib.activations import gelu
+from psnn_lib.paper1 import readings as R
+
+# f on arange(0, 1, 0.1): its minimum (index 2) is not a kept point at dy = 0.5
+VALUES = [1.0, 0.2, 0.0, 0.3, 0.9, 1.5, 2.1, 2.7, 3.3, 3.9]
+
+
+def table_function(x):
+    return torch.tensor(VALUES, dtype=x.dtype)[torch.round(x * 10).long()]
+
+
+def test_thinning_keeps_points_where_f_moved_by_dy():
+    assert R.thin_grid(torch.tensor([0, 0.3, 0.6, 1.2, 1.25, 2.0]), 0.5).tolist() == [0, 2, 3, 5]
+    assert R.thin_grid(torch.tensor(VALUES, dtype=torch.float64), 0.5).tolist() == [0, 1, 4, 5, 6, 7, 8, 9]
+
+
+def test_snapping_to_the_nearest_or_the_next_kept_point():
+    kept = torch.tensor([0, 2, 3, 5])
+    assert R.snap_to_kept(kept, 6, "nearest").tolist() == [0, 0, 2, 3, 3, 5]  # ties to the left
+    assert R.snap_to_kept(kept, 6, "next").tolist() == [0, 2, 2, 3, 5, 5]
+
+
+@pytest.mark.parametrize("thin, shift_from, b, output_at_min", [
+    ("nearest", "full", 0.0, 0.0),  # index 2 snaps to index 1 (0.2): below every weight, output b
+    ("next", "full", 0.0, 0.5),  # snaps to index 4 (0.9): 0.9 > d(3) = 0.5 spikes once
+    ("nearest", "kept", 0.2, 0.2),  # b = min of the kept values
+    ("next", "kept", 0.2, 0.7),  # 0.9 - 0.2 = 0.7 > 0.5
+])
+def test_b_and_M_before_or_after_thinning(thin, shift_from, b, output_at_min):
+    reading = R.Reading("code", first_weight="paper", thin=thin, shift_from=shift_from)
+    fit = R.fit_reading(reading, table_function, 0.0, 1.0, 0.5, 0.1)
+    p = fit.params
+    assert p.b == pytest.approx(b) and p.s == -1 and p.K == 3  # M = 3.9 or 3.7: ceil(log2 M) = 2
+    assert p.d.tolist() == [2.0, 1.0, 0.5]
+    assert float(p.output[2]) == pytest.approx(output_at_min)
+    assert fit.target.tolist() == pytest.approx(VALUES)
+
+
+def test_gelu_iteration_1_with_b_before_or_after_thinning():
+    """Iteration 1 of the code's first weight is b alone, so its MSE is mean (f - b)^2: with b
+    from the full grid, min f; with b from the kept points of the column's coarse thinning
+    (dy = 8), f(-10) ~ 0 (the issue's 17.51 against 16.64)."""
+    x = torch.arange(-10, 10, 1e-3, dtype=torch.float64)
+    f = gelu(x)
+    full = float(((f - f.min()) ** 2).mean())
+    kept = float(((f - f[0]) ** 2).mean())
+    assert full == pytest.approx(17.5108, abs=5e-5) and kept == pytest.approx(16.64, abs=0.01)
+    for shift_from, expected in (("full", full), ("kept", kept)):
+        reading = R.Reading("code", first_weight="code", thin="nearest", shift_from=shift_from, per_column=True)
+        mse, _ = R.iteration_mse(reading, "gelu", -10, 10, 1e-3, 1e-3, iterations=1)
+        assert mse[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_float32_sampling_changes_the_values_fitted():
+    x32, y32 = R.sampled("gelu", -10, 10, 1e-3, "float32")
+    x64, y64 = R.sampled("gelu", -10, 10, 1e-3, "float64")
+    assert x32.dtype == torch.float32 and y32.dtype == y64.dtype == torch.float64 and x32.numel() == x64.numel()
+    assert 0 < float((y32 - y64).abs().max()) < 1e-5
+
+
+def test_line_25_taken_literally_makes_the_error_grow():
+    mse, _ = R.iteration_mse(R.LITERAL, "gelu", -10, 10, 1e-3, 1e-3)
+    printed, _ = R.iteration_mse(R.PRINTED, "gelu", -10, 10, 1e-3, 1e-3)
+    assert mse[0] == pytest.approx(38.76, abs=0.01) and mse[-1] == pytest.approx(186.4, abs=0.1)
+    assert all(b > a for a, b in zip(mse, mse[1:]))
+    assert all(b < a for a, b in zip(printed, printed[1:])) and printed[0] == pytest.approx(8.6874, abs=1e-4)
+
+
+def test_lattice_bound_by_hand():
+    assert R.lattice_bound(torch.tensor([0.1, 0.9, 1.6], dtype=torch.float64), 0.0, 1.0) == pytest.approx(0.06)
+    assert R.lattice_bound(torch.tensor([1.5, 2.5], dtype=torch.float64), 0.5, 1.0) == 0.0
+
+
+def test_bound_is_below_every_reading():
+    for reading in (R.PRINTED, R.AUTHORS_CODE, R.Reading("code", "code", thin="next", per_column=True)):
+        mse, bound = R.iteration_mse(reading, "silu", -10, 10, 1e-3, 1e-2)
+        assert all(b <= m * (1 + 1e-12) for m, b in zip(mse, bound)), reading.label
+
+
+def test_the_matrix_is_every_combination():
+    assert len(R.READINGS) == len(set(R.READINGS)) == 44
+    assert len({rd.label for rd in R.READINGS}) == 44
+    assert sum(rd.source == "algorithm" for rd in R.READINGS) == 4
+    assert R.AUTHORS_CODE in R.READINGS and R.LITERAL in R.READINGS and R.PRINTED in R.READINGS
+    with pytest.raises(ValueError, match="Reading.thin"):
+        R.Reading("code", thin="sideways")
+    with pytest.raises(ValueError, match="Reading.source"):
+        R.Reading("paper")
+    with pytest.raises(ValueError, match="max f > 0"):
+        R.fit_reading(R.LITERAL, lambda x: -x.abs() - 1, -1, 1, 0.01, 0.01)
+    assert math.isinf(R.fit_reading(R.AUTHORS_CODE, "sigmoid", -10, 10, 0.01, 1e-2).params.T[0])
