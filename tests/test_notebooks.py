@@ -72,7 +72,8 @@ def test_table5_first_column_reproduced(results):
     assert counts[rec["extra"]["best reading"]] == rec["summary"]["reproduced"]
     # every output lies on its reading's lattice: the bound is below every MSE
     mse, bound = rec["extra"]["mse"], rec["extra"]["lattice bound"]
-    assert all(b <= m * (1 + 1e-9) for r in mse for a in mse[r] for m, b in zip(mse[r][a], bound[r][a]))
+    assert all(b <= m * (1 + 1e-9) or math.isnan(m) and math.isnan(b)  # NaN: no fit has K = t
+               for r in mse for a in mse[r] for m, b in zip(mse[r][a], bound[r][a]))
     literal = mse["Algorithm 1, T after the subtraction (line 25), M before the shift (line 8)"]["GELU"]
     assert all(b > a for a, b in zip(literal, literal[1:]))  # line 25 taken literally: the error grows
 

@@ -95,3 +95,55 @@ def test_the_matrix_is_every_combination():
     with pytest.raises(ValueError, match="max f > 0"):
         R.fit_reading(R.LITERAL, lambda x: -x.abs() - 1, -1, 1, 0.01, 0.01)
     assert math.isinf(R.fit_reading(R.AUTHORS_CODE, "sigmoid", -10, 10, 0.01, 1e-2).params.T[0])
+
+
+def test_each_source_has_only_its_own_variants():
+    for bad in (dict(source="algorithm", thin="nearest"), dict(source="algorithm", precision="float32"),
+                dict(source="algorithm", per_column=True), dict(source="algorithm", first_weight="code"),
+                dict(source="code", threshold="line25"), dict(source="code", range_from="unshifted"),
+                dict(source="code", shift_from="kept")):
+        with pytest.raises(ValueError, match="no variant"):
+            R.Reading(**bad)
+
+
+def test_every_column_fit_has_k_equal_to_its_column():
+    """With b and M from the kept points a coarse thinning can shrink M (Hardswish at t = 2,
+    dy = 4 gives K = 1); the column fit then takes the next finer dy."""
+    reading = R.Reading("code", "code", thin="nearest", shift_from="kept", per_column=True)
+    assert R.fit_reading(reading, "hardswish", -10, 10, 4.0, 1e-3).params.K == 1
+    assert R.fit_reading(reading, "hardswish", -10, 10, 2.0, 1e-3).params.K == 3  # no dy gives K = 2
+    assert R.column_fit(reading, "hardswish", -10, 10, 2, 1e-3) is None
+    assert math.isnan(R.iteration_mse(reading, "hardswish", -10, 10, 1e-3, 1e-3, iterations=2)[0][1])
+    for t in (1, 3, 4, 9):
+        assert R.column_fit(reading, "hardswish", -10, 10, t, 1e-3).params.K == t
+    for t in range(1, 10):
+        assert R.column_fit(R.Reading("code", "code", thin="nearest", per_column=True), "hardswish", -10, 10, t,
+                            1e-3).params.K == t
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="dy must be > 0"):
+        R.fit_reading(R.PRINTED, "gelu", -1, 1, 0.0, 1e-2)
+    with pytest.raises(ValueError, match="finite"):
+        R.fit_reading(R.PRINTED, "gelu", -1, 1, float("nan"), 1e-2)
+    with pytest.raises(ValueError, match="two samples"):
+        R.fit_reading(R.PRINTED, "gelu", 1, -1, 0.1, 1e-2)
+    with pytest.raises(ValueError, match="two samples"):
+        R.fit_reading(R.PRINTED, "gelu", 0, 0.005, 0.1, 1e-2)
+    with pytest.raises(ValueError, match="constant"):
+        R.column_fit(R.Reading("code", per_column=True), lambda x: 0 * x + 1, -1, 1, 2, 1e-2)
+    with pytest.raises(ValueError, match="iterations"):
+        R.iteration_mse(R.PRINTED, "gelu", -1, 1, 0.1, 1e-2, iterations=0)
+    with pytest.raises(ValueError, match="weight"):
+        R.lattice_bound(torch.zeros(3, dtype=torch.float64), 0.0, 0.0)
+
+
+def test_table5_of_a_subset_of_rows():
+    from psnn_lib.paper1 import fitting
+
+    table = fitting.table5(-10, 10, 1e-3, 1e-2, readings=[R.PRINTED, R.AUTHORS_CODE], activations=["GELU"])
+    assert table.activations == ["GELU"] and len(table.mse) == 2
+    assert list(fitting.unreachable_frame(table).index.get_level_values(0).unique()) == ["GELU"]
+    assert fitting.table5_frame(table, table.best()).shape == (3, 9)
+    with pytest.raises(ValueError, match="Table 5 has rows"):
+        fitting.table5(-10, 10, 1e-3, 1e-2, activations=["ReLU"])

@@ -5,6 +5,7 @@ The functions below are none of the activation table's, so the fit has never
 been tuned to them; the last tests show the bound failing where its condition does."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,7 +96,30 @@ def test_bound_fails_with_a_wrong_lipschitz_constant():
 
 def test_bad_lipschitz_constants_are_refused():
     grid = torch.linspace(0, 1, 11, dtype=torch.float64)
-    for bad in (-1.0, float("nan"), float("inf")):
+    for bad in (-1.0, float("nan"), float("inf"), "2"):
         with pytest.raises(ValueError, match="lipschitz"):
             error_bound(torch.sin, grid, 0.01, bad)
+    with pytest.raises(ValueError, match="lipschitz"):
+        fit_ps("relu", -1, 1, 0.1, lipschitz=True)
+    assert fit_ps("relu", -1, 1, 0.1, lipschitz=np.float32(2.0)).error_bound > 0
     assert error_bound(torch.sin, grid[:1], 0.01).value == 0.01  # one point: no snapping
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("first_weight", ["paper", "code"])
+@pytest.mark.parametrize("f, l, r, setting", [
+    ("relu", -1.0, 5.0, {"dy": 0.01}),  # the code's first weight 8 > M = 5
+    ("relu", -1.0, 4.0, {"dy": 0.01}),  # M = 4: a weight equal to M
+    (lambda x: 0 * x + 3, -1.0, 1.0, {"K": 5}),  # constant: a one-point branch
+    (lambda x: torch.exp(-x), -2.0, 2.0, {"K": 6}),  # falling: the mirrored branch
+    (lambda x: 100 * x, -1.0, 1.0, {"dy": 0.01, "step": 1e-5}),  # capped grid
+])
+def test_quantisation_term_holds_for_every_spike_rule(strict, first_weight, f, l, r, setting):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the capped grid warns
+        p = fit_ps(f, l, r, first_weight=first_weight, strict=strict, **setting)
+    assert p.grid_error <= float(p.d[-1]) * (1 + 1e-12)
+    fn = activation_spec(f).fn if isinstance(f, str) else f
+    assert _max_error(p, fn, l, r, n=20_000) <= p.error_bound * (1 + 1e-9)

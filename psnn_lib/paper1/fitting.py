@@ -9,6 +9,7 @@ registry activation beside its a-priori bound.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -39,6 +40,11 @@ class Table5:
     mse: dict[str, dict[str, list[float]]]
     bound: dict[str, dict[str, list[float]]]
 
+    @property
+    def activations(self) -> list[str]:
+        """The Table 5 rows computed (display names)."""
+        return list(next(iter(self.mse.values()), {}))
+
     def matches(self) -> dict[str, dict[str, list[bool]]]:
         """{reading: {activation: [cell within its tolerance, per iteration]}}."""
         return {name: {a: [abs(o - p) <= cell_tolerance(p) for o, p in zip(values, TABLE5[a])]
@@ -59,6 +65,9 @@ def table5(l: float, r: float, dy: float, step: float, readings: Sequence[Readin
            activations: Optional[Sequence[str]] = None) -> Table5:
     """MSE at iterations 1-9 of every reading, on the sampling grid ``arange(l, r, step)``."""
     names = list(TABLE5) if activations is None else list(activations)
+    unknown = [a for a in names if a not in TABLE5]
+    if unknown or not names:
+        raise ValueError(f"Table 5 has rows {', '.join(TABLE5)}; got {names!r}")
     result = Table5({rd.label: rd for rd in readings}, {}, {})
     for rd, a in progress_bar([(rd, a) for rd in readings for a in names], desc="Table 5", leave=False):
         mse, bound = iteration_mse(rd, TABLE5_ACTIVATIONS[a], l, r, dy, step)
@@ -67,18 +76,21 @@ def table5(l: float, r: float, dy: float, step: float, readings: Sequence[Readin
     return result
 
 
+SHORT_NAMES = {"Hardsigmoid": "HSigm.", "Hardswish": "HSwish", "Sigmoid": "Sigm."}
+
+
 def matrix_frame(table: Table5) -> pd.DataFrame:
-    """Every reading's settings and the cells it reproduces per activation (of 9) and in all (of 63),
-    most first."""
+    """Every reading's settings (:meth:`Reading.dimensions`) and the cells it reproduces per
+    activation (of 9) and in all (of 63), most first."""
     rows = []
     for name, cells in table.matches().items():
         row = dict(table.readings[name].dimensions())
-        row.update({a: sum(c) for a, c in cells.items()})
-        row["cells (of 63)"] = sum(map(sum, cells.values()))
+        row.update({SHORT_NAMES.get(a, a): sum(c) for a, c in cells.items()})
+        row["of 63"] = sum(map(sum, cells.values()))
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="reading")
-    return frame.sort_values("cells (of 63)", ascending=False, kind="stable")
+    return frame.sort_values("of 63", ascending=False, kind="stable")
 
 
 def column1_bound(table: Table5) -> dict[str, list[float]]:
@@ -86,8 +98,8 @@ def column1_bound(table: Table5) -> dict[str, list[float]]:
     the whole first column: no output of such a reading gets a smaller MSE."""
     matches = table.matches()
     first = [n for n in table.mse if all(cells[0] for cells in matches[n].values())]
-    return {a: [min(table.bound[n][a][t] for n in first) if first else float("nan") for t in range(9)]
-            for a in TABLE5}
+    return {a: [min((table.bound[n][a][t] for n in first if not math.isnan(table.bound[n][a][t])),
+                    default=math.nan) for t in range(9)] for a in table.activations}
 
 
 def unreachable_frame(table: Table5) -> pd.DataFrame:
@@ -95,8 +107,8 @@ def unreachable_frame(table: Table5) -> pd.DataFrame:
     lattice bound of the readings that reproduce column 1 (the paper's value below it: excluded)."""
     matches, lower = table.matches(), column1_bound(table)
     rows = []
-    for a, paper in TABLE5.items():
-        for t, p in enumerate(paper):
+    for a in table.activations:
+        for t, p in enumerate(TABLE5[a]):
             if any(matches[n][a][t] for n in table.mse):
                 continue
             nearest = min(table.mse, key=lambda n: abs(table.mse[n][a][t] - p))
@@ -111,7 +123,8 @@ def table5_frame(table: Table5, reading: str) -> pd.DataFrame:
     ✓ reproduced, (n) reproduced by n other readings, ✗ by no reading."""
     matches = table.matches()
     rows = {}
-    for a, paper in TABLE5.items():
+    for a in table.activations:
+        paper = TABLE5[a]
         marks = []
         for t in range(len(paper)):
             others = sum(matches[n][a][t] for n in table.mse if n != reading)
@@ -125,7 +138,7 @@ def table5_frame(table: Table5, reading: str) -> pd.DataFrame:
 
 def literal_frame(table: Table5) -> pd.DataFrame:
     """MSE by iteration of Algorithm 1 with T by Eq. 20 and with every line taken literally."""
-    rows = {(a, name): table.mse[reading.label][a] for a in TABLE5
+    rows = {(a, name): table.mse[reading.label][a] for a in table.activations
             for name, reading in (("T by Eq. 20", PRINTED), ("every line as printed", LITERAL))}
     index = pd.MultiIndex.from_tuples(list(rows), names=["activation", "Algorithm 1"])
     return pd.DataFrame(list(rows.values()), index=index, columns=[f"it. {t}" for t in range(1, 10)])
@@ -135,17 +148,16 @@ def table5_claims(record: Record, table: Table5, reading: str) -> None:
     """One claim per cell of Table 5 against ``reading``; the note says which readings reproduce
     it or why none can."""
     matches, lower = table.matches(), column1_bound(table)
-    for a, paper in TABLE5.items():
-        for t, (o, p) in enumerate(zip(table.mse[reading][a], paper)):
+    for a in table.activations:
+        for t, (o, p) in enumerate(zip(table.mse[reading][a], TABLE5[a])):
             others = [n for n in table.mse if n != reading and matches[n][a][t]]
             if others:
                 why = f"reproduced under {len(others)} other reading(s), e.g. {others[0]}"
             elif p + cell_tolerance(p) < lower[a][t]:
-                why = (f"no reading reproduces it: below {lower[a][t]:.4f}, the least MSE of any output on the "
-                       "spike-weight lattice of the readings that reproduce column 1")
+                why = (f"no reading reproduces it; below {lower[a][t]:.4f}, the least MSE of any output on the "
+                       "spike-weight lattice of the tested readings that reproduce column 1")
             else:
-                why = ("no reading reproduces it: the paper's value lies between a floor expansion's MSE and the "
-                       "lattice bound (see the chapter)")
+                why = "no reading reproduces it (the nearest are in the notebook; see the chapter)"
             record.compare(f"{a} iteration {t + 1}", p, o, cell_tolerance(p), why=why)
     record.extra["cells reproduced per reading"] = table.counts()
     record.extra["best reading"] = reading

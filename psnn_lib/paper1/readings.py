@@ -24,16 +24,19 @@ one, and at inference snaps an input to a kept point. Its variants:
   ``searchsorted`` index);
 - ``shift_from``: b and M from the ``"full"`` grid before thinning (the code's
   order) or from the ``"kept"`` points;
-- ``precision``: f sampled in ``"float32"`` (torch's default) or ``"float64"``
-  (numpy's); it decides exact ties on the thinned grid;
+- ``precision``: f computed in ``"float32"`` (torch's default) or ``"float64"``
+  (numpy's); its values (exact in float64) then go through the shift, the
+  thinning and the spike decisions in float64;
 - ``per_column``: one fit at dy for all nine iterations, or one fit per
-  iteration t at the coarsest dy that gives K = t, read after its last step.
+  iteration t at the coarsest dy = 2^e that gives K = t, read after its last step.
 
-Every combination is run (:data:`READINGS`). What both sources leave as
-they are: the iteration phase is :func:`psnn_lib.ps.fit.iterate` (its branch
-inverse stands in for the authors' per-point ``fsolve``; both give the same
-spike decisions where the root found is on the rising branch), and the
-outputs come from the time-stepped neuron (:class:`psnn_lib.neurons.ps.PSNeuron`).
+Every combination is run (:data:`READINGS`). Both sources decide a spike on
+the values, y > d(t) (line 23; the code's mask), so every reading runs the
+iteration phase :func:`psnn_lib.ps.fit.iterate` with ``decide_on="values"``;
+its branch inverse stands in for the authors' per-point ``fsolve`` (both give
+the same resets where the root found is on the rising branch). The outputs
+come from the time-stepped neuron (:class:`psnn_lib.neurons.ps.PSNeuron`),
+which spikes when its membrane reaches T(t), as the code's inference does.
 """
 from __future__ import annotations
 
@@ -41,13 +44,14 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
-from ..activations import resolve_activation
+from ..activations import Activation, resolve_activation
 from ..neurons.ps import PSNeuron
-from ..ps.fit import PSParams, branch_inverse, iterate, sample
+from ..ps.fit import FIRST_WEIGHTS, PSParams, branch_inverse, iterate, sample
+from ..ps.grid import check_finite
 
 SOURCES = ("algorithm", "code")
 THIN_MODES = (None, "nearest", "next")
@@ -68,12 +72,22 @@ class Reading:
     per_column: bool = False
 
     def __post_init__(self) -> None:
-        choices = {"source": SOURCES, "first_weight": ("paper", "code"), "threshold": ("eq20", "line25"),
+        choices = {"source": SOURCES, "first_weight": FIRST_WEIGHTS, "threshold": ("eq20", "line25"),
                    "range_from": ("shifted", "unshifted"), "thin": THIN_MODES, "shift_from": ("full", "kept"),
                    "precision": tuple(PRECISIONS), "per_column": (False, True)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Reading.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        # each source has only its own variants (so that a label names one reading)
+        fixed = ({"first_weight": "paper", "thin": None, "shift_from": "full", "precision": "float64",
+                  "per_column": False} if self.source == "algorithm" else
+                 {"threshold": "eq20", "range_from": "shifted"})
+        if self.thin is None:
+            fixed["shift_from"] = "full"
+        for name, value in fixed.items():
+            if getattr(self, name) != value:
+                raise ValueError(f"Reading.{name} = {getattr(self, name)!r} is no variant of the {self.source} "
+                                 f"source{' without thinning' if name == 'shift_from' else ''} (only {value!r})")
 
     @property
     def label(self) -> str:
@@ -88,16 +102,15 @@ class Reading:
         return f"code, first weight {self.first_weight}, {grid}, {self.precision}, {fits}"
 
     def dimensions(self) -> dict[str, str]:
-        """The reading's settings as table columns ("" where the source has no such choice)."""
-        code = self.source == "code"
-        return {"source": "authors' code" if code else "Algorithm 1",
-                "first weight": self.first_weight,
+        """The reading's settings as short table columns ("" where the source has no such choice)."""
+        return {"source": "code" if self.source == "code" else "Alg. 1",
+                "d(1)": self.first_weight,
                 "T(t)": "Eq. 20" if self.threshold == "eq20" else "line 25",
-                "M": "max f (line 8)" if self.range_from == "unshifted" else "max (f - b)",
-                "grid": "full" if self.thin is None else f"thinned, {self.thin}",
-                "b, M from": self.shift_from if self.thin else "",
-                "sampling": self.precision,
-                "fits": "per column" if self.per_column else "one"}
+                "M": "max f" if self.range_from == "unshifted" else "max f-b",
+                "snap": "" if self.thin is None else self.thin,
+                "b, M": self.shift_from if self.thin else "",
+                "f in": self.precision,
+                "fits": "per col." if self.per_column else "one"}
 
 
 def all_readings() -> tuple[Reading, ...]:
@@ -153,14 +166,22 @@ class ReadingFit:
     target: torch.Tensor
 
 
-def sampled(fn: str, l: float, r: float, step: float, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+def sampled(fn: Union[str, Activation], l: float, r: float, step: float,
+            precision: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, f(x)): ``arange(l, r, step)`` and f computed in ``precision``, f's values held in float64."""
+    check_finite(l=l, r=r, step=step)
+    if step <= 0 or r - l < step:
+        raise ValueError(f"need step > 0 and at least two samples of [{l}, {r}), got step {step}")
     x = torch.arange(l, r, step, dtype=PRECISIONS[precision])
     return x, sample(resolve_activation(fn)[1], x)
 
 
-def fit_reading(reading: Reading, fn: str, l: float, r: float, dy: float, step: float) -> ReadingFit:
+def fit_reading(reading: Reading, fn: Union[str, Activation], l: float, r: float, dy: float,
+                step: float) -> ReadingFit:
     """The neuron ``reading`` fits to ``fn`` on [l, r) at precision ``dy`` (one fit)."""
+    check_finite(dy=dy)
+    if dy <= 0:
+        raise ValueError(f"dy must be > 0, got {dy}")
     x, y = sampled(fn, l, r, step, reading.precision)
     n = x.numel()
     grid = torch.linspace(float(x[0]), float(x[-1]), n, dtype=torch.float64)
@@ -183,10 +204,28 @@ def fit_reading(reading: Reading, fn: str, l: float, r: float, dy: float, step: 
         s = math.floor(math.log2(dy))
         K = max(1, math.ceil(math.log2(M)) - s) if M > 0 else 1
     params = iterate(resolve_activation(fn)[0], grid, y, values, b, s, K, first_weight=reading.first_weight,
-                     strict=True, dy=dy, step=step)
+                     strict=True, dy=dy, step=step, decide_on="values")
     if reading.threshold == "line25":
         params = dataclasses.replace(params, T=line25_thresholds(grid, values, params.d))
     return ReadingFit(params, x, y)
+
+
+def column_fit(reading: Reading, fn: Union[str, Activation], l: float, r: float, t: int,
+               step: float) -> Optional[ReadingFit]:
+    """The fit of column t: K = t at the coarsest dy = 2^e that gives it, or None where no dy
+    does. e starts from the range of f on the full grid; where the reading takes M from the
+    kept points, a coarse thinning can shrink M, and e goes down until K = t. K can also jump
+    past t (Hardswish at t = 2 with b and M from the kept points: K = 1 at dy = 4, 3 at dy = 2)."""
+    _, y = sampled(fn, l, r, step, reading.precision)
+    spread = float(y.max() - y.min())
+    if spread <= 0:
+        raise ValueError(f"{fn} is constant on [{l}, {r}): no fit has {t} time steps")
+    e = math.ceil(math.log2(spread)) - t
+    while True:
+        fit = fit_reading(reading, fn, l, r, 2.0 ** e, step)
+        if fit.params.K >= t:
+            return fit if fit.params.K == t else None
+        e -= 1
 
 
 def line25_thresholds(x: torch.Tensor, values: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -203,36 +242,40 @@ def line25_thresholds(x: torch.Tensor, values: torch.Tensor, d: torch.Tensor) ->
     return T
 
 
-def iteration_mse(reading: Reading, fn: str, l: float, r: float, dy: float, step: float,
+def iteration_mse(reading: Reading, fn: Union[str, Activation], l: float, r: float, dy: float, step: float,
                   iterations: int = 9) -> tuple[list[float], list[float]]:
-    """(MSE against f after iterations 1..``iterations``, the lattice lower bound of each).
+    """(MSE against f after iterations 1..``iterations``, the lattice lower bound of each);
+    NaN in a column no fit of a per-column reading reaches (:func:`column_fit`).
 
     The lower bound: after iteration t every output is b + k w for an integer k,
     w the smallest spike weight used so far, so no choice of spikes gets below
     mean_x min_k (f(x) - b - k w)^2 (:func:`lattice_bound`)."""
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
     if not reading.per_column:
         fit = fit_reading(reading, fn, l, r, dy, step)
-        out = iteration_outputs(fit.params, fit.x, iterations)
         p = fit.params
-        weights = [float(p.d[: min(t, p.K)].min()) for t in range(1, iterations + 1)]
-        fits = [(fit, out[t]) for t in range(iterations)]
-        bases = [p.b] * iterations
-    else:
-        x, y = sampled(fn, l, r, step, reading.precision)
-        top = math.ceil(math.log2(float(y.max() - y.min())))
-        fits, weights, bases = [], [], []
-        for t in range(1, iterations + 1):
-            fit = fit_reading(reading, fn, l, r, 2.0 ** (top - t), step)  # K = t
-            fits.append((fit, iteration_outputs(fit.params, fit.x, fit.params.K)[-1]))
-            weights.append(float(fit.params.d.min()))
-            bases.append(fit.params.b)
-    mses = [float(((out - fit.target) ** 2).mean()) for fit, out in fits]
-    bounds = [lattice_bound(fit.target, b, w) for (fit, _), b, w in zip(fits, bases, weights)]
+        out = iteration_outputs(p, fit.x, iterations)
+        mses = ((out - fit.target) ** 2).mean(dim=1).tolist()
+        return mses, [lattice_bound(fit.target, p.b, float(p.d[: min(t, p.K)].min()))
+                      for t in range(1, iterations + 1)]
+    mses, bounds = [], []
+    for t in range(1, iterations + 1):
+        fit = column_fit(reading, fn, l, r, t, step)
+        if fit is None:  # no fit of this reading has K = t
+            mses.append(math.nan)
+            bounds.append(math.nan)
+            continue
+        out = iteration_outputs(fit.params, fit.x, t)[-1]
+        mses.append(float(((out - fit.target) ** 2).mean()))
+        bounds.append(lattice_bound(fit.target, fit.params.b, float(fit.params.d.min())))
     return mses, bounds
 
 
 def lattice_bound(target: torch.Tensor, b: float, weight: float) -> float:
     """mean min_k (target - b - k weight)^2: the least MSE of any output on b + weight * Z."""
+    if not weight > 0:
+        raise ValueError(f"weight must be > 0, got {weight}")
     residue = torch.remainder(target - b, weight)
     return float(torch.minimum(residue, weight - residue).pow(2).mean())
 

@@ -18,14 +18,19 @@ where x_j is the grid point x snaps to, |x - x_j| <= delta / 2.
   monotone on each half cell [x_j - delta/2, x_j] and [x_j, x_j + delta/2];
   a feature narrower than a cell (a bump between two grid points) breaks it,
   and the bound then fails (``tests/test_ps_bound.py`` shows both cases).
+
+The quantisation term holds for the fit's spike rule (a weight fires when the
+remainder exceeds it, or reaches it with ``strict=False``). The bound is for
+outputs in float64; a float32 neuron adds the rounding of its output, half
+a float32 ulp of |f| (``psnn_lib.neurons.precision``).
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Callable, NamedTuple, Optional
 
 import torch
-
-from .grid import check_finite
 
 
 class ErrorBound(NamedTuple):
@@ -37,14 +42,22 @@ class ErrorBound(NamedTuple):
     condition: str
 
 
+def check_lipschitz(lipschitz: Optional[float]) -> Optional[float]:
+    """``lipschitz`` as a float (any real number type), or None; an error unless finite and >= 0."""
+    if lipschitz is None:
+        return None
+    if isinstance(lipschitz, bool) or not isinstance(lipschitz, numbers.Real) or not math.isfinite(lipschitz) \
+            or lipschitz < 0:
+        raise ValueError(f"lipschitz must be a finite number >= 0, got {lipschitz!r}")
+    return float(lipschitz)
+
+
 def error_bound(fn: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor, smallest_weight: float,
                 lipschitz: Optional[float] = None) -> ErrorBound:
     """The bound for a fit on ``grid`` (uniform, float64) whose smallest spike weight is d(K)."""
     delta = float(grid[1] - grid[0]) if grid.numel() > 1 else 0.0
+    lipschitz = check_lipschitz(lipschitz)
     if lipschitz is not None:
-        check_finite(lipschitz=lipschitz)
-        if lipschitz < 0:
-            raise ValueError(f"lipschitz must be >= 0, got {lipschitz}")
         snapping = lipschitz * delta / 2
         condition = f"f is {lipschitz:g}-Lipschitz on [l, r]"
     else:

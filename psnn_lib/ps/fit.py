@@ -33,7 +33,7 @@ from typing import Callable, Optional, Union
 import torch
 
 from ..activations import Activation, known_lipschitz, resolve_activation
-from .bound import error_bound
+from .bound import check_lipschitz, error_bound
 from .grid import MAX_GRID_POINTS, check_finite, make_grid
 from .inverse import BranchInverse
 
@@ -221,6 +221,7 @@ def fit_ps(
         raise ValueError(f"K must be a positive int, got {K!r}")
     if first_weight not in FIRST_WEIGHTS:
         raise ValueError(f"first_weight must be one of {FIRST_WEIGHTS}, got {first_weight!r}")
+    check_lipschitz(lipschitz)
     refit = functools.partial(fit_ps, fn, l, r, dy, step, K=K, first_weight=first_weight,
                               strict=strict, lipschitz=lipschitz)
     name, f = resolve_activation(fn)
@@ -248,15 +249,29 @@ def branch_inverse(x: torch.Tensor, values: torch.Tensor) -> tuple[int, BranchIn
     return -1, BranchInverse(-x.flip(0), values.flip(0))
 
 
+DECISIONS = ("membrane", "values")
+
+
 def iterate(activation: str, x: torch.Tensor, target: torch.Tensor, values: torch.Tensor, b: float,
-            s: int, K: int, *, first_weight: str, strict: bool, dy: float, step: float) -> PSParams:
+            s: int, K: int, *, first_weight: str, strict: bool, dy: float, step: float,
+            decide_on: str = "membrane") -> PSParams:
     """Iteration phase of Algorithm 1 (lines 13-29) on a uniform float64 grid ``x``.
 
     ``values`` >= 0 are what the neuron expands into spikes at each grid point
     (f(x) - b for :func:`fit_ps`), ``target`` is f(x); d(t) = 2^(s+K-t), or
-    2^(s+K+1-t) with the code's first weight. The result holds its tables and
-    no refit recipe or error bound.
+    2^(s+K+1-t) with the code's first weight. A point spikes when its remainder
+    Delta y exceeds d(t) (line 23), decided on the membrane scale,
+    f^-1(Delta y) > f^-1(d(t)), so that T(t) of Eq. 20 reproduces every
+    decision exactly in floating point; ``decide_on="values"`` compares Delta y
+    and d(t) themselves, as the authors' code does (the two differ only at
+    ties within rounding, where the neuron then follows T). A weight above
+    max(values) never fires. The result holds its tables and no refit recipe
+    or error bound.
     """
+    if first_weight not in FIRST_WEIGHTS:
+        raise ValueError(f"first_weight must be one of {FIRST_WEIGHTS}, got {first_weight!r}")
+    if decide_on not in DECISIONS:
+        raise ValueError(f"decide_on must be one of {DECISIONS}, got {decide_on!r}")
     n = x.numel()
     shift = 1 if first_weight == "code" else 0
     d = torch.tensor([2.0 ** (s + K + shift - t) for t in range(1, K + 1)], dtype=torch.float64)
@@ -270,11 +285,13 @@ def iterate(activation: str, x: torch.Tensor, target: torch.Tensor, values: torc
     T = torch.full((K,), math.inf, dtype=torch.float64)
     acc = torch.zeros(n, dtype=torch.float64)
     count = torch.zeros(n, dtype=torch.int32)
-    levels = inverse(d)  # f^-1(d(t)): where Delta y = d(t) on the membrane scale
+    # f^-1(d(t)), where Delta y = d(t) on the membrane scale; +inf for a weight no value reaches
+    # (the inverse saturates at the top of the branch, where >= would fire it)
+    levels = inverse(d).masked_fill_(d > values.max(), math.inf)
+    on_values = decide_on == "values"
     for t in range(K):
-        # Decide on the membrane scale, Delta y > d(t) <=> f^-1(Delta y) > f^-1(d(t)),
-        # so that T(t) of Eq. 20 reproduces every decision exactly in floating point.
-        fire = h[t] > levels[t] if strict else h[t] >= levels[t]
+        now, level = (res, d[t]) if on_values else (h[t], levels[t])
+        fire = now > level if strict else now >= level
         spiked = fire.nonzero().squeeze(1)
         if spiked.numel():
             T[t] = h[t].index_select(0, spiked).min()
