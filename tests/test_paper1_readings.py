@@ -147,3 +147,19 @@ def test_table5_of_a_subset_of_rows():
     assert fitting.table5_frame(table, table.best()).shape == (3, 9)
     with pytest.raises(ValueError, match="Table 5 has rows"):
         fitting.table5(-10, 10, 1e-3, 1e-2, activations=["ReLU"])
+
+
+def test_committed_default_record_of_table5():
+    """The published Table 5 (the default record, which tests/test_book.py keeps fresh)."""
+    import json
+    from pathlib import Path
+
+    from psnn_lib.paper1.numbers import TABLE5
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "results" / "fig5_table5_mse.json").read_text())
+    status = {r["name"]: r["status"] for r in rec["results"]}
+    best = rec["extra"]["best reading"]
+    assert best == R.Reading("code", "code", thin="nearest", precision="float32", per_column=True).label
+    assert rec["extra"]["cells reproduced per reading"][best] == rec["summary"]["reproduced"] == 17
+    assert all(status[f"{a} iteration 1"] == "reproduced" for a in TABLE5)
+    assert all(status[f"Hardsigmoid iteration {t}"] == "reproduced" for t in range(1, 10))

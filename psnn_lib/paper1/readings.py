@@ -50,7 +50,7 @@ import torch
 
 from ..activations import Activation, resolve_activation
 from ..neurons.ps import PSNeuron
-from ..ps.fit import FIRST_WEIGHTS, PSParams, branch_inverse, iterate, sample
+from ..ps.fit import FIRST_WEIGHTS, PSParams, branch_inverse, iterate, sample, spike_exponents
 from ..ps.grid import check_finite
 
 SOURCES = ("algorithm", "code")
@@ -200,9 +200,7 @@ def fit_reading(reading: Reading, fn: Union[str, Activation], l: float, r: float
         K = max(1, math.ceil(math.log2(top_value) - math.log2(dy)))
         s = math.ceil(math.log2(top_value)) - K
     else:
-        M = float(y.max()) - b if reading.shift_from == "full" else float(values.max())
-        s = math.floor(math.log2(dy))
-        K = max(1, math.ceil(math.log2(M)) - s) if M > 0 else 1
+        s, K = spike_exponents(float(y.max()) - b if reading.shift_from == "full" else float(values.max()), dy, None)
     params = iterate(resolve_activation(fn)[0], grid, y, values, b, s, K, first_weight=reading.first_weight,
                      strict=True, dy=dy, step=step, decide_on="values")
     if reading.threshold == "line25":
