@@ -22,3 +22,11 @@ def test_fit_reports_bad_input(capsys, tmp_path):
     assert "unknown activation 'gelux'" in capsys.readouterr().err
     assert main(["fit", "gelu", "--interval", "3", "1", "--cache-dir", str(tmp_path)]) == 2
     assert "empty interval" in capsys.readouterr().err
+    assert main(["fit", "gelu", "--n-check", "0", "--cache-dir", str(tmp_path)]) == 2
+    assert "--n-check must be >= 1" in capsys.readouterr().err
+
+
+def test_fit_says_when_the_error_exceeds_dy(tmp_path, capsys):
+    assert main(["fit", "sigmoid", "--interval", "-4", "4", "--dy", "0.001", "--cache-dir", str(tmp_path),
+                 "--n-check", "20000"]) == 0
+    assert "the error exceeds dy: between grid points" in capsys.readouterr().out

@@ -163,3 +163,15 @@ def test_committed_default_record_of_table5():
     assert rec["extra"]["cells reproduced per reading"][best] == rec["summary"]["reproduced"] == 17
     assert all(status[f"{a} iteration 1"] == "reproduced" for a in TABLE5)
     assert all(status[f"Hardsigmoid iteration {t}"] == "reproduced" for t in range(1, 10))
+
+
+def test_odd_intervals_and_columns_are_refused():
+    with pytest.raises(ValueError, match="at least two samples"):
+        R.fit_reading(R.PRINTED, "gelu", 0, 0.001, 0.01, 0.001)  # arange gives one sample
+    with pytest.raises(ValueError, match="drift"):
+        R.fit_reading(R.AUTHORS_CODE, "gelu", 1e4, 1e4 + 10, 0.01, 1e-3)  # float32 far from 0
+    for t in (0, -3, True):
+        with pytest.raises(ValueError, match="positive int"):
+            R.column_fit(R.AUTHORS_CODE, "gelu", -1, 1, t, 1e-2)
+    with pytest.raises(ValueError, match="per_column"):
+        R.Reading("code", per_column=1)

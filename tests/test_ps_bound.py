@@ -26,7 +26,8 @@ def test_table_lipschitz_constants_bound_the_slope():
     for spec in registered_activations():
         y = spec.fn(x)
         slope = float(((y[1:] - y[:-1]) / (x[1:] - x[:-1])).abs().max())
-        assert spec.lipschitz is not None and slope <= spec.lipschitz * (1 + 1e-9) and spec.lipschitz <= slope * 1.01 + 1e-3, spec.name
+        assert spec.lipschitz is not None, spec.name
+        assert slope <= spec.lipschitz * (1 + 1e-9) and spec.lipschitz <= slope * 1.01 + 1e-3, spec.name
     assert activation_spec("leaky_relu:3").lipschitz == 3.0
     assert known_lipschitz(activation_spec("gelu").fn) == activation_spec("gelu").lipschitz
     assert known_lipschitz(lambda v: v) is None
@@ -123,3 +124,28 @@ def test_quantisation_term_holds_for_every_spike_rule(strict, first_weight, f, l
     assert p.grid_error <= float(p.d[-1]) * (1 + 1e-12)
     fn = activation_spec(f).fn if isinstance(f, str) else f
     assert _max_error(p, fn, l, r, n=20_000) <= p.error_bound * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((torch.exp, 5, 5 + 1e-9, 1e-12, 1e-13), {}),  # dy near float64's resolution of exp at 5
+    ((lambda x: 1e6 * x, -10, 10, 0.01), {}),
+    (("gelu", 3, 3 + 1e-10, 1e-20, 1e-14), {}),
+])
+def test_membrane_resolution_is_in_the_bound(args, kwargs):
+    """Decisions on the membrane scale resolve x to a few ulps; the bound's quantisation term
+    adds L * 4 ulp(max(|l|, |r|)) to d(K), and the grid error stays within it."""
+    p = fit_ps(*args, **kwargs)
+    f = activation_spec(args[0]).fn if isinstance(args[0], str) else args[0]
+    bound = error_bound(f, p.grid, float(p.d[-1]), known_lipschitz(args[0]))
+    assert bound.quantisation > float(p.d[-1]) and p.error_bound == bound.value
+    assert p.grid_error <= bound.quantisation
+    assert _max_error(p, f, args[1], args[2], n=20_000) <= p.error_bound
+
+
+def test_spike_counts_of_a_very_long_neuron_do_not_overflow():
+    p = fit_ps("relu", 0, 1, K=40000, step=0.25)
+    neuron = PSNeuron(p)
+    neuron(torch.tensor([0.5, 0.75, 1.0], dtype=torch.float64))
+    stepped = PSNeuron(p, "stepped")
+    stepped(torch.tensor([0.5, 0.75, 1.0], dtype=torch.float64))
+    assert neuron.stats.spikes == stepped.stats.spikes > 32767

@@ -49,6 +49,9 @@ def _fit(args: argparse.Namespace) -> int:
     from ..ps.cache import fit_ps_cached, save_params
 
     l, r = args.interval
+    if args.n_check < 1:
+        print(f"psnn fit: --n-check must be >= 1, got {args.n_check}", file=sys.stderr)
+        return 2
     try:
         params = fit_ps_cached(args.activation, l, r, args.dy, args.step,
                                cache_dir=args.cache_dir, first_weight=args.first_weight,
@@ -66,6 +69,11 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"max |PS(x) - f(x)| on {args.n_check} random x in [l, r]: {float(err.max()):.6g} "
           f"(a-priori bound {params.error_bound:.6g} if {params.bound_condition}); "
           f"MSE {float((err ** 2).mean()):.3g}")
+    if float(err.max()) > args.dy:
+        quantum = float(params.d[-1])
+        print(f"the error exceeds dy: between grid points f changes by up to {params.error_bound - quantum:.3g} "
+              f"(snapping to the grid), besides the smallest spike weight {quantum:.3g}; a smaller --step "
+              "reduces the first")
     if args.out:
         print(f"saved {save_params(params, args.out)}")
     else:

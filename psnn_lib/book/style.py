@@ -25,6 +25,7 @@ def use_style() -> None:
 
 
 def compact(frame: pd.DataFrame) -> "pd.io.formats.style.Styler":
-    """A wide table in a smaller font, every row shown (the page is narrower than a notebook)."""
+    """A wide table in a smaller font with padded cells, every row shown (the page is narrower
+    than a notebook)."""
     return frame.style.format(precision=TABLE_OPTIONS["display.precision"]).set_table_styles(
-        [{"selector": "", "props": "font-size: 0.75em"}])
+        [{"selector": "", "props": "font-size: 0.75em"}, {"selector": "td, th", "props": "padding: 0.1em 0.4em"}])

@@ -71,7 +71,7 @@ class PSNeuron(nn.Module):
         self.mode = mode
         self.record_stats = record_stats
         self.stats = SpikeStats(K=params.K)
-        counts = torch.uint8 if params.K <= torch.iinfo(torch.uint8).max else torch.int16
+        counts = next(t for t in (torch.uint8, torch.int16, torch.int32) if params.K <= torch.iinfo(t).max)
         # tables by (kind, device); plain tensors, not buffers, so Module.half() leaves them exact
         self._tables: dict[tuple[str, torch.device], torch.Tensor] = {
             ("out32", _CPU): _padded(fitted.accumulated + params.b).to(torch.float32),

@@ -255,7 +255,7 @@ def error_vs_dy_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Max error and its bound per activation (rows) and dy (columns)."""
     df = pd.DataFrame(rows).pivot(index="activation", columns="dy", values=["max_error", "bound"])
     df = df.reindex(columns=sorted(df.columns, key=lambda c: (c[0] != "max_error", -c[1])))
-    return df.rename(columns={"max_error": "max |PS - f|"}, level=0)
+    return df.rename(columns={"max_error": "max |PS - f|"}, level=0).rename(columns="{:g}".format, level=1)
 
 
 def error_vs_dy_claims(record: Record, rows: list[dict[str, Any]]) -> None:

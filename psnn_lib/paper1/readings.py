@@ -32,9 +32,12 @@ one, and at inference snaps an input to a kept point. Its variants:
 
 Every combination is run (:data:`READINGS`). Both sources decide a spike on
 the values, y > d(t) (line 23; the code's mask), so every reading runs the
-iteration phase :func:`psnn_lib.ps.fit.iterate` with ``decide_on="values"``;
-its branch inverse stands in for the authors' per-point ``fsolve`` (both give
-the same resets where the root found is on the rising branch). The outputs
+iteration phase :func:`psnn_lib.ps.fit.iterate` with ``decide_on="values"``.
+Its branch inverse stands in for the authors' per-point ``fsolve``: on the
+full grid both give the same membranes where the root found is on the rising
+branch; on a thinned grid it inverts the snapped values (a staircase), so a
+membrane sits at the left edge of its stair, not at f^-1 of the kept value.
+Spike decisions, outputs and MSE do not depend on it. The outputs
 come from the time-stepped neuron (:class:`psnn_lib.neurons.ps.PSNeuron`),
 which spikes when its membrane reaches T(t), as the code's inference does.
 """
@@ -76,7 +79,7 @@ class Reading:
                    "range_from": ("shifted", "unshifted"), "thin": THIN_MODES, "shift_from": ("full", "kept"),
                    "precision": tuple(PRECISIONS), "per_column": (False, True)}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) not in allowed or name == "per_column" and not isinstance(self.per_column, bool):
                 raise ValueError(f"Reading.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         # each source has only its own variants (so that a label names one reading)
         fixed = ({"first_weight": "paper", "thin": None, "shift_from": "full", "precision": "float64",
@@ -93,7 +96,8 @@ class Reading:
     def label(self) -> str:
         """A short name: the source, then each setting that differs from the printed algorithm."""
         if self.source == "algorithm":
-            parts = ["Algorithm 1", "T after the subtraction (line 25)" if self.threshold == "line25" else "T by Eq. 20"]
+            parts = ["Algorithm 1",
+                     "T after the subtraction (line 25)" if self.threshold == "line25" else "T by Eq. 20"]
             if self.range_from == "unshifted":
                 parts.append("M before the shift (line 8)")
             return ", ".join(parts)
@@ -170,9 +174,11 @@ def sampled(fn: Union[str, Activation], l: float, r: float, step: float,
             precision: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, f(x)): ``arange(l, r, step)`` and f computed in ``precision``, f's values held in float64."""
     check_finite(l=l, r=r, step=step)
-    if step <= 0 or r - l < step:
-        raise ValueError(f"need step > 0 and at least two samples of [{l}, {r}), got step {step}")
-    x = torch.arange(l, r, step, dtype=PRECISIONS[precision])
+    if step <= 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    x = torch.arange(l, r, step, dtype=PRECISIONS[precision]) if l < r else torch.empty(0)
+    if x.numel() < 2:
+        raise ValueError(f"need at least two samples of [{l}, {r}) at step {step}, got {x.numel()}")
     return x, sample(resolve_activation(fn)[1], x)
 
 
@@ -185,6 +191,9 @@ def fit_reading(reading: Reading, fn: Union[str, Activation], l: float, r: float
     x, y = sampled(fn, l, r, step, reading.precision)
     n = x.numel()
     grid = torch.linspace(float(x[0]), float(x[-1]), n, dtype=torch.float64)
+    if float((x.to(torch.float64) - grid).abs().max()) > float(grid[1] - grid[0]) / 4:
+        raise ValueError(f"{reading.precision} samples of [{l}, {r}) drift from the uniform grid by more than a "
+                         "quarter step; use float64 or an interval nearer 0")
     b = float(y.min())
     values = y
     if reading.thin is not None:
@@ -214,6 +223,8 @@ def column_fit(reading: Reading, fn: Union[str, Activation], l: float, r: float,
     does. e starts from the range of f on the full grid; where the reading takes M from the
     kept points, a coarse thinning can shrink M, and e goes down until K = t. K can also jump
     past t (Hardswish at t = 2 with b and M from the kept points: K = 1 at dy = 4, 3 at dy = 2)."""
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+        raise ValueError(f"the column t must be a positive int, got {t!r}")
     _, y = sampled(fn, l, r, step, reading.precision)
     spread = float(y.max() - y.min())
     if spread <= 0:

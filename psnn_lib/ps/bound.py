@@ -20,7 +20,12 @@ where x_j is the grid point x snaps to, |x - x_j| <= delta / 2.
   and the bound then fails (``tests/test_ps_bound.py`` shows both cases).
 
 The quantisation term holds for the fit's spike rule (a weight fires when the
-remainder exceeds it, or reaches it with ``strict=False``). The bound is for
+remainder exceeds it, or reaches it with ``strict=False``). The fit decides on
+the membrane scale, f^-1(Delta y) > f^-1(d(t)), which resolves x only to a few
+ulps: a remainder within L * 4 ulp(max(|l|, |r|)) of a weight can go either
+way, so the quantisation term is d(K) plus that resolution (negligible unless
+dy nears float64's resolution of f: 4e-15 for GELU on [-10, 10]). Without L the
+resolution uses the steepest slope between samples. The bound is for
 outputs in float64; a float32 neuron adds the rounding of its output, half
 a float32 ulp of |f| (``psnn_lib.neurons.precision``).
 """
@@ -34,7 +39,8 @@ import torch
 
 
 class ErrorBound(NamedTuple):
-    """``value`` = ``quantisation`` + ``snapping``, valid when ``condition`` holds."""
+    """``value`` = ``quantisation`` (d(K) and the membrane scale's resolution) + ``snapping``,
+    valid when ``condition`` holds."""
 
     value: float
     quantisation: float
@@ -57,16 +63,21 @@ def error_bound(fn: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor, 
     """The bound for a fit on ``grid`` (uniform, float64) whose smallest spike weight is d(K)."""
     delta = float(grid[1] - grid[0]) if grid.numel() > 1 else 0.0
     lipschitz = check_lipschitz(lipschitz)
+    with torch.no_grad():
+        mid = torch.as_tensor(fn(grid), dtype=torch.float64)
     if lipschitz is not None:
+        slope = lipschitz
         snapping = lipschitz * delta / 2
         condition = f"f is {lipschitz:g}-Lipschitz on [l, r]"
     else:
         half = delta / 2
         with torch.no_grad():
-            mid = torch.as_tensor(fn(grid), dtype=torch.float64)
             left = torch.as_tensor(fn(grid[1:] - half), dtype=torch.float64)
             right = torch.as_tensor(fn(grid[:-1] + half), dtype=torch.float64)
         change = torch.cat([(left - mid[1:]).abs(), (right - mid[:-1]).abs()])
         snapping = float(change.max()) if change.numel() else 0.0
+        slope = float((mid.diff().abs() / delta).max()) if delta > 0 else 0.0
         condition = "f is monotone on each half cell of the grid (no Lipschitz constant given)"
-    return ErrorBound(smallest_weight + snapping, smallest_weight, snapping, condition)
+    resolution = slope * 4 * math.ulp(max(abs(float(grid[0])), abs(float(grid[-1]))))
+    quantisation = smallest_weight + resolution
+    return ErrorBound(quantisation + snapping, quantisation, snapping, condition)

@@ -156,7 +156,8 @@ class PSParams:
 
     @property
     def grid_error(self) -> float:
-        """max_j |PS(x_j) - f(x_j)|: at most d(K) (the quantisation step)."""
+        """max_j |PS(x_j) - f(x_j)|: at most d(K) (the quantisation step), up to the membrane
+        scale's resolution (:mod:`psnn_lib.ps.bound`)."""
         return float((self.output - self.target).abs().max())
 
 
