@@ -111,7 +111,8 @@ def unreachable_frame(table: Table5) -> pd.DataFrame:
         for t, p in enumerate(TABLE5[a]):
             if any(matches[n][a][t] for n in table.mse):
                 continue
-            nearest = min(table.mse, key=lambda n: abs(table.mse[n][a][t] - p))
+            nearest = min((n for n in table.mse if not math.isnan(table.mse[n][a][t])),
+                          key=lambda n: abs(table.mse[n][a][t] - p))
             rows.append({"activation": a, "iteration": t + 1, "paper": p, "nearest reading's value":
                          table.mse[nearest][a][t], "lattice bound (readings reproducing column 1)": lower[a][t],
                          "excluded by the bound": p + cell_tolerance(p) < lower[a][t]})
