@@ -58,8 +58,8 @@ def test_gelu_iteration_1_with_b_before_or_after_thinning():
 
 
 def test_float32_sampling_changes_the_values_fitted():
-    x32, y32 = R.sampled("gelu", -10, 10, 1e-3, "float32")
-    x64, y64 = R.sampled("gelu", -10, 10, 1e-3, "float64")
+    s32, s64 = R.sampled("gelu", -10, 10, 1e-3, "float32"), R.sampled("gelu", -10, 10, 1e-3, "float64")
+    (x32, y32), (x64, y64) = (s32.x, s32.y), (s64.x, s64.y)
     assert x32.dtype == torch.float32 and y32.dtype == y64.dtype == torch.float64 and x32.numel() == x64.numel()
     assert 0 < float((y32 - y64).abs().max()) < 1e-5
 

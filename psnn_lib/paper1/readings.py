@@ -170,51 +170,68 @@ class ReadingFit:
     target: torch.Tensor
 
 
-def sampled(fn: Union[str, Activation], l: float, r: float, step: float,
-            precision: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, f(x)): ``arange(l, r, step)`` and f computed in ``precision``, f's values held in float64."""
+@dataclass
+class Samples:
+    """f on the authors' sampling grid: ``x`` = ``arange(l, r, step)`` in one precision, ``y``
+    = f(x) computed in it and held in float64, ``grid`` the uniform float64 grid x lies on."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    grid: torch.Tensor
+    step: float
+
+
+def sampled(fn: Union[str, Activation], l: float, r: float, step: float, precision: str) -> Samples:
+    """f sampled on ``arange(l, r, step)`` in ``precision``; an error for fewer than two samples
+    or float32 samples that drift off the uniform grid by more than a quarter step."""
     check_finite(l=l, r=r, step=step)
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
     x = torch.arange(l, r, step, dtype=PRECISIONS[precision]) if l < r else torch.empty(0)
     if x.numel() < 2:
         raise ValueError(f"need at least two samples of [{l}, {r}) at step {step}, got {x.numel()}")
-    return x, sample(resolve_activation(fn)[1], x)
+    grid = torch.linspace(float(x[0]), float(x[-1]), x.numel(), dtype=torch.float64)
+    if float((x.to(torch.float64) - grid).abs().max()) > float(grid[1] - grid[0]) / 4:
+        raise ValueError(f"{precision} samples of [{l}, {r}) drift from the uniform grid by more than a "
+                         "quarter step; use float64 or an interval nearer 0")
+    name, f = resolve_activation(fn)
+    return Samples(name, x, sample(f, x), grid, step)
 
 
 def fit_reading(reading: Reading, fn: Union[str, Activation], l: float, r: float, dy: float,
                 step: float) -> ReadingFit:
     """The neuron ``reading`` fits to ``fn`` on [l, r) at precision ``dy`` (one fit)."""
+    return fit_samples(reading, sampled(fn, l, r, step, reading.precision), dy)
+
+
+def fit_samples(reading: Reading, samples: Samples, dy: float) -> ReadingFit:
+    """The neuron ``reading`` fits to f sampled in the reading's precision, at precision ``dy``."""
     check_finite(dy=dy)
     if dy <= 0:
         raise ValueError(f"dy must be > 0, got {dy}")
-    x, y = sampled(fn, l, r, step, reading.precision)
-    n = x.numel()
-    grid = torch.linspace(float(x[0]), float(x[-1]), n, dtype=torch.float64)
-    if float((x.to(torch.float64) - grid).abs().max()) > float(grid[1] - grid[0]) / 4:
-        raise ValueError(f"{reading.precision} samples of [{l}, {r}) drift from the uniform grid by more than a "
-                         "quarter step; use float64 or an interval nearer 0")
+    y, grid = samples.y, samples.grid
     b = float(y.min())
     values = y
     if reading.thin is not None:
         kept = thin_grid(y, dy)
-        values = y[snap_to_kept(kept, n, reading.thin)]
+        values = y[snap_to_kept(kept, y.numel(), reading.thin)]
         if reading.shift_from == "kept":
             b = float(y[kept].min())
     values = values - b
     if reading.range_from == "unshifted":  # lines 8-9: M = max f, K = ceil(log2 M - log2 dy)
         top_value = float(y.max())
         if top_value <= 0:
-            raise ValueError(f"line 8 of Algorithm 1 needs max f > 0; {fn} has max {top_value:g} on [{l}, {r})")
+            raise ValueError(f"line 8 of Algorithm 1 needs max f > 0; {samples.name} has max {top_value:g}")
         K = max(1, math.ceil(math.log2(top_value) - math.log2(dy)))
         s = math.ceil(math.log2(top_value)) - K
     else:
         s, K = spike_exponents(float(y.max()) - b if reading.shift_from == "full" else float(values.max()), dy, None)
-    params = iterate(resolve_activation(fn)[0], grid, y, values, b, s, K, first_weight=reading.first_weight,
-                     strict=True, dy=dy, step=step, decide_on="values")
+    params = iterate(samples.name, grid, y, values, b, s, K, first_weight=reading.first_weight,
+                     strict=True, dy=dy, step=samples.step, decide_on="values")
     if reading.threshold == "line25":
         params = dataclasses.replace(params, T=line25_thresholds(grid, values, params.d))
-    return ReadingFit(params, x, y)
+    return ReadingFit(params, samples.x, y)
 
 
 def column_fit(reading: Reading, fn: Union[str, Activation], l: float, r: float, t: int,
@@ -223,15 +240,19 @@ def column_fit(reading: Reading, fn: Union[str, Activation], l: float, r: float,
     does. e starts from the range of f on the full grid; where the reading takes M from the
     kept points, a coarse thinning can shrink M, and e goes down until K = t. K can also jump
     past t (Hardswish at t = 2 with b and M from the kept points: K = 1 at dy = 4, 3 at dy = 2)."""
+    return column_samples_fit(reading, sampled(fn, l, r, step, reading.precision), t)
+
+
+def column_samples_fit(reading: Reading, samples: Samples, t: int) -> Optional[ReadingFit]:
+    """:func:`column_fit` on f already sampled."""
     if isinstance(t, bool) or not isinstance(t, int) or t < 1:
         raise ValueError(f"the column t must be a positive int, got {t!r}")
-    _, y = sampled(fn, l, r, step, reading.precision)
-    spread = float(y.max() - y.min())
+    spread = float(samples.y.max() - samples.y.min())
     if spread <= 0:
-        raise ValueError(f"{fn} is constant on [{l}, {r}): no fit has {t} time steps")
+        raise ValueError(f"{samples.name} is constant on the grid: no fit has {t} time steps")
     e = math.ceil(math.log2(spread)) - t
     while True:
-        fit = fit_reading(reading, fn, l, r, 2.0 ** e, step)
+        fit = fit_samples(reading, samples, 2.0 ** e)
         if fit.params.K >= t:
             return fit if fit.params.K == t else None
         e -= 1
@@ -261,8 +282,9 @@ def iteration_mse(reading: Reading, fn: Union[str, Activation], l: float, r: flo
     mean_x min_k (f(x) - b - k w)^2 (:func:`lattice_bound`)."""
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    samples = sampled(fn, l, r, step, reading.precision)
     if not reading.per_column:
-        fit = fit_reading(reading, fn, l, r, dy, step)
+        fit = fit_samples(reading, samples, dy)
         p = fit.params
         out = iteration_outputs(p, fit.x, iterations)
         mses = ((out - fit.target) ** 2).mean(dim=1).tolist()
@@ -270,7 +292,7 @@ def iteration_mse(reading: Reading, fn: Union[str, Activation], l: float, r: flo
                       for t in range(1, iterations + 1)]
     mses, bounds = [], []
     for t in range(1, iterations + 1):
-        fit = column_fit(reading, fn, l, r, t, step)
+        fit = column_samples_fit(reading, samples, t)
         if fit is None:  # no fit of this reading has K = t
             mses.append(math.nan)
             bounds.append(math.nan)
