@@ -22,6 +22,7 @@ import argparse
 import math
 import time
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from scipy.special import erf
 from tqdm import tqdm
 
 from psnn_lib import fit_ps
+from psnn_lib.paper1.readings import thin_grid
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
@@ -58,32 +60,22 @@ def fsolve_time(levels: np.ndarray, b: float, K: int, weights: list[float], call
     return elapsed * total / (sample.size * K), sample.size < levels.size
 
 
-def thinned(y: np.ndarray, dy: float) -> np.ndarray:
-    """The values the authors' code keeps: y moved >= dy since the last kept."""
-    keep, last = [0], y[0]
-    for i, v in enumerate(y):
-        if abs(v - last) >= dy:
-            keep.append(i)
-            last = v
-    return y[keep]
-
-
 def row(l: float, r: float, dy: float, step: float, calls: int) -> dict:
-    ours = min(_timed(lambda: fit_ps("gelu", l, r, dy, step)) for _ in range(3))
-    params = fit_ps("gelu", l, r, dy, step)
+    ours, params = min((_timed(lambda: fit_ps("gelu", l, r, dy, step)) for _ in range(3)), key=lambda run: run[0])
     levels = params.target.numpy() - params.b
     weights = params.d.tolist()
-    kept = thinned(levels, dy)
+    kept = levels[thin_grid(torch.from_numpy(levels), dy).numpy()]
     full_s, full_x = fsolve_time(levels, params.b, params.K, weights, calls, f"per point, {levels.size:,}")
     thin_s, thin_x = fsolve_time(kept, params.b, params.K, weights, calls, f"thinned, {kept.size:,}")
     return {"dy": dy, "step": step, "points": levels.size, "kept": kept.size, "K": params.K, "fit_ps": ours,
             "per point": full_s, "per point extrapolated": full_x, "thinned": thin_s, "thinned extrapolated": thin_x}
 
 
-def _timed(fn) -> float:
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    result = fn()
+    return time.perf_counter() - start, result
 
 
 def main() -> None:

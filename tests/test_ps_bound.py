@@ -99,11 +99,11 @@ def test_bad_lipschitz_constants_are_refused():
     grid = torch.linspace(0, 1, 11, dtype=torch.float64)
     for bad in (-1.0, float("nan"), float("inf"), "2"):
         with pytest.raises(ValueError, match="lipschitz"):
-            error_bound(torch.sin, grid, 0.01, bad)
+            error_bound(torch.sin, grid, torch.sin(grid), 0.01, bad)
     with pytest.raises(ValueError, match="lipschitz"):
         fit_ps("relu", -1, 1, 0.1, lipschitz=True)
     assert fit_ps("relu", -1, 1, 0.1, lipschitz=np.float32(2.0)).error_bound > 0
-    assert error_bound(torch.sin, grid[:1], 0.01).value == 0.01  # one point: no snapping
+    assert error_bound(torch.sin, grid[:1], torch.sin(grid[:1]), 0.01).value == 0.01  # one point: no snapping
 
 
 @pytest.mark.parametrize("strict", [True, False])
@@ -136,7 +136,7 @@ def test_membrane_resolution_is_in_the_bound(args, kwargs):
     adds L * 4 ulp(max(|l|, |r|)) to d(K), and the grid error stays within it."""
     p = fit_ps(*args, **kwargs)
     f = activation_spec(args[0]).fn if isinstance(args[0], str) else args[0]
-    bound = error_bound(f, p.grid, float(p.d[-1]), known_lipschitz(args[0]))
+    bound = error_bound(f, p.grid, p.target, float(p.d[-1]), known_lipschitz(args[0]))
     assert bound.quantisation > float(p.d[-1]) and p.error_bound == bound.value
     assert p.grid_error <= bound.quantisation
     assert _max_error(p, f, args[1], args[2], n=20_000) <= p.error_bound

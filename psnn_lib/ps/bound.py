@@ -58,13 +58,12 @@ def check_lipschitz(lipschitz: Optional[float]) -> Optional[float]:
     return float(lipschitz)
 
 
-def error_bound(fn: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor, smallest_weight: float,
-                lipschitz: Optional[float] = None) -> ErrorBound:
-    """The bound for a fit on ``grid`` (uniform, float64) whose smallest spike weight is d(K)."""
+def error_bound(fn: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor, values: torch.Tensor,
+                smallest_weight: float, lipschitz: Optional[float] = None) -> ErrorBound:
+    """The bound for a fit on ``grid`` (uniform, float64) with f(grid) = ``values`` (float64) whose
+    smallest spike weight is d(K); ``fn`` is evaluated only without a Lipschitz constant."""
     delta = float(grid[1] - grid[0]) if grid.numel() > 1 else 0.0
     lipschitz = check_lipschitz(lipschitz)
-    with torch.no_grad():
-        mid = torch.as_tensor(fn(grid), dtype=torch.float64)
     if lipschitz is not None:
         slope = lipschitz
         snapping = lipschitz * delta / 2
@@ -74,9 +73,9 @@ def error_bound(fn: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor, 
         with torch.no_grad():
             left = torch.as_tensor(fn(grid[1:] - half), dtype=torch.float64)
             right = torch.as_tensor(fn(grid[:-1] + half), dtype=torch.float64)
-        change = torch.cat([(left - mid[1:]).abs(), (right - mid[:-1]).abs()])
+        change = torch.cat([(left - values[1:]).abs(), (right - values[:-1]).abs()])
         snapping = float(change.max()) if change.numel() else 0.0
-        slope = float((mid.diff().abs() / delta).max()) if delta > 0 else 0.0
+        slope = float((values.diff().abs() / delta).max()) if delta > 0 else 0.0
         condition = "f is monotone on each half cell of the grid (no Lipschitz constant given)"
     resolution = slope * 4 * math.ulp(max(abs(float(grid[0])), abs(float(grid[-1]))))
     quantisation = smallest_weight + resolution

@@ -238,7 +238,8 @@ def fit_ps(
     s, K = spike_exponents(float(values.max()), dy, K)
     params = iterate(name, x, target, values, b, s, K, first_weight=first_weight, strict=strict,
                      dy=2.0 ** s if dy is None else dy, step=step)
-    bound = error_bound(f, x, float(params.d[-1]), known_lipschitz(fn) if lipschitz is None else lipschitz)
+    bound = error_bound(f, x, target, float(params.d[-1]),
+                        known_lipschitz(fn) if lipschitz is None else lipschitz)
     return dataclasses.replace(params, refit=refit, error_bound=bound.value, bound_condition=bound.condition)
 
 
