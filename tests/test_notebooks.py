@@ -159,6 +159,13 @@ def test_p2_thresholds_raise_rates_and_sit_inside_the_range(results):
         # the learned positive threshold is below the largest activation that min-max uses
         assert by[("with", layer)]["P_th"] < by[("without", layer)]["P_th"]
     assert len(rec["results"]) == 8 and all(r["status"] != "not run" for r in rec["results"])
+    sweep = rec["extra"]["clip sweep"]
+    weights = [p["clip weight"] for p in sweep["sweep"]]
+    assert weights == [0.005, 0.01, 0.02, 0.05] and all(len(p["firing rates"]) == 3 for p in sweep["sweep"])
+    # the rule, from the recorded validation accuracies: the largest weight within 0.3 points of net4_ann's
+    floor = float(sweep["rule"].split("(")[1].split(" %")[0]) - 0.3
+    kept = [p["clip weight"] for p in sweep["sweep"] if p["validation accuracy"] >= floor]
+    assert sweep["chosen"] == (max(kept) if kept else min(weights))
 
 
 def test_p2_table1_curves_and_rule(results):
@@ -166,12 +173,25 @@ def test_p2_table1_curves_and_rule(results):
     rows = {r["method"]: r for r in rec["extra"]["rows"]}
     assert set(rows) == {"AugMapping", "stReLU", "proposed"}
     for r in rows.values():
-        assert len(r["curve"]) == r["T run"]
-        steps = r["time steps"]
-        # the rule: the first T within 0.1 points of the ANN, and none before it
-        assert steps is None or (r["curve"][steps - 1] >= r["ANN acc"] - 0.1
-                                 and all(a < r["ANN acc"] - 0.1 for a in r["curve"][:steps - 1]))
+        _check_rule(r)
     assert rows["proposed"]["curve"][9] > 80  # the calibrated SNN at its T = 10
+    assert (rows["AugMapping"]["allowance"], rows["stReLU"]["allowance"], rows["proposed"]["allowance"]) == \
+        (0.0, 0.0, 0.1)  # the paper's printed gaps
+    assert rows["proposed"]["images"] == 32 and rows["AugMapping"]["images"] == 32
+
+
+def _check_rule(r: dict) -> None:
+    """The time-step rule, from a row's recorded curve and paired SEs: within the allowance at
+    every step from its T to T_max, and outside it the step before."""
+    assert len(r["curve"]) == len(r["curve SE"]) == r["T run"]
+    inside = [a >= r["ANN acc"] - r["allowance"] - se - 1e-9 for a, se in zip(r["curve"], r["curve SE"])]
+    steps = r["time steps"]
+    if steps is None:
+        assert not inside[-1]
+    else:
+        assert all(inside[steps - 1:]) and (steps == 1 or not inside[steps - 2])
+        assert r["SNN acc"] == r["curve"][steps - 1]
+    assert all(se >= 0 for se in r["curve SE"])
 
 
 def test_p2_tiny_calibration_and_table5(results):
@@ -180,9 +200,14 @@ def test_p2_tiny_calibration_and_table5(results):
     assert tiny["layers"] == ["act1", "act2", "act3", "output"] and len(tiny["history"]) == 1
     assert all(math.isfinite(v) for v in tiny["before"] + tiny["after"]) and tiny["after"] != tiny["before"]
     rows = rec["extra"]["rows"]
-    assert [r["weighting"] for r in rows] == ["none (no calibration)", "none, membranes from 0", "average",
-                                              "cosine", "sigmoid"]
+    assert [r["weighting"] for r in rows] == ["none (no calibration)", "average", "cosine", "sigmoid"]
     assert all(len(r["curve"]) == 12 for r in rows)
+    for r in rows:
+        _check_rule(r)
+    assert [r["allowance"] for r in rows] == [0.1, 0.11, 0.1, 0.12]
+    diffs = rec["extra"]["differences"]
+    assert {d["pair"] for d in diffs} == {"cosine - average", "cosine - sigmoid", "sigmoid - average"}
+    assert all(d["paired SE"] >= 0 and d["T"] in (10, 12) for d in diffs)
 
 
 def test_p2_deep_rows(results):

@@ -99,7 +99,9 @@ def test_ternary_snn_approaches_the_ann_and_counts_spikes():
     model, x = _tiny_leaky_net(), torch.randn(300, 8)
     with torch.no_grad():
         y = model(x).argmax(1)
-    acc, spikes = st.accuracy_by_step(st.convert(model, x), x, y, 64)
+    curve = st.accuracy_by_step(st.convert(model, x), x, y, 64)
+    acc, spikes = curve.accuracy, curve.spikes
+    assert curve.correct.shape[1] == 300 and curve.correct.dtype == torch.bool
     assert acc[-1] >= 97.0 and acc[0] < acc[-1]
     assert all(b >= a for a, b in zip(spikes, spikes[1:])) and spikes[-1] > spikes[0]
 

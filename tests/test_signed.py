@@ -124,7 +124,8 @@ def test_one_run_gives_the_accuracy_and_spikes_of_every_shorter_run():
     with torch.no_grad():
         y = net(x).argmax(1)
         long, _ = P.convert(net, "signed", calibration=x, T=12, progress=False)
-        acc, spikes = accuracy_by_step(long, x, y, batch_size=64)
+        curve = accuracy_by_step(long, x, y, batch_size=64)
+        acc, spikes = curve.accuracy, curve.spikes
         for T in (1, 5, 12):
             short, _ = P.convert(net, "signed", calibration=x, T=T, progress=False)
             out = torch.cat([short(x[i:i + 64]) for i in range(0, 300, 64)])
@@ -240,3 +241,26 @@ def test_ibt_refuses_a_clip_it_cannot_reproduce_and_bad_trained_thresholds_are_e
         net[1].theta_n.fill_(0.3)  # training moved it above zero
     with pytest.raises((ValueError, ConversionError), match="theta_P > 0 > theta_N"):
         P.convert(net, "signed", calibration=x, progress=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+@pytest.mark.parametrize("n_th", [-0.7, None])
+def test_fused_inference_step_is_the_differentiable_step_bit_for_bit(dtype, n_th):
+    """No-grad calls take the fused in-place step; with gradients on they take signed_step:
+    the same spikes, membranes, outputs and counts, step by step (thresholds that are not
+    exact in binary, inputs on and around them)."""
+    torch.manual_seed(1)
+    p_th = 0.3
+    x = torch.cat([torch.randn(5000) * 0.4, torch.tensor([p_th, -0.7, 0.0, -0.0, 0.1, 0.2])]).to(dtype)
+    fused, grad = SignedIFNeuron(p_th, n_th, 0.1, 12), SignedIFNeuron(p_th, n_th, 0.1, 12)
+    for _ in range(12):
+        with torch.no_grad():
+            a = fused(x)
+        b = grad(x.clone().requires_grad_(True))
+        assert a.dtype == b.dtype == dtype and not a.requires_grad and b.requires_grad
+        assert torch.equal(a, b.detach()) and torch.equal(torch.signbit(a), torch.signbit(b.detach()))
+        assert torch.equal(fused.v_p, grad.v_p.detach()) and torch.equal(fused.v_n, grad.v_n.detach())
+        assert int(fused.spike_total()) == grad.stats.spikes
+    assert (fused.stats.spikes, fused.stats.negative, fused.stats.neurons) == \
+        (grad.stats.spikes, grad.stats.negative, grad.stats.neurons)
+    assert grad.stats.negative > 0 if n_th is not None else grad.stats.negative == 0

@@ -175,3 +175,22 @@ def test_maps_are_not_changed_by_in_place_code_after_a_site():
     net, x = _InPlaceAfterSite().eval(), torch.randn(64, 6)
     snn, _ = P.convert(net, "signed", calibration=x, T=256, progress=False)
     assert calibration_loss(snn, x)[0] < 1e-3
+
+
+def test_neuron_kl_is_eq33_per_neuron_and_sees_offsets():
+    from psnn_lib.converter.through_time import neuron_kl, site_loss
+    from psnn_lib.neurons.signed import SignedIFNeuron
+    p, q = torch.tensor([0.2, 0.5, 1.0]), torch.tensor([0.4, 0.5, 0.9])
+    by_hand = [0.2 * math.log(0.2 / 0.4) + 0.8 * math.log(0.8 / 0.6), 0.0, math.log(1 / 0.9)]
+    assert float(neuron_kl(p, q)) == pytest.approx(sum(by_hand) / 3, rel=1e-5)
+    assert float(neuron_kl(q, q)) == pytest.approx(0.0, abs=1e-7)  # (a rate of exactly 1 is floored)
+    neuron = SignedIFNeuron(2.0, -1.0, 0.1, 8)  # range [alpha N_th, P_th] = [-0.1, 2]
+    ann = torch.rand(4, 50) * 2.1 - 0.1
+    shifted = ann + 0.3  # a common offset: the softmax over the map cannot see it, Eq. 33 per neuron does
+    assert float(site_loss("kl_map", neuron, ann, shifted)) == pytest.approx(0.0, abs=1e-6)
+    assert float(site_loss("kl_neuron", neuron, ann, shifted)) > 0.05
+    assert float(site_loss("mse", neuron, ann, shifted)) > 0.01
+    with pytest.raises(ValueError, match="unknown calibration loss"):
+        joint_calibration(P.convert(nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2)), "signed",
+                                    calibration=torch.randn(16, 3), T=4, progress=False)[0],
+                          torch.randn(16, 3), epochs=1, loss="kl")

@@ -25,3 +25,49 @@ def test_models_take_any_activation_and_input_size():
     vgg = VGG16(100, width=0.25).eval()
     assert predict(vgg, torch.rand(2, 3, 32, 32)).shape == (2, 100)
     assert accuracy(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1, 1])) == 50.0
+
+
+def test_per_image_shifts_move_each_image_on_its_own_and_bad_options_fail():
+    from psnn_lib.models.training import _augment, train
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0  # one bright pixel in the middle of every image
+    out = _augment(x, torch.Generator().manual_seed(0), False, 2, per_image=True)
+    where = out.flatten(1).argmax(1)
+    assert out.shape == x.shape and torch.equal(out.sum((1, 2, 3)), torch.ones(64))  # shifted, not lost
+    assert len(set(where.tolist())) > 10  # many different shifts in one batch
+    rows, cols = where // 9, where % 9
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6  # at most 2 px
+    batch = _augment(x, torch.Generator().manual_seed(0), False, 2, per_image=False).flatten(1).argmax(1)
+    assert len(set(batch.tolist())) == 1  # paper 1's: one shift for the batch
+    net = torch.nn.Linear(81, 2)
+    for bad in (dict(optimizer="rmsprop"), dict(shift=-1), dict(shift=True)):
+        try:
+            train(net, x.flatten(1), torch.zeros(64, dtype=torch.long), epochs=1, progress=False, **bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad} was accepted")
+
+
+def test_net4_validation_split_is_held_out_of_its_training_set():
+    from psnn_lib.paper2 import networks
+    xt, _ = networks.data("net4_ann", "train")
+    xv, yv = networks.data("net4_ann", "validation")
+    assert len(xv) == networks.VALIDATION_IMAGES and len(xt) + len(xv) == 60_000
+    seen = {bytes(im.numpy().tobytes()) for im in xt[:: 7]}
+    assert not any(bytes(im.numpy().tobytes()) in seen for im in xv[:500])
+    assert len(set(yv.tolist())) == 10  # a random sample, every class
+    assert torch.equal(networks.data("net4_ann", "validation")[1], yv)  # the same split every time
+    import pytest
+    with pytest.raises(ValueError, match="no validation split"):
+        networks.data("vgg16_ann", "validation")
+    with pytest.raises(ValueError, match="unknown split"):
+        networks.data("net4_ann", "valid")
+
+
+def test_the_clip_weight_rule_takes_the_largest_weight_that_keeps_the_ann():
+    from psnn_lib.paper2.networks import chosen_clip_weight
+    sweep = [{"clip weight": w, "validation accuracy": a} for w, a in [(0.005, 92.1), (0.01, 92.0), (0.02, 91.9),
+                                                                        (0.05, 91.0)]]
+    assert chosen_clip_weight(sweep, 91.88) == (0.02, True)
+    assert chosen_clip_weight(sweep, 92.05) == (0.005, True)
+    assert chosen_clip_weight(sweep, 95.0) == (0.005, False)  # none keeps it: the smallest, and said so

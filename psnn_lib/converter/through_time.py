@@ -7,11 +7,22 @@ rate matches the ANN's activation (the ANN: :func:`~.engine.analog_twin`,
 the converted model with exact activations and the original weights).
 
 The layers are the converted sites in the order they run, then the
-network output, l = 1..L. Each layer's loss is Eq. 33's Kullback-Leibler
-divergence KL(P || Q) between the ANN's map P and the SNN's rate map Q,
-made distributions by a softmax over each sample's map (the activations
-are signed, so Eq. 33 cannot take them as they are; for the output this is
-the usual distillation loss). Two schedules on one code path:
+network output, l = 1..L. A site's loss compares the ANN's activation with
+the SNN's rate (mean output over the T steps), both in units of the
+neuron's range [alpha N_th, P_th] (so 0 and 1 are the two thresholds), by
+one of ``LOSSES``:
+
+- ``"kl_neuron"``: Eq. 33 per neuron i, P(i) the ANN's normalised activation
+  and Q(i) the firing rate, each the probability of a spike per step, so
+  KL(P || Q) = P ln(P / Q) + (1 - P) ln((1 - P) / (1 - Q)), averaged over
+  neurons: the reading of Sect. 5.1's words ("P(i) is the activation values
+  in the ANN model, and Q(i) is the firing rate in the SNN model").
+- ``"kl_map"``: KL between softmaxes over each sample's whole map (an earlier
+  reading: about 1e-4 on Net4 and blind to a common offset of the map).
+- ``"mse"``: the mean squared difference (a control).
+
+The output layer's loss is always the KL of the softmaxes of the logits
+(the usual distillation loss). Two schedules on one code path:
 
 - ``joint_calibration``: all layers at once, Lambda = sum_l w_l(p) Lambda_l
   with the weights of :mod:`.layer_weights` (average, cosine, sigmoid) at
@@ -47,13 +58,36 @@ from .layer_weights import KAPPA_SCHEDULE, kappa_at, layer_weights
 from .methods import positive_int
 
 LR = 1e-4
+LOSSES = ("kl_neuron", "kl_map", "mse")
+RATE_FLOOR = 1e-4  # Q of kl_neuron kept in [floor, 1 - floor]: a rate of exactly 0 or 1 has a finite loss
 
 
 def layer_kl(ann: torch.Tensor, snn: torch.Tensor) -> torch.Tensor:
-    """Eq. 33 per sample, averaged over the batch: KL(softmax(ann) || softmax(snn)) over each sample's map."""
+    """KL(softmax(ann) || softmax(snn)) over each sample's map, averaged over the batch."""
     p = F.log_softmax(ann.flatten(1).float(), dim=1)
     q = F.log_softmax(snn.flatten(1).float(), dim=1)
     return F.kl_div(q, p, log_target=True, reduction="batchmean")
+
+
+def neuron_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Eq. 33 per neuron on spike probabilities in [0, 1] (module docstring), averaged."""
+    p = p.float().clamp(0, 1)
+    q = q.float().clamp(RATE_FLOOR, 1 - RATE_FLOOR)
+    return (torch.xlogy(p, p) - torch.xlogy(p, q) + torch.xlogy(1 - p, 1 - p) - torch.xlogy(1 - p, 1 - q)).mean()
+
+
+def site_loss(loss: str, neuron: SignedIFNeuron, ann: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """One site's loss (``LOSSES``) between the ANN's activation and the SNN's rate."""
+    if loss == "kl_map":
+        return layer_kl(ann, rate)
+    lo, hi = neuron.negative_value, neuron.p_th
+    p, q = (ann - lo) / (hi - lo), (rate - lo) / (hi - lo)
+    return neuron_kl(p, q) if loss == "kl_neuron" else F.mse_loss(q.float(), p.float())
+
+
+def _check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"unknown calibration loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
 @dataclass
@@ -107,7 +141,9 @@ class _Calibrator:
     """One SNN, its reference ANN and the per-layer losses on a batch; restores the
     SNN's spike statistics and kappa when closed."""
 
-    def __init__(self, snn: ConvertedModel, reference: Optional[nn.Module]) -> None:
+    def __init__(self, snn: ConvertedModel, reference: Optional[nn.Module], loss: str = "kl_neuron") -> None:
+        _check_loss(loss)
+        self.loss = loss
         self.neurons = _neurons(snn)
         self.snn, self.twin = snn, reference if reference is not None else analog_twin(snn)
         self.snn_maps, self.ann_maps = _Maps(snn.model), _Maps(self.twin)
@@ -122,7 +158,8 @@ class _Calibrator:
         out = self.snn(xb)
         rates = {k: v / self.snn.passes for k, v in self.snn_maps.take().items()}
         order = self.ann_maps.order
-        return [layer_kl(ann[k], rates[k]) for k in order] + [layer_kl(ann_out, out)]
+        return [site_loss(self.loss, self.snn.neurons[k], ann[k], rates[k]) for k in order] + \
+            [layer_kl(ann_out, out)]
 
     def layers(self, x: torch.Tensor) -> list[str]:
         with torch.no_grad():
@@ -142,13 +179,13 @@ class _Calibrator:
 
 @torch.no_grad()
 def calibration_loss(snn: ConvertedModel, x: torch.Tensor, batch_size: int = 256,
-                     reference: Optional[nn.Module] = None) -> list[float]:
-    """Mean per-layer losses (Eq. 33; sites in order, then the output) of ``snn`` on ``x``,
+                     reference: Optional[nn.Module] = None, loss: str = "kl_neuron") -> list[float]:
+    """Mean per-layer losses (``loss``; sites in order, then the output) of ``snn`` on ``x``,
     against ``reference`` (default: the ANN with the SNN's current weights; after a
     calibration pass the ``analog_twin`` taken before it to compare with the original ANN)."""
     _check_data(x)
     positive_int("batch_size", batch_size)
-    cal = _Calibrator(snn, reference)
+    cal = _Calibrator(snn, reference, loss)
     try:
         totals = None
         for i in range(0, len(x), batch_size):
@@ -196,8 +233,8 @@ def getattr_path(module: nn.Module, target: str):
 
 def _train(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int, lr: float, seed: int,
            weights_at, params: list[nn.Parameter], kappa_schedule, progress: bool, desc: str,
-           history: CalibrationHistory, reference: nn.Module) -> None:
-    cal = _Calibrator(snn, reference)
+           history: CalibrationHistory, reference: nn.Module, loss: str) -> None:
+    cal = _Calibrator(snn, reference, loss)
     trained = {id(p) for p in params}
     frozen = [p for p in snn.model.parameters() if p.requires_grad and id(p) not in trained]
     for p in frozen:  # no gradient piles up on weights this pass does not train
@@ -259,15 +296,17 @@ def _prepare(snn: ConvertedModel, x: torch.Tensor, epochs: int, batch_size: int,
 def joint_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, weighting: str = "cosine",
                       batch_size: int = 64, lr: float = LR, seed: int = 0,
                       kappa_schedule: tuple[tuple[int, float], ...] = KAPPA_SCHEDULE,
-                      reference: Optional[nn.Module] = None, progress: bool = True) -> CalibrationHistory:
+                      reference: Optional[nn.Module] = None, progress: bool = True,
+                      loss: str = "kl_neuron") -> CalibrationHistory:
     """Train ``snn`` (in place) through time on inputs ``x``, all layers jointly (Eqs. 25-33),
-    towards ``reference`` (default: the ANN of its weights now)."""
+    towards ``reference`` (default: the ANN of its weights now), each layer by ``loss``."""
     layer_weights(weighting, 1, 0.0)  # an unknown weighting fails before any work
+    _check_loss(loss)
     layers, reference = _prepare(snn, x, epochs, batch_size, lr, kappa_schedule, reference)
     history = CalibrationHistory(layers)
     params = [p for p in snn.model.parameters() if p.requires_grad]
     _train(snn, x, epochs, batch_size, lr, seed, lambda L, p: layer_weights(weighting, L, p), params,
-           kappa_schedule, progress, f"joint calibration ({weighting})", history, reference)
+           kappa_schedule, progress, f"joint calibration ({weighting})", history, reference, loss)
     return history
 
 
@@ -275,10 +314,11 @@ def layerwise_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, 
                           lr: float = LR, seed: int = 0,
                           kappa_schedule: tuple[tuple[int, float], ...] = KAPPA_SCHEDULE,
                           reference: Optional[nn.Module] = None, progress: bool = True,
-                          layers: Optional[int] = None) -> CalibrationHistory:
+                          layers: Optional[int] = None, loss: str = "kl_neuron") -> CalibrationHistory:
     """The two-stage baseline: layers 1..``layers`` (default all) in turn, ``epochs`` epochs
     each, only the layer's own weights against its own loss; layer l runs on the spikes of
     the layers before it as calibrated (not on the ANN's stored inputs)."""
+    _check_loss(loss)
     names, reference = _prepare(snn, x, epochs, batch_size, lr, kappa_schedule, reference)
     if layers is not None:
         positive_int("layers", layers)
@@ -292,5 +332,5 @@ def layerwise_calibration(snn: ConvertedModel, x: torch.Tensor, *, epochs: int, 
             warnings.warn(f"layer {l + 1} ({names[l]}) has no weights of its own: not calibrated", stacklevel=2)
             continue
         _train(snn, x, epochs, batch_size, lr, seed + l, one_hot, groups[l], kappa_schedule, progress,
-               f"layer-wise calibration, layer {l + 1}/{L}", history, reference)
+               f"layer-wise calibration, layer {l + 1}/{L}", history, reference, loss)
     return history

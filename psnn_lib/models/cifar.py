@@ -77,9 +77,11 @@ class ResNet18(ResNet):
 
 
 class Net4(nn.Module):
-    """32c5-p2-64c5-p2-1024-10 with average pooling (28x28 inputs)."""
+    """32c5-p2-64c5-p2-1024-10 with average pooling (28x28 inputs); ``dropout`` before the
+    last layer (training only: the identity in eval mode, and it holds no weights)."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "leaky_relu:0.1") -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, activation: str = "leaky_relu:0.1",
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 32, 5)
         self.act1 = activation_module(activation)
@@ -89,12 +91,13 @@ class Net4(nn.Module):
         self.pool2 = nn.AvgPool2d(2)
         self.fc1 = nn.Linear(64 * 4 * 4, 1024)
         self.act3 = activation_module(activation)
+        self.drop = nn.Dropout(dropout)
         self.fc2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.act1(self.conv1(x)))
         x = self.pool2(self.act2(self.conv2(x)))
-        return self.fc2(self.act3(self.fc1(x.flatten(1))))
+        return self.fc2(self.drop(self.act3(self.fc1(x.flatten(1)))))
 
 
 VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]

@@ -29,6 +29,13 @@ surrogate of Eq. 32 with steepness ``kappa``, on the membrane distance to
 threshold in units of the threshold; the reset passes no gradient (as
 SpikingJelly's ``detach_reset``). The membranes are float64 and the
 output is rounded to the input's dtype (:mod:`.precision`).
+
+Two implementations of one step, chosen per call: with gradients on and an
+input that needs them, :func:`signed_step` (differentiable, for training
+through time); otherwise :func:`fused_step`, the same operations in place on
+the membranes (no temporaries of the membrane's size but the spike masks) with
+the spike counts kept as tensors, so that no step waits for the device. Both
+give the same spikes, membranes and outputs bit for bit (``tests/test_signed.py``).
 """
 from __future__ import annotations
 
@@ -82,6 +89,40 @@ def signed_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: flo
     return p, n, v_p, v_n
 
 
+CHUNK = 1 << 15  # elements a fused step updates at a time: its temporaries stay in the CPU's cache
+
+
+@torch.no_grad()
+def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: float, n_th: Optional[float],
+               negative_value: float, counts: torch.Tensor) -> torch.Tensor:
+    """One inference step of the neuron pair in place: the membranes ``v_p``, ``v_n`` (float64,
+    contiguous, of ``x``'s shape) integrate ``x`` and reset, ``counts`` (float64: positive,
+    negative; exact below 2^53) adds the step's spikes; returns the step's output (float64 for
+    float64 inputs, else float32, as :func:`.to_output` rounds). ``CHUNK`` elements at a time,
+    every operation in float64 (no casts); the same spikes and values as :func:`signed_step`:
+    (v - P_th) / P_th > 0 is v > P_th, (N_th - v) / -N_th > 0 is v < N_th, and the output
+    p P_th + n (alpha N_th) is summed in the same order."""
+    out = torch.empty(x.shape, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
+                      device=x.device)
+    parts = zip(x.reshape(-1).split(CHUNK), v_p.view(-1).split(CHUNK), v_n.view(-1).split(CHUNK),
+                out.view(-1).split(CHUNK))
+    for xc, vp, vn, oc in parts:
+        xc = xc.to(torch.float64)
+        vp.add_(xc)
+        spiked = torch.gt(vp, p_th).to(torch.float64)
+        vp.sub_(spiked, alpha=p_th)
+        counts[0] += spiked.sum()
+        value = spiked.mul_(p_th)
+        if n_th is not None:
+            vn.add_(xc)
+            spiked = torch.lt(vn, n_th).to(torch.float64)
+            vn.sub_(spiked, alpha=n_th)
+            counts[1] += spiked.sum()
+            value.add_(spiked, alpha=negative_value)
+        oc.copy_(value)
+    return out
+
+
 class SignedIFNeuron(nn.Module):
     """The neuron pair of Eqs. 19-20; one call is one time step, T steps per inference."""
 
@@ -119,6 +160,27 @@ class SignedIFNeuron(nn.Module):
         return f"P_th={self.p_th:.4g}, N_th={n}, alpha={self.slope:g}, beta={self.beta:.4g}, T={self.T}, " \
                f"v_init={self.v_init:g}"
 
+    @property
+    def stats(self) -> SpikeStats:
+        """The spike counters, with the counts of the fused steps since the last read."""
+        if self._counts is not None:
+            positive, negative = (int(c) for c in self._counts.tolist())
+            self._stats.spikes += positive + negative
+            self._stats.negative += negative
+            self._counts = None
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: SpikeStats) -> None:
+        self._stats, self._counts = value, None
+
+    def spike_total(self) -> torch.Tensor:
+        """Spikes of both signs counted so far, as a float64 tensor (read without waiting for the
+        device)."""
+        if self._counts is None:
+            return torch.tensor(self._stats.spikes, dtype=torch.float64)
+        return self._counts.sum() + self._stats.spikes
+
     def reset_stats(self) -> None:
         self.stats = SpikeStats(K=self.T, bias_spike=False)
 
@@ -134,14 +196,20 @@ class SignedIFNeuron(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.t >= self.T:
             raise RuntimeError(f"signed neuron stepped {self.t + 1} times but T = {self.T}: call reset_state()")
-        x64 = x.to(torch.float64)
         if self.v_p is None:
-            self.v_p = torch.full_like(x64, self.v_init * self.p_th)
-            self.v_n = torch.full_like(x64, self.v_init * (self.n_th or 0.0))
-            self.stats.neurons += x.numel()
-        p, n, self.v_p, self.v_n = signed_step(x64, self.v_p, self.v_n, self.p_th, self.n_th, self.kappa)
-        positive, negative = int(p.detach().sum()), int(n.detach().sum())
-        self.stats.spikes += positive + negative
-        self.stats.negative += negative
+            self.v_p = torch.full(x.shape, self.v_init * self.p_th, dtype=torch.float64, device=x.device)
+            self.v_n = torch.full(x.shape, self.v_init * (self.n_th or 0.0), dtype=torch.float64, device=x.device)
+            self._stats.neurons += x.numel()
         self.t += 1
+        if not (torch.is_grad_enabled() and (x.requires_grad or self.v_p.requires_grad)):
+            if self._counts is not None and self._counts.device != x.device:
+                self.stats  # noqa: B018 (folds the counts kept on another device)
+            if self._counts is None:
+                self._counts = torch.zeros(2, dtype=torch.float64, device=x.device)
+            return fused_step(x, self.v_p, self.v_n, self.p_th, self.n_th, self.negative_value,
+                              self._counts).to(x.dtype)
+        p, n, self.v_p, self.v_n = signed_step(x.to(torch.float64), self.v_p, self.v_n, self.p_th, self.n_th,
+                                               self.kappa)
+        self._stats.spikes += int(p.detach().sum()) + int(n.detach().sum())
+        self._stats.negative += int(n.detach().sum())
         return to_output(p * self.p_th + n * self.negative_value, x.dtype)

@@ -1,9 +1,10 @@
 """Paper 2's tables and figures on the committed networks: rows for the notebooks, and
 their claims beside the paper's numbers.
 
-Every function evaluates committed networks (:mod:`.networks`) on the first
-``n_test`` Fashion-MNIST test images; nothing here trains, except
-:func:`tiny_calibration` (the smoke profile's end-to-end run).
+Every function evaluates committed networks (:mod:`.networks`) on ``n_test``
+Fashion-MNIST test images: all 10,000 by default, else a seeded random sample
+(:func:`test_images`; never the first ones, which are easier); nothing here
+trains, except :func:`tiny_calibration` (the smoke profile's end-to-end run).
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from ..converter.through_time import calibration_loss, joint_calibration
 from ..models.training import accuracy, default_device, predict
 from ..peers import sinabs, snntorch_ternary
 from . import networks
-from .evaluation import (SNN_BATCH, STEP_RULE_POINTS, accuracy_by_step, activation_samples, firing_rates,
-                         tail_ratio, time_steps)
+from .evaluation import (SNN_BATCH, StepCurve, accuracy_by_step, activation_samples, binomial_se, firing_rates,
+                         paired_se, settled_steps, tail_ratio)
 from .numbers import FIG3_EXTRA_STEPS, FIG3_LEVELS, TABLE1, TABLE2, TABLE3, TABLE4, TABLE5
 
 LAYERS = ("act1", "act2", "act3")  # Net4's activation modules: Table 4's layers 1-3
@@ -37,9 +38,17 @@ def ready(names: Sequence[str], scale: str) -> None:
         networks.ensure(list(names), scale, default_device())
 
 
+SAMPLE_SEED = 0
+
+
 def test_images(name: str, n_test: int, scale: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole test set when ``n_test`` covers it, else ``n_test`` images drawn at random
+    (seeded; in test-set order)."""
     x, y = networks.data(name, "test", scale)
-    return x[:n_test], y[:n_test]
+    if n_test >= len(x):
+        return x, y
+    keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(SAMPLE_SEED))[:n_test].sort().values
+    return x[keep], y[keep]
 
 
 def converted(name: str, method: str, T: int, scale: str, **options: Any):
@@ -110,6 +119,13 @@ def table4_rows(n_test: int, T: int, scale: str) -> list[dict[str, Any]]:
     return rows
 
 
+def clip_sweep(scale: str) -> dict[str, Any]:
+    """How Eq. 24's weight of ``net4_thresholds`` was chosen: its rule, and per swept weight the
+    validation accuracy and the firing rates (signed neuron) the command measured."""
+    _, entry = networks.load_ann("net4_thresholds", scale)
+    return entry["selection"]
+
+
 TABLE4_RELATIVE = 0.3  # a firing rate is reproduced within 30 % of the paper's
 
 
@@ -127,88 +143,137 @@ def table4_claims(record: Record, rows: list[dict[str, Any]]) -> None:
 
 # Tables 1 and 5, Fig. 3: accuracy against T ---------------------------------------------------------
 
-TABLE1_RUNS = {"AugMapping": ("net4_ann", "ibt"), "stReLU": ("net4_strelu", "symmetric"),
-               "proposed": ("net4_calibrated_cosine", "signed")}
+# method -> (network, conversion method, options): the baselines' membranes start at 0, as in
+# Spiking-YOLO and stReLU; the proposed neuron's at half its thresholds (the paper does not say)
+TABLE1_RUNS = {"AugMapping": ("net4_ann", "ibt", {"v_init": 0.0}),
+               "stReLU": ("net4_strelu", "symmetric", {"v_init": 0.0}),
+               "proposed": ("net4_calibrated_cosine", "signed", {})}
 
 
-def curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,
-          **options: Any) -> dict[str, Any]:
-    """Accuracy (``curve``) and spikes per image after 1..T_max steps of a committed network
-    (a calibrated SNN, or an ANN stage converted by ``method`` with ``options``) and its ANN's
-    accuracy on the same images."""
+def run_curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,
+              **options: Any) -> tuple[StepCurve, torch.Tensor]:
+    """A committed network (a calibrated SNN, or an ANN stage converted by ``method`` with
+    ``options``) run for 1..T_max steps on (x, y), and which images its ANN gets right."""
     if networks.RECIPES[name]["stage"] == "calibrate":
         snn, _ = networks.load_snn(name, T_max, scale)
         ann, _ = networks.load_ann(networks.RECIPES[name]["from"], scale)
     else:
         snn, _ = converted(name, method, T_max, scale, **options)
         ann, _ = networks.load_ann(name, scale)
-    acc, spikes = accuracy_by_step(snn, x, y)
-    ann_acc = accuracy(predict(ann, x), y)
-    return {"network": name, "ANN acc": ann_acc, "curve": acc, "spikes": spikes,
-            "time steps": time_steps(acc, ann_acc)}
+    return accuracy_by_step(snn, x, y), predict(ann, x).argmax(-1) == y
 
 
-def table1_rows(n_test: int, T_max: dict[str, int], scale: str) -> list[dict[str, Any]]:
-    ready([name for name, _ in TABLE1_RUNS.values()], scale)
-    x, y = test_images("net4_ann", n_test, scale)
+def curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,
+          gap: float, paper_T: Optional[int] = None, **options: Any) -> dict[str, Any]:
+    """:func:`run_curve` summarised (:func:`summary`) with the row's printed ANN-SNN ``gap``."""
+    return summary(name, *run_curve(name, method, T_max, x, y, scale, **options), gap, paper_T)
+
+
+def summary(name: str, steps: StepCurve, ann_correct: torch.Tensor, gap: float,
+            paper_T: Optional[int] = None) -> dict[str, Any]:
+    """A curve's row: ANN accuracy and its standard error, the time steps by the rule, the SNN's
+    accuracy there (at T_max when the rule is not met) and at the paper's T, each with the
+    paired standard error of SNN minus ANN."""
+    acc, se = steps.accuracy, steps.paired_se(ann_correct)
+    ann_acc = 100.0 * float(ann_correct.double().mean())
+    T = settled_steps(steps, ann_correct, gap)
+    at = (T or len(acc)) - 1
+    row = {"network": name, "images": len(ann_correct), "ANN acc": ann_acc, "ANN SE": binomial_se(ann_correct),
+           "allowance": gap, "time steps": T, "T run": len(acc), "SNN acc": acc[at], "SNN - ANN": acc[at] - ann_acc,
+           "paired SE": se[at], "curve": acc, "curve SE": se, "spikes": steps.spikes}
+    if paper_T is not None:
+        row["paper T"] = paper_T
+        row["SNN acc at paper T"] = acc[paper_T - 1] if paper_T <= len(acc) else None
+        row["SNN - ANN at paper T"] = acc[paper_T - 1] - ann_acc if paper_T <= len(acc) else None
+        row["paired SE at paper T"] = se[paper_T - 1] if paper_T <= len(acc) else None
+    return row
+
+
+def gap_of(paper_row: tuple[float, float, int]) -> float:
+    """A row's printed ANN-SNN gap (points), the allowance of the time-step rule."""
+    return round(paper_row[0] - paper_row[1], 2)
+
+
+def table1_rows(n_test: int, n_baseline: int, T_max: dict[str, int], scale: str) -> list[dict[str, Any]]:
+    """Table 1: the proposed pipeline on ``n_test`` images, the baselines (long curves) on a
+    seeded sample of ``n_baseline``."""
+    ready([name for name, _, _ in TABLE1_RUNS.values()], scale)
     rows = []
-    for method, (name, rule) in TABLE1_RUNS.items():
-        c = curve(name, rule, T_max[method], x, y, scale)
-        steps = c["time steps"]
-        rows.append({"method": method, "network": name, "neuron": rule, "ANN acc": c["ANN acc"],
-                     "SNN acc": c["curve"][(steps or T_max[method]) - 1], "time steps": steps,
-                     "T run": T_max[method], "curve": c["curve"]})
+    for method, (name, rule, options) in TABLE1_RUNS.items():
+        x, y = test_images("net4_ann", n_test if method == "proposed" else n_baseline, scale)
+        c = curve(name, rule, T_max[method], x, y, scale, gap_of(TABLE1[method]), TABLE1[method][2], **options)
+        rows.append({"method": method, "neuron": rule, **c})
     return rows
 
 
-def _steps_claim(record: Record, label: str, paper: int, steps: Optional[int], T_run: int,
-                 tolerance: float) -> None:
-    record.compare(f"{label}: time steps", paper, steps if steps is not None else float(T_run + 1), tolerance,
+def _steps_claim(record: Record, label: str, paper: int, row: dict[str, Any], tolerance: float) -> None:
+    steps = row["time steps"]
+    record.compare(f"{label}: time steps (stays within {row['allowance']:g} + 1 paired SE of its ANN up to "
+                   f"T = {row['T run']})", paper, steps if steps is not None else float(row["T run"] + 1), tolerance,
                    why=("not reached within the steps run" if steps is None else
                         "our network needs a different number of steps (its own training)"))
+
+
+def _accuracy_claims(record: Record, label: str, paper: tuple[float, float, int], row: dict[str, Any]) -> None:
+    """ANN and SNN accuracy within 1 point (about 4 standard errors on 10,000 images)."""
+    record.compare(f"{label}: ANN acc ({row['images']} images)", paper[0], row["ANN acc"], 1.0,
+                   why="our ANN trains differently from the paper's")
+    record.compare(f"{label}: SNN acc at its time steps", paper[1], row["SNN acc"], 1.0,
+                   why="follows our ANN's accuracy" if abs(row["ANN acc"] - paper[0]) > 1.0 else
+                   "our SNN loses more (or less) than the paper's against its ANN")
 
 
 def table1_claims(record: Record, rows: list[dict[str, Any]]) -> None:
     """ANN and SNN accuracy within 1 point; time steps within a quarter of the paper's (at
     least 3); the ordering proposed < stReLU < AugMapping."""
     for row in rows:
-        ann, snn, steps = TABLE1[row["method"]]
-        record.compare(f"{row['method']}: ANN acc", ann, row["ANN acc"], 1.0,
-                       why="our ANN trains differently from the paper's (recipe, epochs, alpha)")
-        record.compare(f"{row['method']}: SNN acc at its time steps", snn, row["SNN acc"], 1.0,
-                       why="follows our ANN's accuracy")
-        _steps_claim(record, row["method"], steps, row["time steps"], row["T run"], max(3.0, steps / 4))
+        _accuracy_claims(record, row["method"], TABLE1[row["method"]], row)
+        _steps_claim(record, row["method"], TABLE1[row["method"]][2], row, max(3.0, TABLE1[row["method"]][2] / 4))
     by = {r["method"]: r["time steps"] or r["T run"] + 1 for r in rows}
     record.compare("time steps: proposed < stReLU < AugMapping", True,
                    by["proposed"] < by["stReLU"] < by["AugMapping"], why="the ordering differs on our networks")
 
 
 WEIGHTINGS = ("average", "cosine", "sigmoid")
+UNCALIBRATED = "none (no calibration)"
 
 
-def table5_rows(n_test: int, T_max: int, scale: str) -> list[dict[str, Any]]:
-    """The uncalibrated conversion (membranes from half the thresholds, as everywhere, and
-    from 0) and the three calibrated networks, accuracy against T."""
+def table5_rows(n_test: int, T_max: int, scale: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The uncalibrated conversion of ``net4_thresholds`` (its rule: the proposed method's gap,
+    0.10; and the steps from which it stays within Fig. 3's two levels) and the three calibrated
+    networks, accuracy against T on the same images; and the weightings' paired differences
+    at the paper's T = 10 and at T_max."""
     ready([f"net4_calibrated_{w}" for w in WEIGHTINGS], scale)
     x, y = test_images("net4_ann", n_test, scale)
-    runs = [("none (no calibration)", curve("net4_thresholds", "signed", T_max, x, y, scale)),
-            ("none, membranes from 0", curve("net4_thresholds", "signed", T_max, x, y, scale, v_init=0.0))]
-    runs += [(w, curve(f"net4_calibrated_{w}", None, T_max, x, y, scale)) for w in WEIGHTINGS]
-    rows = [{"weighting": w, **{k: v for k, v in c.items() if k != "spikes"}} for w, c in runs]
-    for r in rows:
-        r["SNN acc"] = r["curve"][(r["time steps"] or T_max) - 1]
-        r["SNN acc at T = 10"] = r["curve"][9] if T_max >= 10 else None
-    return rows
+    steps, ann_correct = run_curve("net4_thresholds", "signed", T_max, x, y, scale)
+    none = {"weighting": UNCALIBRATED, **summary("net4_thresholds", steps, ann_correct, gap_of(TABLE1["proposed"]))}
+    none["Fig. 3 levels"] = {f"ANN - {gap:g}": settled_steps(steps, ann_correct, gap) for gap in FIG3_GAPS}
+    rows, correct = [none], {}
+    for w in WEIGHTINGS:
+        steps, ann_correct = run_curve(f"net4_calibrated_{w}", None, T_max, x, y, scale)
+        rows.append({"weighting": w, **summary(f"net4_calibrated_{w}", steps, ann_correct, gap_of(TABLE5[w]),
+                                               TABLE5[w][2])})
+        correct[w] = steps.correct
+    differences = [{"pair": f"{a} - {b}", "T": T,
+                    "difference": 100.0 * float(correct[a][T - 1].double().mean() - correct[b][T - 1].double().mean()),
+                    "paired SE": paired_se(correct[a][T - 1], correct[b][T - 1])}
+                   for T in sorted({min(10, T_max), T_max}) for a, b in WEIGHTING_PAIRS]
+    for d in differences:
+        d["decided (|difference| > 2 SE)"] = abs(d["difference"]) > 2 * d["paired SE"]
+    return rows, differences
 
 
-def table5_claims(record: Record, rows: list[dict[str, Any]], T_max: int) -> None:
+WEIGHTING_PAIRS = (("cosine", "average"), ("cosine", "sigmoid"), ("sigmoid", "average"))
+# Fig. 3's levels as gaps below the paper's ANN: 92.72 - 92.0 and 92.72 - 92.6 points
+FIG3_GAPS = (round(TABLE1["proposed"][0] - FIG3_LEVELS[0], 2), round(TABLE1["proposed"][0] - FIG3_LEVELS[1], 2))
+
+
+def table5_claims(record: Record, rows: list[dict[str, Any]]) -> None:
     by = {r["weighting"]: r for r in rows}
     for w in WEIGHTINGS:
-        ann, snn, steps = TABLE5[w]
-        record.compare(f"{w}: ANN acc", ann, by[w]["ANN acc"], 1.0, why="our ANN trains differently")
-        record.compare(f"{w}: SNN acc at its time steps", snn, by[w]["SNN acc"], 1.0, why="follows our ANN")
-        _steps_claim(record, w, steps, by[w]["time steps"], T_max, 3.0)
-    steps = {w: by[w]["time steps"] or T_max + 1 for w in WEIGHTINGS}
+        _accuracy_claims(record, w, TABLE5[w], by[w])
+        _steps_claim(record, w, TABLE5[w][2], by[w], 3.0)
+    steps = {w: by[w]["time steps"] or by[w]["T run"] + 1 for w in WEIGHTINGS}
     record.compare("cosine needs the fewest time steps", True, steps["cosine"] <= min(steps.values()),
                    why="another weighting reaches the level first on our network")
     record.compare("average needs the most time steps", True, steps["average"] >= max(steps.values()),
@@ -217,19 +282,33 @@ def table5_claims(record: Record, rows: list[dict[str, Any]], T_max: int) -> Non
 
 def fig3_claims(record: Record, rows: list[dict[str, Any]]) -> None:
     """Without calibration the SNN needs about 20 more steps to climb the last 0.6 points
-    below its ANN (92.0 -> 92.6 % of a 92.72 % ANN); calibration removes them."""
+    below its ANN (92.0 -> 92.6 % of a 92.72 % ANN), each level by the rule (it stays within
+    the level, one paired SE allowed); calibration removes them."""
     none = rows[0]
-    below = FIG3_LEVELS[1] - FIG3_LEVELS[0]
-    start = next((t + 1 for t, a in enumerate(none["curve"]) if a >= none["ANN acc"] - STEP_RULE_POINTS - below), None)
-    end = none["time steps"]
+    start, end = none["Fig. 3 levels"].values()
     extra = None if start is None or end is None else end - start
-    record.compare(f"without calibration: steps from ANN - {below + STEP_RULE_POINTS:.1f} to ANN - "
-                   f"{STEP_RULE_POINTS:g} points", FIG3_EXTRA_STEPS, extra, 10.0,
+    record.compare(f"without calibration: steps from ANN - {FIG3_GAPS[0]:g} to ANN - {FIG3_GAPS[1]:g} points",
+                   FIG3_EXTRA_STEPS, extra, 10.0,
                    why="our uncalibrated network climbs the last points faster or slower than the paper's")
     cosine = next(r for r in rows if r["weighting"] == "cosine")
     record.compare("calibration reaches the rule level in fewer steps", True,
-                   (cosine["time steps"] or 10 ** 6) < (end or 10 ** 6),
+                   (cosine["time steps"] or 10 ** 6) < (none["time steps"] or 10 ** 6),
                    why="calibration did not shorten the time steps on our network")
+
+
+def calibration_losses(scale: str) -> list[dict[str, Any]]:
+    """Every layer's loss before and after each committed calibration, under each of the
+    losses the command measured (the one it trained with, and the others as controls)."""
+    rows = []
+    for w in WEIGHTINGS:
+        name = f"net4_calibrated_{w}"
+        _, entry = networks.load_snn(name, scale=scale)
+        control = entry["layer losses"]
+        for loss in control["losses"]:
+            for layer, before, after in zip(entry["layers"], control["before"][loss], control["after"][loss]):
+                rows.append({"network": name, "loss": loss + (" (trained)" if loss == entry["recipe"]["loss"] else ""),
+                             "layer": layer, "before": before, "after": after, "after / before": after / before})
+    return rows
 
 
 def tiny_calibration(n_images: int, T: int, epochs: int) -> dict[str, Any]:
@@ -256,13 +335,16 @@ def deep_rows(archs: Sequence[str], n_test: int, scale: str) -> list[dict[str, A
         x, y = test_images(f"{arch}_ann", n_test, scale)
         for method, ann_name in [("two-stage", f"{arch}_symmetric"), ("proposed", f"{arch}_thresholds")]:
             ann, _ = networks.load_ann(ann_name, scale)
-            ann_acc = accuracy(predict(ann, x), y)
+            ann_correct = predict(ann, x).argmax(-1) == y
+            ann_acc = 100.0 * float(ann_correct.double().mean())
             for T in (4, 8):
                 tag = "twostage" if method == "two-stage" else "proposed"
                 snn, _ = networks.load_snn(f"{arch}_{tag}_t{T}", scale=scale)
-                snn_acc = accuracy(predict(snn, x, SNN_BATCH), y)
-                rows.append({"network": arch, "method": method, "T": T, "ANN acc": ann_acc, "SNN acc": snn_acc,
-                             "delta acc": ann_acc - snn_acc})
+                snn_correct = predict(snn, x, SNN_BATCH).argmax(-1) == y
+                snn_acc = 100.0 * float(snn_correct.double().mean())
+                rows.append({"network": arch, "method": method, "T": T, "images": len(x), "ANN acc": ann_acc,
+                             "ANN SE": binomial_se(ann_correct), "SNN acc": snn_acc, "delta acc": ann_acc - snn_acc,
+                             "paired SE": paired_se(snn_correct, ann_correct)})
     return rows
 
 
@@ -302,43 +384,42 @@ TERNARY = "snntorch-ternary TernaryLeaky (IBT wiring, peer)"
 SHORT = {PIPELINE: "paper-2 pipeline", TERNARY: "snntorch-ternary"}  # labels in the notebook's plot
 
 
+METHOD_GAP = 0.1  # the rule's allowance for a user's network: the paper's own loss, 92.72 -> 92.62
+
+
 def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) -> list[dict[str, Any]]:
     """On the trained Net4 (no threshold optimisation, no calibration: a user's own Leaky ReLU
     network): PS neurons at each K of ``ps_steps`` (one pass, binary spikes), each signed-spike
     method and the snntorch-ternary peer run for T_max steps; per method its time steps by the
-    rule (or K), accuracy there and spikes per image there. The full pipeline of paper 2
-    (``net4_calibrated_cosine``) for comparison."""
+    rule (allowance ``METHOD_GAP`` plus one paired SE; or K), accuracy there with its paired SE
+    and spikes per image there. The full pipeline of paper 2 (``net4_calibrated_cosine``) for
+    comparison."""
     ready(["net4_calibrated_cosine"], scale)
     x, y = test_images("net4_ann", n_test, scale)
     ann, _ = networks.load_ann("net4_ann", scale)
-    ann_acc = accuracy(predict(ann, x), y)
+    ann_correct = predict(ann, x).argmax(-1) == y
+    ann_acc = 100.0 * float(ann_correct.double().mean())
     rows = []
     calibration = networks.calibration_images("net4_ann", scale)
     for K in ps_steps:
         snn, _ = convert(ann, "ps", calibration=calibration, K=K, progress=False)
-        acc = accuracy(predict(snn, x), y)
+        correct = predict(snn, x).argmax(-1) == y
+        acc, se = 100.0 * float(correct.double().mean()), paired_se(correct, ann_correct)
         rows.append({"method": "ps (paper 1)", "spikes": "binary, one pass", "K or T": K, "ANN acc": ann_acc,
-                     "SNN acc": acc, "spikes per image": snn.spike_stats().spikes,
-                     "within 0.1 of the ANN": acc >= ann_acc - STEP_RULE_POINTS})
-    runs = [(m, "signed" if m != "unsigned" else "binary", curve("net4_ann", m, T_max, x, y, scale))
+                     "SNN acc": acc, "paired SE": se, "spikes per image": snn.spike_stats().spikes,
+                     "within the allowance": acc >= ann_acc - METHOD_GAP - se})
+    runs = [(m, "signed" if m != "unsigned" else "binary", run_curve("net4_ann", m, T_max, x, y, scale))
             for m in SIGNED_METHODS]
-    runs.append((PIPELINE, "signed",
-                 curve("net4_calibrated_cosine", None, T_max, x, y, scale)))
-    runs.append((TERNARY, "signed", ternary_curve(ann, calibration, x, y, T_max, ann_acc)))
-    for method, spikes, c in runs:
+    runs.append((PIPELINE, "signed", run_curve("net4_calibrated_cosine", None, T_max, x, y, scale)))
+    peer = snntorch_ternary.accuracy_by_step(snntorch_ternary.convert(ann, calibration), x, y, T_max, SNN_BATCH)
+    runs.append((TERNARY, "signed", (peer, ann_correct)))
+    for method, spikes, (steps, correct) in runs:
+        c = summary(method, steps, correct, METHOD_GAP)
         T = c["time steps"] or T_max
         rows.append({"method": method, "spikes": spikes, "K or T": T, "ANN acc": c["ANN acc"],
-                     "SNN acc": c["curve"][T - 1], "spikes per image": c["spikes"][T - 1],
-                     "within 0.1 of the ANN": c["time steps"] is not None, "curve": c["curve"]})
+                     "SNN acc": c["SNN acc"], "paired SE": c["paired SE"], "spikes per image": steps.spikes[T - 1],
+                     "within the allowance": c["time steps"] is not None, "curve": c["curve"]})
     return rows
-
-
-def ternary_curve(ann: torch.nn.Module, calibration: torch.Tensor, x: torch.Tensor, y: torch.Tensor, T_max: int,
-                  ann_acc: float) -> dict[str, Any]:
-    """The snntorch-ternary peer (:mod:`psnn_lib.peers.snntorch_ternary`) on the same network and images."""
-    acc, spikes = snntorch_ternary.accuracy_by_step(snntorch_ternary.convert(ann, calibration), x, y, T_max,
-                                                    SNN_BATCH)
-    return {"ANN acc": ann_acc, "curve": acc, "spikes": spikes, "time steps": time_steps(acc, ann_acc)}
 
 
 def sinabs_coverage(scale: str) -> dict[str, list[str]]:
@@ -352,7 +433,7 @@ def method_claims(record: Record, rows: list[dict[str, Any]]) -> None:
     dropping the negative values (a plain IF neuron) costs accuracy (the reason for signed spikes).
     The peer's row is beside them in the table, not a claim of the paper."""
     by = {r["method"]: r for r in rows if not r["method"].startswith("ps")}
-    steps = {m: by[m]["K or T"] if by[m]["within 0.1 of the ANN"] else None for m in ("signed", "ibt")}
+    steps = {m: by[m]["K or T"] if by[m]["within the allowance"] else None for m in ("signed", "ibt")}
     record.compare("the signed neuron needs fewer time steps than the IBT neuron", True,
                    steps["signed"] is not None and (steps["ibt"] is None or steps["signed"] < steps["ibt"]),
                    why="the IBT neuron is as fast on this network, or neither reached the ANN")

@@ -31,6 +31,7 @@ import copy
 import torch
 from torch import nn
 
+from ..paper2.evaluation import StepCurve
 from .activations import is_activation
 
 INSTALL = "pip install --no-deps snntorch==1.0.0 snntorch-ternary==0.1.3"
@@ -115,15 +116,15 @@ def convert(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
 
 @torch.no_grad()
 def accuracy_by_step(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int, batch_size: int = 100
-                     ) -> tuple[list[float], list[float]]:
-    """Top-1 accuracy (%) and spikes per image after t = 1..T steps (the running mean of the
-    outputs), the neurons reset before every batch."""
+                     ) -> StepCurve:
+    """Which images are right and spikes per image after t = 1..T steps (the running mean of
+    the outputs), the neurons reset before every batch."""
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
     sites = [m for m in snn.modules() if isinstance(m, TernarySite)]
     if not sites:
         raise ValueError("no TernarySite in this model: convert it with snntorch_ternary.convert first")
-    correct = torch.zeros(T, dtype=torch.long)
+    correct = torch.zeros(T, len(x), dtype=torch.bool)
     spikes = torch.zeros(T, dtype=torch.float64)
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
@@ -133,8 +134,8 @@ def accuracy_by_step(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int, b
         total, before = 0.0, 0
         for t in range(T):
             total = total + snn(xb).double()
-            correct[t] += int((total.argmax(-1) == yb).sum())
+            correct[t, i:i + batch_size] = total.argmax(-1) == yb
             fired = sum(site.spikes for site in sites)
             spikes[t:] += fired - before
             before = fired
-    return (100.0 * correct.double() / len(x)).tolist(), (spikes / len(x)).tolist()
+    return StepCurve(correct, (spikes / len(x)).tolist())
