@@ -243,16 +243,20 @@ def test_ibt_refuses_a_clip_it_cannot_reproduce_and_bad_trained_thresholds_are_e
         P.convert(net, "signed", calibration=x, progress=False)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
-@pytest.mark.parametrize("n_th", [-0.7, None])
-def test_fused_inference_step_is_the_differentiable_step_bit_for_bit(dtype, n_th):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("n_th, v_init", [(-0.7, 0.5), (None, 0.5), (-0.7, 0.0)])
+def test_fused_inference_step_is_the_differentiable_step_bit_for_bit(dtype, n_th, v_init):
     """No-grad calls take the fused in-place step; with gradients on they take signed_step:
     the same spikes, membranes, outputs and counts, step by step (thresholds that are not
-    exact in binary, inputs on and around them)."""
+    exact in binary, inputs on and around them, more elements than one chunk, a transposed
+    input)."""
+    from psnn_lib.neurons.signed import CHUNK
     torch.manual_seed(1)
     p_th = 0.3
-    x = torch.cat([torch.randn(5000) * 0.4, torch.tensor([p_th, -0.7, 0.0, -0.0, 0.1, 0.2])]).to(dtype)
-    fused, grad = SignedIFNeuron(p_th, n_th, 0.1, 12), SignedIFNeuron(p_th, n_th, 0.1, 12)
+    x = torch.cat([torch.randn(2 * CHUNK + 5000) * 0.4, torch.tensor([p_th, -0.7, 0.0, -0.0, 0.1, 0.2])])
+    x = x[: len(x) // 6 * 6].reshape(6, -1).t().to(dtype)  # not contiguous
+    assert not x.is_contiguous() and x.numel() > 2 * CHUNK
+    fused, grad = SignedIFNeuron(p_th, n_th, 0.1, 12, v_init), SignedIFNeuron(p_th, n_th, 0.1, 12, v_init)
     for _ in range(12):
         with torch.no_grad():
             a = fused(x)
@@ -264,3 +268,21 @@ def test_fused_inference_step_is_the_differentiable_step_bit_for_bit(dtype, n_th
     assert (fused.stats.spikes, fused.stats.negative, fused.stats.neurons) == \
         (grad.stats.spikes, grad.stats.negative, grad.stats.neurons)
     assert grad.stats.negative > 0 if n_th is not None else grad.stats.negative == 0
+
+
+def test_fused_counts_survive_inference_mode_and_no_grad_in_turn():
+    x = torch.randn(1000)
+    a, b = SignedIFNeuron(0.5, -0.5, 0.1, 4), SignedIFNeuron(0.5, -0.5, 0.1, 4)
+    with torch.inference_mode():  # one inference in inference mode, the next without it
+        for _ in range(4):
+            a(x)
+    a.reset_state()
+    with torch.no_grad():
+        for _ in range(4):
+            a(x)
+        for _ in range(4):
+            b(x)
+        b.reset_state()
+        for _ in range(4):
+            b(x)
+    assert (a.stats.spikes, a.stats.negative) == (b.stats.spikes, b.stats.negative) and a.stats.spikes > 0

@@ -71,3 +71,24 @@ def test_the_clip_weight_rule_takes_the_largest_weight_that_keeps_the_ann():
     assert chosen_clip_weight(sweep, 91.88) == (0.02, True)
     assert chosen_clip_weight(sweep, 92.05) == (0.005, True)
     assert chosen_clip_weight(sweep, 95.0) == (0.005, False)  # none keeps it: the smallest, and said so
+
+
+def test_a_stage_made_from_another_version_of_its_source_is_refused(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    import pytest
+
+    from psnn_lib.paper2 import networks
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(networks.paths.data_dir() / networks.MANIFEST, data / networks.MANIFEST)
+    (data / "checkpoints").symlink_to(networks.paths.data_dir() / "checkpoints")
+    (tmp_path / "_toc.yml").write_text("root: x\n")
+    monkeypatch.setenv("PSNN_ROOT", str(tmp_path))
+    assert networks.load_snn("net4_calibrated_cosine")[1]["made from"]  # as committed: current
+    manifest = json.loads((data / networks.MANIFEST).read_text())
+    manifest["net4_calibrated_cosine"]["made from"] = {"net4_thresholds": "0" * 64}
+    (data / networks.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(networks.StaleNetwork, match="python -m psnn_lib.paper2.networks net4_calibrated_cosine"):
+        networks.load_snn("net4_calibrated_cosine")

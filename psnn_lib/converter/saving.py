@@ -15,6 +15,7 @@ a whole converted model (with pickle, as for any torch module).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -37,7 +38,7 @@ def fingerprint(neuron: nn.Module, interval: tuple[float, float], device: torch.
     l, r = interval
     pad = (r - l) / 4
     x = torch.linspace(l - pad, r + pad, _PROBE_POINTS, dtype=torch.float32, device=device)
-    stats = neuron.stats
+    stats = copy.copy(neuron.stats)  # the probe's own counts must not reach the neuron's
     neuron.reset_state()
     with torch.no_grad():
         y = neuron(x)

@@ -59,7 +59,7 @@ from .methods import positive_int
 
 LR = 1e-4
 LOSSES = ("kl_neuron", "kl_map", "mse")
-RATE_FLOOR = 1e-4  # Q of kl_neuron kept in [floor, 1 - floor]: a rate of exactly 0 or 1 has a finite loss
+RATE_FLOOR = 1e-4  # Q of kl_neuron valued in [floor, 1 - floor]: a rate of exactly 0 or 1 has a finite loss
 
 
 def layer_kl(ann: torch.Tensor, snn: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,9 @@ def layer_kl(ann: torch.Tensor, snn: torch.Tensor) -> torch.Tensor:
 def neuron_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Eq. 33 per neuron on spike probabilities in [0, 1] (module docstring), averaged."""
     p = p.float().clamp(0, 1)
-    q = q.float().clamp(RATE_FLOOR, 1 - RATE_FLOOR)
+    q = q.float()
+    q = q + (q.clamp(RATE_FLOOR, 1 - RATE_FLOOR) - q).detach()  # floored value, the gradient of q itself:
+    # a neuron that fires at every step (or never) where the ANN asks less still learns
     return (torch.xlogy(p, p) - torch.xlogy(p, q) + torch.xlogy(1 - p, 1 - p) - torch.xlogy(1 - p, 1 - q)).mean()
 
 

@@ -98,14 +98,16 @@ def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: floa
     """One inference step of the neuron pair in place: the membranes ``v_p``, ``v_n`` (float64,
     contiguous, of ``x``'s shape) integrate ``x`` and reset, ``counts`` (float64: positive,
     negative; exact below 2^53) adds the step's spikes; returns the step's output (float64 for
-    float64 inputs, else float32, as :func:`.to_output` rounds). ``CHUNK`` elements at a time,
-    every operation in float64 (no casts); the same spikes and values as :func:`signed_step`:
+    float64 inputs, else float32, as :func:`.to_output` rounds). On a CPU ``CHUNK`` elements at
+    a time (on a GPU all at once), every operation in float64 (no casts); the same spikes and
+    values as :func:`signed_step`:
     (v - P_th) / P_th > 0 is v > P_th, (N_th - v) / -N_th > 0 is v < N_th, and the output
     p P_th + n (alpha N_th) is summed in the same order."""
     out = torch.empty(x.shape, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
                       device=x.device)
-    parts = zip(x.reshape(-1).split(CHUNK), v_p.view(-1).split(CHUNK), v_n.view(-1).split(CHUNK),
-                out.view(-1).split(CHUNK))
+    chunk = CHUNK if x.device.type == "cpu" else max(x.numel(), 1)
+    parts = zip(x.reshape(-1).split(chunk), v_p.view(-1).split(chunk), v_n.view(-1).split(chunk),
+                out.view(-1).split(chunk))
     for xc, vp, vn, oc in parts:
         xc = xc.to(torch.float64)
         vp.add_(xc)
@@ -202,8 +204,9 @@ class SignedIFNeuron(nn.Module):
             self._stats.neurons += x.numel()
         self.t += 1
         if not (torch.is_grad_enabled() and (x.requires_grad or self.v_p.requires_grad)):
-            if self._counts is not None and self._counts.device != x.device:
-                self.stats  # noqa: B018 (folds the counts kept on another device)
+            if self._counts is not None and (self._counts.device != x.device or
+                                             self._counts.is_inference() != torch.is_inference_mode_enabled()):
+                self.stats  # noqa: B018 (folds the counts kept on another device, or in inference mode)
             if self._counts is None:
                 self._counts = torch.zeros(2, dtype=torch.float64, device=x.device)
             return fused_step(x, self.v_p, self.v_n, self.p_th, self.n_th, self.negative_value,

@@ -82,18 +82,22 @@ def settled_steps(curve: StepCurve, ann_correct: torch.Tensor, gap: float) -> Op
 def accuracy_by_step(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = SNN_BATCH,
                      progress: bool = False) -> StepCurve:
     """Which images are right, and spikes per image (both signs), after t = 1..T steps
-    (T = the model's ``passes``): what a run of exactly t steps gives."""
+    (T = the model's ``passes``) of an SNN of signed-spike neurons: what a run of exactly t
+    steps gives."""
+    if not snn.neurons:
+        raise ValueError("this model has no converted site: nothing spikes")
     correct = torch.zeros(snn.passes, len(x), dtype=torch.bool)
     spikes = torch.zeros(snn.passes, dtype=torch.float64)
     snn.reset_stats()
     for i in progress_bar(range(0, len(x), batch_size), desc="SNN steps", enabled=progress):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        total, fired = None, []
-        for t, out in enumerate(snn.steps(xb)):
+        total, right, fired = None, [], []
+        for out in snn.steps(xb):
             total = out.double() if total is None else total + out
-            correct[t, i:i + batch_size] = (total.argmax(-1) == yb.to(total.device)).cpu()
+            right.append(total.argmax(-1) == yb.to(total.device))
             fired.append(sum(neuron.spike_total() for neuron in snn.neurons.values()))
-        spikes += torch.stack(fired).cpu().double()  # spikes after t steps (one read per batch)
+        correct[:, i:i + batch_size] = torch.stack(right).cpu()  # one read per batch, not per step
+        spikes += torch.stack(fired).cpu().double()  # spikes after t steps
         snn.reset_stats()
     return StepCurve(correct, (spikes / len(x)).tolist())
 

@@ -16,9 +16,9 @@ through time):
   training (the stReLU baseline of Table 1).
 - ``net4_calibrated_{average,cosine,sigmoid}``: ``net4_thresholds`` converted with the
   signed neuron at T = 10 and calibrated jointly through time (Sect. 4.2, Table 5) on a
-  256-image subset for the paper's 25 epochs (its kappa schedule needs 20), each layer by
-  Eq. 33 per neuron (``loss="kl_neuron"``); every layer's loss before and after under
-  each of ``LOSSES`` goes to the manifest.
+  1,024-image subset for the paper's 25 epochs (its kappa schedule needs 20) at learning
+  rate 1e-5, each layer by Eq. 33 per neuron (``loss="kl_neuron"``); every layer's loss
+  before and after, under each of ``LOSSES``, on 1,000 validation images goes to the manifest.
 - ``{vgg16,resnet18}_{ann,thresholds,symmetric}`` and ``{...}_{proposed,twostage}_t{4,8}``:
   Tables 2 and 3 at a size a 2-core CPU trains (width 1/8, average pooling, 20k training
   images, 6 epochs; calibration on 1,024 images at lr 1e-3: 2 joint epochs, or one epoch per
@@ -111,7 +111,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "net4_strelu": {**_NET4, "stage": "strelu", "kwargs": {**_NET4["kwargs"], "activation": "leaky_relu:1"},
                     "settings_from": "net4_ann", "clipping": "symmetric"},
     **{f"net4_calibrated_{w}": {**_NET4, "stage": "calibrate", "from": "net4_thresholds", "method": "signed",
-                                "T": 10, "schedule": w, "epochs": 25, "images": 256, "lr": 1e-3,
+                                "T": 10, "schedule": w, "epochs": 25, "images": 1024, "lr": 1e-5,
                                 "loss": "kl_neuron"}
        for w in ("average", "cosine", "sigmoid")},
     **_deep("vgg16"),
@@ -127,8 +127,8 @@ SCALES = ("committed", "paper")
 def recipe(name: str, scale: str = "committed") -> dict[str, Any]:
     """The recipe of ``name`` at a scale: ``committed`` (the files in ``data/``) or ``paper``:
     Net4 calibrated on the whole training set; VGG-16 and ResNet-18 at full width on CIFAR-10
-    (200 epochs, the threshold and calibration stages on all training images; calibration at
-    learning rate 1e-4, where the committed networks take fewer, larger steps)."""
+    (200 epochs, the threshold and calibration stages on all training images; the deep nets'
+    calibration at learning rate 1e-4, where the committed ones take fewer, larger steps)."""
     if name not in RECIPES:
         raise ValueError(f"unknown network {name!r}; known: {', '.join(RECIPES)}")
     if scale not in SCALES:
@@ -137,7 +137,7 @@ def recipe(name: str, scale: str = "committed") -> dict[str, Any]:
     if scale == "committed":
         return r
     if r["arch"] == "net4":
-        return {**r, "images": None, "lr": 1e-4} if r["stage"] == "calibrate" else r
+        return {**r, "images": None} if r["stage"] == "calibrate" else r
     r.update(dataset="cifar10", pad_to=None, train_images=None,
              kwargs={**r["kwargs"], "in_channels": 3, "width": 1.0})
     if r["stage"] == "ann":
@@ -213,11 +213,33 @@ def _architecture(name: str, scale: str) -> nn.Module:
     return model
 
 
+class StaleNetwork(RuntimeError):
+    """A stage was made from another version of the stage before it (remake it)."""
+
+
+def _sources(name: str, scale: str) -> dict[str, str]:
+    """The SHA-256 of the stages a recipe starts from (``from``, ``settings_from``), as stored now."""
+    r = RECIPES[name]
+    names = [r[k] for k in ("from", "settings_from") if r.get(k)]
+    return {n: verified_state(n, command(n, scale), _manifest_of(scale))[1]["sha256"] for n in names}
+
+
+def _verified(name: str, scale: str) -> tuple[dict, dict]:
+    """A stage's weights and entry, checked against its file and against the stages it was made
+    from (entries older than that record name none)."""
+    state, entry = verified_state(name, command(name, scale), _manifest_of(scale))
+    made_from = entry.get("made from")
+    if made_from is not None and made_from != _sources(name, scale):
+        raise StaleNetwork(f"{name} was made from another version of {', '.join(made_from)}: "
+                           f"remake it with `{command(name, scale)}`")
+    return state, entry
+
+
 def load_ann(name: str, scale: str = "committed") -> tuple[nn.Module, dict]:
     """An ANN stage (eval mode, float32) and its manifest entry."""
     if recipe(name, scale)["stage"] == "calibrate":
         raise ValueError(f"{name} is a calibrated SNN: load it with load_snn")
-    state, entry = verified_state(name, command(name, scale), _manifest_of(scale))
+    state, entry = _verified(name, scale)
     model = _architecture(name, scale)
     model.load_state_dict(state)
     return model.eval(), entry
@@ -229,7 +251,7 @@ def load_snn(name: str, T: Optional[int] = None, scale: str = "committed") -> tu
     r = recipe(name, scale)
     if r["stage"] != "calibrate":
         raise ValueError(f"{name} is an ANN stage: load it with load_ann")
-    state, entry = verified_state(name, command(name, scale), _manifest_of(scale))
+    state, entry = _verified(name, scale)
     model = _architecture(r["from"], scale)
     model.load_state_dict(state)
     intervals = {k: tuple(v) for k, v in entry["intervals"].items()}
@@ -246,12 +268,10 @@ def ensure(names: list[str], scale: str, device: str) -> None:
     """Make every network of ``names`` (and the stages before it) that is not there yet:
     the ``paper`` profile runs the whole pipeline itself."""
     for name in names:
-        source = RECIPES[name].get("from")
-        if source:
-            ensure([source], scale, device)
+        ensure([RECIPES[name][k] for k in ("from", "settings_from") if RECIPES[name].get(k)], scale, device)
         try:
-            verified_state(name, command(name, scale), _manifest_of(scale))
-        except FileNotFoundError:
+            _verified(name, scale)
+        except (FileNotFoundError, StaleNetwork):
             make(name, device, scale)
 
 
@@ -358,12 +378,13 @@ def _make_tuned(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module,
 def chosen_clip_weight(sweep: list[dict[str, Any]], floor: float) -> tuple[float, bool]:
     """The rule of the clip-weight sweep: the largest weight whose validation accuracy is at
     least ``floor`` (and True), or the smallest weight when none is (and False)."""
-    passing = [p["clip weight"] for p in sweep if p["validation accuracy"] >= floor]
+    passing = [p["clip weight"] for p in sweep if p["validation accuracy"] >= floor - 1e-9]
     if passing:
         return max(passing), True
     return min(p["clip weight"] for p in sweep), False
 
 
+CONTROL_IMAGES = 1000  # images of the calibration's before/after losses
 SWEEP_T = 10  # Table 4's T, for the firing rates of the clip-weight sweep
 SWEEP_IMAGES = 1000  # validation images the sweep's firing rates are measured on
 
@@ -384,15 +405,18 @@ def _make_calibrated(name: str, r: dict, device: str, scale: str) -> tuple[nn.Mo
     x, _ = _subset(*data(name, "train", scale), r["images"], r["seed"])
     snn.to(device)
     reference = analog_twin(snn)
-    control = {"losses": LOSSES, "before": {k: calibration_loss(snn, x.to(device), reference=reference, loss=k)
-                                            for k in LOSSES}}
+    # every layer's loss before and after, under each loss, on images the calibration does not see
+    # (the validation split where the recipe holds one out)
+    held = (data(name, "validation", scale)[0] if r.get("validation") else x)[:CONTROL_IMAGES].to(device)
+    control = {"losses": LOSSES, "images": "validation" if r.get("validation") else "calibration",
+               "before": {k: calibration_loss(snn, held, reference=reference, loss=k) for k in LOSSES}}
     if r["schedule"] == "layerwise":
         history = layerwise_calibration(snn, x.to(device), epochs=r["epochs"], lr=r["lr"], seed=r["seed"],
                                         reference=reference, loss=r["loss"])
     else:
         history = joint_calibration(snn, x.to(device), epochs=r["epochs"], weighting=r["schedule"], lr=r["lr"],
                                     seed=r["seed"], reference=reference, loss=r["loss"])
-    control["after"] = {k: calibration_loss(snn, x.to(device), reference=reference, loss=k) for k in LOSSES}
+    control["after"] = {k: calibration_loss(snn, held, reference=reference, loss=k) for k in LOSSES}
     snn.cpu()
     # the calibrated weights back into the ANN's own module tree (same parameter names)
     trained = dict(snn.model.named_parameters())
@@ -418,7 +442,8 @@ def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
     state = _with_rounded(model)
     xt, yt = data(name, "test", scale)
     entry = {"recipe": r, "device": device, "command": command(name, scale) + (f" --device {device}"
-                                                                               if device != "cpu" else ""), **info}
+                                                                               if device != "cpu" else ""),
+             "made from": _sources(name, scale), **info}
     if r["stage"] == "calibrate":
         intervals = {k: tuple(v) for k, v in info["intervals"].items()}
         snn, _ = convert(model, r["method"], interval=intervals, T=r["T"], progress=False)

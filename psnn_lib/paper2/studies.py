@@ -304,10 +304,14 @@ def calibration_losses(scale: str) -> list[dict[str, Any]]:
         name = f"net4_calibrated_{w}"
         _, entry = networks.load_snn(name, scale=scale)
         control = entry["layer losses"]
+        trained = entry["recipe"]["loss"]
         for loss in control["losses"]:
             for layer, before, after in zip(entry["layers"], control["before"][loss], control["after"][loss]):
-                rows.append({"network": name, "loss": loss + (" (trained)" if loss == entry["recipe"]["loss"] else ""),
-                             "layer": layer, "before": before, "after": after, "after / before": after / before})
+                if layer == "output" and loss != trained:
+                    continue  # the output's loss is the softmax KL of the logits under every loss
+                rows.append({"network": name, "loss": "softmax KL of the logits" if layer == "output" else
+                             loss + (" (trained)" if loss == trained else ""), "layer": layer, "before": before,
+                             "after": after, "after / before": after / before if before else None})
     return rows
 
 
