@@ -89,7 +89,7 @@ def signed_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: flo
     return p, n, v_p, v_n
 
 
-CHUNK = 1 << 15  # elements a fused step updates at a time: its temporaries stay in the CPU's cache
+CHUNK = 1 << 16  # elements a fused step updates at a time on a CPU: its temporaries stay in cache
 
 
 @torch.no_grad()
@@ -106,22 +106,28 @@ def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: floa
     out = torch.empty(x.shape, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
                       device=x.device)
     chunk = CHUNK if x.device.type == "cpu" else max(x.numel(), 1)
+    spiked = torch.empty(min(chunk, x.numel()), dtype=torch.float64, device=x.device)  # 1.0 where a spike
+    sums = []
     parts = zip(x.reshape(-1).split(chunk), v_p.view(-1).split(chunk), v_n.view(-1).split(chunk),
                 out.view(-1).split(chunk))
     for xc, vp, vn, oc in parts:
-        xc = xc.to(torch.float64)
+        xc, fired = xc.to(torch.float64), spiked[:len(xc)]
         vp.add_(xc)
-        spiked = torch.gt(vp, p_th).to(torch.float64)
-        vp.sub_(spiked, alpha=p_th)
-        counts[0] += spiked.sum()
-        value = spiked.mul_(p_th)
-        if n_th is not None:
+        torch.gt(vp, p_th, out=fired)
+        vp.sub_(fired, alpha=p_th)
+        positive = fired.sum()
+        value = fired * p_th
+        if n_th is None:
+            sums.append(torch.stack([positive, torch.zeros_like(positive)]))
+        else:
             vn.add_(xc)
-            spiked = torch.lt(vn, n_th).to(torch.float64)
-            vn.sub_(spiked, alpha=n_th)
-            counts[1] += spiked.sum()
-            value.add_(spiked, alpha=negative_value)
+            torch.lt(vn, n_th, out=fired)
+            vn.sub_(fired, alpha=n_th)
+            sums.append(torch.stack([positive, fired.sum()]))
+            value.add_(fired, alpha=negative_value)
         oc.copy_(value)
+    if sums:
+        counts += torch.stack(sums).sum(0)
     return out
 
 
