@@ -83,3 +83,16 @@ def test_table2_criteria_flag_one_changed_image_in_twenty():
     assert table2_verdicts({"agreement": 100.0, "at risk": 0.0}, -0.4) == {"changed": True, "at risk": True}
     assert table2_verdicts({"agreement": 100.0, "at risk": 5.0}, -0.4) == {"changed": True, "at risk": False}
     assert table2_verdicts({"agreement": 95.0, "at risk": 5.0}, -0.4) == {"changed": False, "at risk": False}
+
+
+def test_the_paper2_chapter_quotes_the_networks_as_committed():
+    """The chapter's figures for the Net4 networks are the manifest's (rounded as printed)."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "book" / "negative_spikes.md").read_text()
+    nets = json.loads((root / "data" / "paper2_networks.json").read_text())
+    quoted = [nets[n]["test_accuracy"] for n in ("net4_ann", "net4_thresholds", "net4_strelu")]
+    quoted += list(nets["net4_ann"]["selection"]["validation"].values())
+    for value in quoted:
+        assert f"{value:.2f} %" in text, value
+    assert f"chosen by the validation rule is {nets['net4_thresholds']['selection']['chosen']:g}" in text

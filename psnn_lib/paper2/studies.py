@@ -16,7 +16,7 @@ import torch
 from ..book.records import Record
 from ..converter.engine import analog_twin, convert
 from ..converter.through_time import calibration_loss, joint_calibration
-from ..models.training import accuracy, default_device, predict
+from ..models.training import default_device, predict
 from ..peers import sinabs, snntorch_ternary
 from . import networks
 from .evaluation import (SNN_BATCH, StepCurve, accuracy_by_step, activation_samples, binomial_se, firing_rates,
