@@ -49,7 +49,7 @@ from .. import paths
 from ..converter.engine import ConvertedModel, analog_twin, convert
 from ..converter.through_time import LOSSES, calibration_loss, joint_calibration, layerwise_calibration
 from ..models import cifar, datasets
-from ..models.checkpoints import save_state, verified_state
+from ..models.checkpoints import _manifest as manifest_entries, save_state, verified_state
 from ..models.clipping import ClippedLeakyReLU
 from ..models.threshold_optimisation import VariancePenalty, add_clipping, clipping_loss
 from ..models.training import accuracy, predict, seed_everything, train
@@ -218,10 +218,15 @@ class StaleNetwork(RuntimeError):
 
 
 def _sources(name: str, scale: str) -> dict[str, str]:
-    """The SHA-256 of the stages a recipe starts from (``from``, ``settings_from``), as stored now."""
+    """The SHA-256 of the stages a recipe starts from (``from``, ``settings_from``), as their
+    manifest entries record them (each file is checked when that stage itself is loaded)."""
     r = RECIPES[name]
+    entries = manifest_entries(_manifest_of(scale))
     names = [r[k] for k in ("from", "settings_from") if r.get(k)]
-    return {n: verified_state(n, command(n, scale), _manifest_of(scale))[1]["sha256"] for n in names}
+    missing = [n for n in names if n not in entries]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} not made yet: `{command(missing[0], scale)}`")
+    return {n: entries[n]["sha256"] for n in names}
 
 
 def _verified(name: str, scale: str) -> tuple[dict, dict]:

@@ -182,11 +182,22 @@ def summary(name: str, steps: StepCurve, ann_correct: torch.Tensor, gap: float,
            "allowance": gap, "time steps": T, "T run": len(acc), "SNN acc": acc[at], "SNN - ANN": acc[at] - ann_acc,
            "paired SE": se[at], "curve": acc, "curve SE": se, "spikes": steps.spikes}
     if paper_T is not None:
-        row["paper T"] = paper_T
-        row["SNN acc at paper T"] = acc[paper_T - 1] if paper_T <= len(acc) else None
-        row["SNN - ANN at paper T"] = acc[paper_T - 1] - ann_acc if paper_T <= len(acc) else None
-        row["paired SE at paper T"] = se[paper_T - 1] if paper_T <= len(acc) else None
+        run = paper_T <= len(acc)  # else the paper's T lies beyond the steps run
+        row.update({"paper T": paper_T, "SNN acc at paper T": acc[paper_T - 1] if run else None,
+                    "SNN - ANN at paper T": acc[paper_T - 1] - ann_acc if run else None,
+                    "paired SE at paper T": se[paper_T - 1] if run else None})
     return row
+
+
+def compact_row(row: dict[str, Any], paper: Optional[tuple[float, float, int]]) -> dict[str, Any]:
+    """A curve's row as the notebooks print it: the time steps and SNN minus ANN (± paired SE)
+    beside the paper's, in parentheses."""
+    at_paper = row.get("SNN - ANN at paper T")
+    return {"allowance": row["allowance"],
+            "time steps (paper)": f"{row['time steps']}" + (f" ({paper[2]})" if paper else ""),
+            "SNN - ANN there": f"{row['SNN - ANN']:+.2f} ± {row['paired SE']:.2f}",
+            "SNN - ANN at paper T (paper)": "—" if at_paper is None else
+            f"{at_paper:+.2f} ± {row['paired SE at paper T']:.2f} ({paper[1] - paper[0]:+.2f})"}
 
 
 def gap_of(paper_row: tuple[float, float, int]) -> float:
