@@ -179,6 +179,7 @@ def test_p2_table1_curves_and_rule(results):
     assert (rows["AugMapping"]["allowance"], rows["stReLU"]["allowance"], rows["proposed"]["allowance"]) == \
         (0.0, 0.0, 0.1)  # the paper's printed gaps
     assert rows["proposed"]["images"] == 32 and rows["AugMapping"]["images"] == 32
+    assert (rows["AugMapping"]["neuron"], rows["stReLU"]["neuron"]) == ("augmented", "symmetric")
 
 
 def _check_rule(r: dict) -> None:
@@ -217,6 +218,7 @@ def test_p2_deep_rows(results):
     assert [(r["network"], r["method"], r["T"]) for r in rows] == [
         (arch, method, T) for arch in ("vgg16", "resnet18") for method in ("two-stage", "proposed") for T in (4, 8)]
     assert all(r["delta acc"] == pytest.approx(r["ANN acc"] - r["SNN acc"]) for r in rows)
+    assert all(r["calibration wall s"] > 0 for r in rows)
     # the CIFAR-10 numbers (ANN, SNN, delta at T = 4 and 8 for both methods) of VGG-16 and ResNet-18
     assert sum(r["status"] == "not run" for r in rec["results"]) == 12 + 12
 
@@ -224,9 +226,10 @@ def test_p2_deep_rows(results):
 def test_p2_methods_side_by_side(results):
     rec = results["p2_beyond_methods"]
     rows = {r["method"]: r for r in rec["extra"]["rows"]}
-    assert {"ps (paper 1)", "signed", "symmetric", "ibt", "unsigned",
-            "snntorch-ternary TernaryLeaky (IBT wiring, peer)"} <= set(rows)
+    assert {"ps (paper 1)", "signed", "symmetric", "ibt", "ibt, channel-wise (Spiking-YOLO)",
+            "augmented (AugMapping)", "unsigned", "snntorch-ternary TernaryLeaky (IBT wiring, peer)"} <= set(rows)
     assert rows["unsigned"]["spikes"] == "binary" and rows["signed"]["spikes"] == "signed"
+    assert rows["augmented (AugMapping)"]["spikes"] == "signed, of integer magnitude"
     assert all(r["spikes per image"] > 0 for r in rows.values())
     assert rec["extra"]["sinabs from_model on Net4"] == {
         "spiking": [], "analog": ["act1 (LeakyReLU)", "act2 (LeakyReLU)", "act3 (LeakyReLU)"]}

@@ -8,12 +8,15 @@ uniform random sample of bounded size for percentiles (a batch larger than
 the sample is subsampled with replacement: drawing k indices costs O(k),
 a permutation of a whole batch of feature maps O(n)). ``interval`` turns
 that record into [l, r] by ``"minmax"`` or by a percentile (e.g. 99.9: the
-0.1 % and 99.9 % quantiles, as SpikingJelly's "99.9%" mode).
+0.1 % and 99.9 % quantiles, as SpikingJelly's "99.9%" mode). It also keeps
+each channel's min and max (dimension 1 of the input: a convolution's
+channels, a linear layer's features), which channel-wise thresholds read
+(:meth:`Observer.channel_interval`).
 """
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -31,7 +34,10 @@ class Observer(nn.Module):
 
     NaN and infinite inputs are not recorded; ``nonfinite`` counts them.
     ``integer`` says the site saw integer inputs (an index clamped at 0, not
-    an activation: the converter leaves it as it was).
+    an activation: the converter leaves it as it was). ``channel_lo`` and
+    ``channel_hi`` hold each channel's min and max (None until an input of at
+    least two dimensions is seen), ``sample_channel`` the channel of each
+    sampled input (None once the inputs' channel dimension varies).
     """
 
     def __init__(self, fn: Activation, sample_size: int = SAMPLE_SIZE, seed: int = 0) -> None:
@@ -43,6 +49,11 @@ class Observer(nn.Module):
         self.integer = False
         self.lo, self.hi = math.inf, -math.inf
         self.sample = torch.empty(0)
+        self.sample_channel: Optional[torch.Tensor] = None  # the channel of each sampled input
+        self.channel_lo: Optional[torch.Tensor] = None
+        self.channel_hi: Optional[torch.Tensor] = None
+        self.ndim: Optional[int] = None  # of the inputs (a varying one is a channel problem)
+        self._channel_problem: Optional[str] = None
         self._gen = torch.Generator().manual_seed(seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,33 +61,86 @@ class Observer(nn.Module):
             self.integer = True
             return self.fn(x)
         with torch.no_grad():
-            flat = x.detach().reshape(-1).float().cpu()
+            x = x.detach()
+            flat = x.reshape(-1).float().cpu()
             finite = torch.isfinite(flat)
+            kept = None  # positions of the finite inputs in x, when some are not
             if not finite.all():
                 self.nonfinite += int(flat.numel() - finite.sum())
-                flat = flat[finite]
+                kept = finite.nonzero().squeeze(1)
+                flat = flat[kept]
+            channels = self._add_channels(x, kept is None)
             if flat.numel():
                 lo, hi = torch.aminmax(flat)
                 self.lo, self.hi = min(self.lo, float(lo)), max(self.hi, float(hi))
-                self._add_to_sample(flat)
+                self._add_to_sample(flat, kept, channels)
         return self.fn(x)
 
-    def _add_to_sample(self, flat: torch.Tensor) -> None:
+    def _add_channels(self, x: torch.Tensor, all_finite: bool) -> Optional[tuple[int, int]]:
+        """Fold x's per-channel min and max (finite values only) into the record; returns
+        (channels, inputs per channel and sample) to locate a flat input's channel, or None
+        where the inputs have no fixed channel dimension."""
+        if self.ndim is not None and x.dim() != self.ndim:
+            self._channel_problem = f"its inputs have {self.ndim} and {x.dim()} dimensions"
+        self.ndim = x.dim()
+        if x.dim() < 2 or x.shape[1] == 0:
+            self._channel_problem = f"an input of shape {tuple(x.shape)} has no channel dimension"
+        c = x.shape[1] if x.dim() >= 2 else 0
+        if self.channel_lo is not None and self.channel_lo.numel() != c:
+            self._channel_problem = f"its inputs have {self.channel_lo.numel()} and {c} channels on dimension 1"
+        if self._channel_problem is not None or x.numel() == 0:
+            return None
+        dims = [d for d in range(x.dim()) if d != 1]
+        if all_finite:  # reductions only, no copy of x
+            lo, hi = x.amin(dim=dims).float().cpu(), x.amax(dim=dims).float().cpu()
+        else:
+            finite = torch.isfinite(x)
+            lo = torch.where(finite, x, math.inf).amin(dim=dims).float().cpu()
+            hi = torch.where(finite, x, -math.inf).amax(dim=dims).float().cpu()
+        if self.channel_lo is None:
+            self.channel_lo, self.channel_hi = lo, hi
+        else:
+            self.channel_lo, self.channel_hi = torch.minimum(self.channel_lo, lo), torch.maximum(self.channel_hi, hi)
+        return c, x[0, 0].numel()
+
+    def channel_interval(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each channel's [min, max] over all calibration inputs (float64 tensors; a channel that
+        saw no finite input has min = inf, max = -inf). Raises ValueError where the inputs had
+        no fixed channel dimension (dimension 1)."""
+        if self._channel_problem is not None or self.channel_lo is None:
+            raise ValueError(f"no per-channel range: {self._channel_problem or 'it saw no input'}")
+        return self.channel_lo.double(), self.channel_hi.double()
+
+    def _add_to_sample(self, flat: torch.Tensor, kept: Optional[torch.Tensor],
+                       channels: Optional[tuple[int, int]]) -> None:
         """Keep a uniform sample of everything seen (weighted merge of two
-        uniform samples: each kept value stands for count / size inputs)."""
+        uniform samples: each kept value stands for count / size inputs), with
+        each value's channel while the inputs have a fixed channel dimension."""
         n_new = flat.numel()
         self.count += n_new
         k = self.sample_size
+        picked = None  # which of the finite inputs are taken (None: all)
         if n_new > k:
-            flat = flat[torch.randint(n_new, (k,), generator=self._gen)]
+            picked = torch.randint(n_new, (k,), generator=self._gen)
+            flat = flat[picked]
+        new_channel = None
+        if channels is not None and (self.sample_channel is not None or not self.sample.numel()):
+            where = torch.arange(n_new) if picked is None else picked
+            where = where if kept is None else kept[where]
+            c, inner = channels
+            new_channel = (where // inner) % c
         if self.sample.numel() + flat.numel() <= k:
             self.sample = torch.cat([self.sample, flat])
+            self.sample_channel = None if new_channel is None else torch.cat(
+                [self.sample_channel if self.sample_channel is not None else new_channel[:0], new_channel])
             return
         take_new = round(k * n_new / self.count)
         keep_old = k - take_new
-        old = self.sample[torch.randperm(self.sample.numel(), generator=self._gen)[:keep_old]]
-        new = flat[torch.randperm(flat.numel(), generator=self._gen)[:take_new]]
-        self.sample = torch.cat([old, new])
+        old = torch.randperm(self.sample.numel(), generator=self._gen)[:keep_old]
+        new = torch.randperm(flat.numel(), generator=self._gen)[:take_new]
+        self.sample = torch.cat([self.sample[old], flat[new]])
+        self.sample_channel = None if new_channel is None else torch.cat(
+            [self.sample_channel[old], new_channel[new]])
 
     def interval(self, how: Union[str, float]) -> tuple[float, float]:
         """[l, r] from ``"minmax"`` or a percentile p in (50, 100]."""
@@ -99,10 +163,16 @@ class Observer(nn.Module):
         wide = self.hi - self.lo
         return (wide / (b - a) if b > a else (math.inf if wide > 0 else 1.0)), (a, b)
 
-    def clipped_fraction(self, l: float, r: float) -> float:
-        """Fraction of calibration inputs outside [l, r] (estimated on the sample)."""
+    def clipped_fraction(self, l: Union[float, torch.Tensor], r: Union[float, torch.Tensor]) -> float:
+        """Fraction of calibration inputs outside [l, r] (estimated on the sample); l and r may
+        be per-channel tensors (each sampled input against its own channel's)."""
         if not self.sample.numel():
             return 0.0
+        if torch.is_tensor(l) or torch.is_tensor(r):
+            if self.sample_channel is None:
+                raise ValueError(f"per-channel bounds, but no per-channel sample: {self._channel_problem}")
+            l = l[self.sample_channel] if torch.is_tensor(l) else l
+            r = r[self.sample_channel] if torch.is_tensor(r) else r
         return float(((self.sample < l) | (self.sample > r)).double().mean())
 
 

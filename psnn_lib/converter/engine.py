@@ -380,7 +380,8 @@ def convert(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                site.impl = chosen.build(Site(name, site.spec, (l, r), obs), opts).to(device)
+                site.impl = chosen.build(Site(name, site.spec, (l, r), obs, None if given is not None else how),
+                                         opts).to(device)
             except (ValueError, RuntimeError) as err:
                 raise ConversionError(f"site {name} ({site.source}, [{l:.6g}, {r:.6g}]): {err}") from err
         for w in caught:  # a method's warning (a coarser PS grid, ...) names its site and is noted
@@ -406,10 +407,12 @@ def convert(
 def _clipped_fraction(obs: Observer, spec: ActivationSpec, covered: Interval) -> float:
     """The share of calibration inputs outside the range the neuron represents, except
     where the activation is flat anyway (beyond its ``bounds``: nothing is lost there)."""
-    lo, hi = covered
+    lo, hi = covered  # numbers, or per-channel tensors
     if spec.bounds is not None:
-        lo = -math.inf if lo <= spec.bounds[0] else lo
-        hi = math.inf if hi >= spec.bounds[1] else hi
+        lo = torch.where(lo <= spec.bounds[0], -math.inf, lo) if torch.is_tensor(lo) else \
+            -math.inf if lo <= spec.bounds[0] else lo
+        hi = torch.where(hi >= spec.bounds[1], math.inf, hi) if torch.is_tensor(hi) else \
+            math.inf if hi >= spec.bounds[1] else hi
     return obs.clipped_fraction(lo, hi)
 
 

@@ -5,7 +5,8 @@ neuron knows the converter: this module binds them. A method is registered
 once with :func:`register_method` and says
 
 - ``build(site, options)``: the neuron module for one activation site, given
-  its :class:`Site` (activation, calibrated interval, observer);
+  its :class:`Site` (activation, interval, observer and how the interval was
+  chosen from it);
 - ``accepts(spec)``: None if it can convert that activation, else why not;
 - ``passes(options)``: how many forward passes one inference takes (1 for
   neurons that finish within one layer pass such as PS and FS; T for
@@ -17,7 +18,8 @@ once with :func:`register_method` and says
 - ``details(neuron)``: extra report columns of one built neuron (its table
   memory in bytes, a PS grid step, ...);
 - ``covers(neuron)``: the input range its neuron represents, where that is not
-  the site's interval (the report's ``clipped_fraction`` counts inputs outside it).
+  the site's interval (numbers, or per-channel tensors; the report's
+  ``clipped_fraction`` counts inputs outside it).
 
 Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
 ``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
@@ -30,7 +32,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from torch import nn
 
@@ -45,12 +47,14 @@ from .calibration import Observer
 
 @dataclass
 class Site:
-    """One activation site of a model, after calibration."""
+    """One activation site of a model, after calibration: ``how`` is the observer mode that
+    chose ``interval`` ("minmax" or a percentile; None for an interval given to the converter)."""
 
     name: str
     spec: ActivationSpec
     interval: tuple[float, float]
     observer: Optional[Observer] = None
+    how: Union[str, float, None] = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class Method:
     passes: Callable[[dict], int] = lambda options: 1
     check: Callable[[dict], None] = lambda options: None
     details: Callable[[nn.Module], dict] = lambda neuron: {}
-    covers: Callable[[nn.Module], Optional[tuple[float, float]]] = lambda neuron: None
+    covers: Callable[[nn.Module], Optional[tuple[Any, Any]]] = lambda neuron: None
 
     def options(self, given: dict[str, Any]) -> dict[str, Any]:
         unknown = set(given) - set(self.defaults)

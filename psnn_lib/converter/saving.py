@@ -63,6 +63,21 @@ def _device(snn: ConvertedModel) -> torch.device:
     return next((p.device for p in snn.parameters()), torch.device("cpu"))
 
 
+def _saved_fingerprint(name: str, neuron: nn.Module, interval: tuple[float, float], device: torch.device) -> str:
+    """The fingerprint of a neuron that its interval rebuilds. A neuron with per-channel values
+    (which refuses the fingerprint's one-dimensional probe) or shifted membranes cannot be saved."""
+    shift = getattr(neuron, "v_shift", 0.0)
+    if not torch.is_tensor(shift) and shift != 0:
+        why = f"its membranes are shifted by {shift:g} (v_shift)"
+    else:
+        try:
+            return fingerprint(neuron, interval, device)
+        except ValueError as err:
+            why = f"{err}: its neuron holds per-channel values (channel-wise thresholds or membrane shifts)"
+    raise ValueError(f"site {name} cannot be saved as JSON ({why}), the saved state holds one interval per site; "
+                     "torch.save the converted model instead")
+
+
 def save_converted(snn: ConvertedModel, path: Union[str, Path]) -> Path:
     """Write the converted state of ``snn`` to ``path`` (JSON)."""
     device = _device(snn)
@@ -71,7 +86,7 @@ def save_converted(snn: ConvertedModel, path: Union[str, Path]) -> Path:
         "method": snn.method_name, "options": _json_options(snn.options), "strict": snn.strict,
         "token_mask": snn.token_mask,
         "sites": {name: {"activation": snn.activations[name], "interval": list(snn.intervals[name]),
-                         "fingerprint": fingerprint(neuron, snn.intervals[name], device)}
+                         "fingerprint": _saved_fingerprint(name, neuron, snn.intervals[name], device)}
                   for name, neuron in snn.neurons.items()},
     }
     path = Path(path)

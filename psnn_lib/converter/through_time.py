@@ -82,7 +82,7 @@ def site_loss(loss: str, neuron: SignedIFNeuron, ann: torch.Tensor, rate: torch.
     """One site's loss (``LOSSES``) between the ANN's activation and the SNN's rate."""
     if loss == "kl_map":
         return layer_kl(ann, rate)
-    lo, hi = neuron.negative_value, neuron.p_th
+    lo, hi = neuron.shaped(neuron.negative_value, ann), neuron.shaped(neuron.p_th, ann)
     p, q = (ann - lo) / (hi - lo), (rate - lo) / (hi - lo)
     return neuron_kl(p, q) if loss == "kl_neuron" else F.mse_loss(q.float(), p.float())
 
@@ -127,7 +127,7 @@ def _neurons(snn: ConvertedModel) -> list[SignedIFNeuron]:
     neurons = list(snn.neurons.values())
     if not neurons or not all(isinstance(n, SignedIFNeuron) for n in neurons):
         raise ValueError("calibration through time needs a model converted with a signed-spike method "
-                         "('signed', 'ibt', 'symmetric' or 'unsigned'); this one has "
+                         "('signed', 'ibt', 'symmetric', 'unsigned' or 'augmented'); this one has "
                          f"{sorted({type(n).__name__ for n in neurons}) or 'no converted site'}")
     return neurons
 

@@ -33,14 +33,38 @@ output is rounded to the input's dtype (:mod:`.precision`).
 Two implementations of one step, chosen per call: with gradients on and an
 input that needs them, :func:`signed_step` (differentiable, for training
 through time); otherwise :func:`fused_step`, the same operations in place on
-the membranes (no temporaries of the membrane's size but the spike masks) with
+the membranes (no temporaries of the membrane's size but the spike masks, and
+per-channel thresholds expanded once per inference) with
 the spike counts kept as tensors, so that no step waits for the device. Both
 give the same spikes, membranes and outputs bit for bit (``tests/test_signed.py``).
+
+Three generalisations, each off by default:
+
+- *Per-channel thresholds* (Spiking-YOLO's channel-wise normalisation,
+  Kim et al. 2020): ``positive_threshold`` and ``negative_threshold``
+  given as 1-D tensors, one value per channel (dimension 1 of the input).
+- *Augmented spikes* (AugMapping, Yu et al. 2022): with
+  ``max_magnitude`` other than 1, a step emits one spike event whose magnitude
+  m is the number of whole thresholds the membrane holds (m = ceil(v / P_th) - 1,
+  the count of k >= 1 with v > k P_th, at most ``max_magnitude``; None: no
+  bound), worth m P_th, and the membrane resets by m P_th (the negative side
+  alike). A magnitude-m spike is m binary spikes of one step fired at once;
+  ``stats`` counts events. Inference only: augmented spikes have no surrogate
+  gradient here, and a backward pass through them raises.
+- *Shifted initial membranes*: ``v_shift`` (a number or one per channel, in
+  the output's units) moves both initial membranes, after ``v_init``, so that
+  either side's rate moves by about ``v_shift / T``: the positive membrane by
+  ``v_shift`` (a spike worth P_th per P_th of membrane), the negative one by
+  ``v_shift / alpha`` (a spike worth alpha |N_th| per |N_th|; none for
+  alpha = 0). :meth:`SignedIFNeuron.shift_membranes` adds to it; the two-stage
+  baseline sets it layer by layer (:mod:`psnn_lib.converter.membranes`).
 """
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Optional
+import numbers
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -49,6 +73,8 @@ from .precision import to_output
 from .stats import SpikeStats
 
 DEFAULT_KAPPA = 6.7  # Sect. 5.1
+# a threshold: one value, or a tensor (per channel, broadcast over the input; per element in a fused step)
+Threshold = Union[float, torch.Tensor]
 
 
 class SigmoidSurrogateSpike(torch.autograd.Function):
@@ -74,10 +100,11 @@ def spike(u: torch.Tensor, kappa: float) -> torch.Tensor:
     return (u > 0).to(u.dtype)
 
 
-def signed_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: float, n_th: Optional[float],
+def signed_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: Threshold, n_th: Optional[Threshold],
                 kappa: float = DEFAULT_KAPPA) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One time step of the neuron pair (Eqs. 19-20): (p, n, v_p, v_n) with p, n in {0, 1}
-    (n counts negative spikes: the signed spike is p - n). ``n_th=None``: no negative neuron."""
+    (n counts negative spikes: the signed spike is p - n). ``n_th=None``: no negative neuron. The
+    thresholds are numbers or tensors that broadcast over ``x`` (per-channel thresholds)."""
     v_p = v_p + x
     p = spike((v_p - p_th) / p_th, kappa)
     v_p = v_p - p.detach() * p_th
@@ -89,84 +116,186 @@ def signed_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: flo
     return p, n, v_p, v_n
 
 
+class _NoGradient(torch.autograd.Function):
+    """The output of augmented spikes in a graph that needs gradients: a backward pass
+    through it is an error, never a silent zero."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        raise RuntimeError("augmented spikes have no surrogate gradient: no backward pass through them "
+                           "(training through time needs binary signed spikes, max_magnitude=1)")
+
+
 CHUNK = 1 << 16  # elements a fused step updates at a time on a CPU: its temporaries stay in cache
+
+def _pieces(value: Threshold, chunk: int):
+    """A per-element tensor in chunks of ``chunk``; a number repeated."""
+    return value.view(-1).split(chunk) if torch.is_tensor(value) else itertools.repeat(value)
+
+
+def _fire(v: torch.Tensor, threshold: Threshold, below: bool, magnitude: Optional[int],
+          out: torch.Tensor) -> torch.Tensor:
+    """The spikes of membrane ``v`` into ``out``: 1 where v passes the threshold (above it, or
+    below a negative one), or with augmented spikes their magnitude ceil(v / threshold) - 1,
+    at least 0 and at most ``magnitude``."""
+    if magnitude == 1:
+        return (torch.lt if below else torch.gt)(v, threshold, out=out)
+    torch.div(v, threshold, out=out).ceil_().sub_(1)
+    return out.clamp_(0, magnitude)
 
 
 @torch.no_grad()
-def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: float, n_th: Optional[float],
-               negative_value: float, counts: torch.Tensor) -> torch.Tensor:
+def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: Threshold, n_th: Optional[Threshold],
+               negative_value: Threshold, counts: torch.Tensor, magnitude: Optional[int] = 1) -> torch.Tensor:
     """One inference step of the neuron pair in place: the membranes ``v_p``, ``v_n`` (float64,
     contiguous, of ``x``'s shape) integrate ``x`` and reset, ``counts`` (float64: positive,
-    negative; exact below 2^53) adds the step's spikes; returns the step's output (float64 for
-    float64 inputs, else float32, as :func:`.to_output` rounds). On a CPU ``CHUNK`` elements at
-    a time (on a GPU all at once), every operation in float64 (no casts); the same spikes and
-    values as :func:`signed_step`:
+    negative; exact below 2^53) adds the step's spike events; returns the step's output (float64
+    for float64 inputs, else float32, as :func:`.to_output` rounds). The thresholds and the
+    negative spike's value are numbers, or float64 tensors of the membranes' shape (per-channel
+    thresholds); ``magnitude``: the largest spike (1: binary; else augmented spikes, None: no
+    bound). On a CPU ``CHUNK`` elements at a time (on a GPU all at once), every operation in
+    float64 (no casts); with binary spikes the same spikes and values as :func:`signed_step`:
     (v - P_th) / P_th > 0 is v > P_th, (N_th - v) / -N_th > 0 is v < N_th, and the output
-    p P_th + n (alpha N_th) is summed in the same order."""
+    p P_th + n (alpha N_th) is exact (one of the two terms is 0)."""
     out = torch.empty(x.shape, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
                       device=x.device)
     chunk = CHUNK if x.device.type == "cpu" else max(x.numel(), 1)
-    spiked = torch.empty(min(chunk, x.numel()), dtype=torch.float64, device=x.device)  # 1.0 where a spike
+    size = min(chunk, x.numel())
+    spiked = torch.empty(size, dtype=torch.float64, device=x.device)  # spikes (or magnitudes)
+    worth_of = torch.empty(size, dtype=torch.float64, device=x.device)  # what they are worth
     sums = []
+
+    def events(fired: torch.Tensor) -> torch.Tensor:
+        return fired.sum() if magnitude == 1 else torch.count_nonzero(fired).to(torch.float64)
+
     parts = zip(x.reshape(-1).split(chunk), v_p.view(-1).split(chunk), v_n.view(-1).split(chunk),
-                out.view(-1).split(chunk))
-    for xc, vp, vn, oc in parts:
-        xc, fired = xc.to(torch.float64), spiked[:len(xc)]
+                out.view(-1).split(chunk), _pieces(p_th, chunk), _pieces(n_th, chunk),
+                _pieces(negative_value, chunk))
+    for xc, vp, vn, oc, pc, nc, worth in parts:
+        xc, fired, scaled = xc.to(torch.float64), spiked[:len(xc)], worth_of[:len(xc)]
         vp.add_(xc)
-        torch.gt(vp, p_th, out=fired)
-        vp.sub_(fired, alpha=p_th)
-        positive = fired.sum()
-        value = fired * p_th
+        _fire(vp, pc, False, magnitude, fired)
+        positive = events(fired)
+        value = torch.mul(fired, pc)  # products apart from the sums (no fused multiply-add: the
+        vp.sub_(value)                # same rounding on every CPU, exact for binary spikes)
         if n_th is None:
             sums.append(torch.stack([positive, torch.zeros_like(positive)]))
         else:
             vn.add_(xc)
-            torch.lt(vn, n_th, out=fired)
-            vn.sub_(fired, alpha=n_th)
-            sums.append(torch.stack([positive, fired.sum()]))
-            value.add_(fired, alpha=negative_value)
+            _fire(vn, nc, True, magnitude, fired)
+            sums.append(torch.stack([positive, events(fired)]))
+            vn.sub_(torch.mul(fired, nc, out=scaled))
+            value.add_(torch.mul(fired, worth, out=scaled))
         oc.copy_(value)
     if sums:
         counts += torch.stack(sums).sum(0)
     return out
 
 
+def _per_channel(value: Union[float, torch.Tensor, None], what: str, sign: int) -> Union[float, torch.Tensor, None]:
+    """A threshold as a float, or a 1-D float64 tensor (one per channel); finite, of the sign asked."""
+    if value is None:
+        return None
+    if torch.is_tensor(value) and value.dim() == 0:
+        value = float(value)
+    if torch.is_tensor(value):
+        t = value.detach().to(torch.float64).cpu()
+        if t.dim() != 1 or t.numel() == 0:
+            raise ValueError(f"per-channel {what} thresholds are a 1-D tensor (one per channel), got shape "
+                             f"{tuple(t.shape)}")
+        if not (torch.isfinite(t).all() and (t * sign > 0).all()):
+            raise ValueError(f"the {what} threshold of every channel must be finite and {'>' if sign > 0 else '<'} 0")
+        return t
+    if not (math.isfinite(value) and value * sign > 0):
+        raise ValueError(f"the {what} threshold must be {'> 0' if sign > 0 else '< 0 (or None)'}, got {value!r}")
+    return float(value)
+
+
 class SignedIFNeuron(nn.Module):
-    """The neuron pair of Eqs. 19-20; one call is one time step, T steps per inference."""
+    """The neuron pair of Eqs. 19-20; one call is one time step, T steps per inference.
+
+    Thresholds are numbers, or 1-D tensors with one value per channel (dimension 1 of the
+    input: channel-wise normalisation); ``max_magnitude`` other than 1 makes the spikes
+    augmented; ``v_shift`` shifts both initial membranes (module docstring)."""
 
     MODES = ("stepped",)
     spikes = ("signed spikes in {-1, 0, +1} (+1 worth P_th, -1 worth alpha |N_th|), "
               "integrated over T network time steps (rate code)")
 
-    def __init__(self, positive_threshold: float, negative_threshold: Optional[float], negative_slope: float,
-                 T: int, v_init: float = 0.5, kappa: float = DEFAULT_KAPPA) -> None:
+    def __init__(self, positive_threshold: Union[float, torch.Tensor],
+                 negative_threshold: Union[float, torch.Tensor, None], negative_slope: float,
+                 T: int, v_init: float = 0.5, kappa: float = DEFAULT_KAPPA, max_magnitude: Optional[int] = 1,
+                 v_shift: Union[float, torch.Tensor] = 0.0) -> None:
         super().__init__()
-        if not (math.isfinite(positive_threshold) and positive_threshold > 0):
-            raise ValueError(f"the positive threshold must be > 0, got {positive_threshold!r}")
-        if negative_threshold is not None and not (math.isfinite(negative_threshold) and negative_threshold < 0):
-            raise ValueError(f"the negative threshold must be < 0 (or None), got {negative_threshold!r}")
+        self.p_th = _per_channel(positive_threshold, "positive", 1)
+        self.n_th = _per_channel(negative_threshold, "negative", -1)
         if not 0 <= negative_slope <= 1:
             raise ValueError(f"negative_slope must be in [0, 1], got {negative_slope!r}")
-        self.p_th, self.n_th = float(positive_threshold), negative_threshold
+        if max_magnitude is not None and (isinstance(max_magnitude, bool) or
+                                          not isinstance(max_magnitude, numbers.Integral) or max_magnitude < 1):
+            raise ValueError(f"max_magnitude is a positive int (1: binary spikes) or None, got {max_magnitude!r}")
         self.slope, self.T, self.v_init, self.kappa = float(negative_slope), int(T), float(v_init), kappa
+        self.max_magnitude = None if max_magnitude is None else int(max_magnitude)
+        self.v_shift: Union[float, torch.Tensor] = 0.0
+        self.channels: Optional[int] = None
         self.mode = "stepped"
         self.reset_stats()
+        self.shift_membranes(v_shift)
+
+    def shift_membranes(self, shift: Union[float, torch.Tensor]) -> None:
+        """Add ``shift`` (a number, or a 1-D tensor with one value per channel, in the output's
+        units) to ``v_shift``, the offset of the initial membranes (module docstring); resets
+        the state."""
+        if torch.is_tensor(shift) and shift.dim() == 0:
+            shift = float(shift)
+        if torch.is_tensor(shift):
+            shift = shift.detach().to(torch.float64).cpu()
+            if shift.dim() != 1 or not torch.isfinite(shift).all():
+                raise ValueError(f"a per-channel membrane shift is a finite 1-D tensor, got shape {tuple(shift.shape)}")
+        elif not math.isfinite(shift):
+            raise ValueError(f"the membrane shift must be finite, got {shift!r}")
+        sizes = {t.numel() for t in (self.p_th, self.n_th, self.v_shift, shift) if torch.is_tensor(t)}
+        if len(sizes) > 1:
+            raise ValueError(f"per-channel values of different lengths {sorted(sizes)}")
+        v_shift = self.v_shift + shift
+        self.v_shift = v_shift if torch.is_tensor(v_shift) else float(v_shift)
+        self.channels = sizes.pop() if sizes else None
         self.reset_state()
 
     @property
-    def beta(self) -> float:
+    def beta(self) -> Union[float, torch.Tensor]:
         """Eq. 16: the value of a negative spike over that of a positive one (alpha N_th / P_th)."""
         return 0.0 if self.n_th is None else self.slope * self.n_th / self.p_th
 
     @property
-    def negative_value(self) -> float:
+    def negative_value(self) -> Union[float, torch.Tensor]:
         """What one negative spike is worth in the activation's units (alpha N_th < 0)."""
         return 0.0 if self.n_th is None else self.slope * self.n_th
 
     def extra_repr(self) -> str:
-        n = "none" if self.n_th is None else f"{self.n_th:.4g}"
-        return f"P_th={self.p_th:.4g}, N_th={n}, alpha={self.slope:g}, beta={self.beta:.4g}, T={self.T}, " \
-               f"v_init={self.v_init:g}"
+        def show(v: Union[float, torch.Tensor, None]) -> str:
+            if v is None:
+                return "none"
+            return f"{float(v.min()):.4g}..{float(v.max()):.4g} per channel" if torch.is_tensor(v) else f"{v:.4g}"
+        bound = "unbounded" if self.max_magnitude is None else f"<= {self.max_magnitude}"
+        augmented = "" if self.max_magnitude == 1 else f", augmented spikes (magnitude {bound})"
+        shifted = "" if not torch.is_tensor(self.v_shift) and self.v_shift == 0 else f", v_shift={show(self.v_shift)}"
+        return f"P_th={show(self.p_th)}, N_th={show(self.n_th)}, alpha={self.slope:g}, beta={show(self.beta)}, " \
+               f"T={self.T}, v_init={self.v_init:g}{shifted}{augmented}"
+
+    def shaped(self, value: Union[float, torch.Tensor], x: torch.Tensor) -> Union[float, torch.Tensor]:
+        """A number as it is; a per-channel value as float64 on x's device, shaped to broadcast
+        over x (channels on dimension 1)."""
+        if not torch.is_tensor(value):
+            return value
+        if x.dim() < 2 or x.shape[1] != value.numel():
+            raise ValueError(f"per-channel values for {value.numel()} channels, but the input has shape "
+                             f"{tuple(x.shape)} (channels on dimension 1)")
+        return value.to(x.device).view(1, -1, *([1] * (x.dim() - 2)))
 
     @property
     def stats(self) -> SpikeStats:
@@ -195,30 +324,56 @@ class SignedIFNeuron(nn.Module):
     def reset_state(self) -> None:
         self.v_p: Optional[torch.Tensor] = None
         self.v_n: Optional[torch.Tensor] = None
+        self._full: Optional[tuple] = None  # per-element thresholds of a fused step (per-channel neurons)
         self.t = 0
 
     def table_bytes(self) -> int:
         """Signed neurons hold no tables."""
         return 0
 
+    def _start(self, x: torch.Tensor) -> None:
+        """Membranes at v_init times each threshold, plus ``v_shift`` (over alpha for the
+        negative one)."""
+        def membrane(threshold: Optional[Threshold], per_unit: float) -> torch.Tensor:
+            v = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
+            if threshold is not None:
+                v += self.v_init * self.shaped(threshold, x)
+            return v + self.shaped(self.v_shift, x) * per_unit
+        negative = 1.0 / self.slope if self.n_th is not None and self.slope > 0 else 0.0
+        self.v_p, self.v_n = membrane(self.p_th, 1.0), membrane(self.n_th, negative)
+        self._stats.neurons += x.numel()
+
+    def _fused_thresholds(self, x: torch.Tensor) -> tuple:
+        """P_th, N_th and a negative spike's value for a fused step: numbers, or per-element tensors
+        (made once per inference)."""
+        if self.channels is None:
+            return self.p_th, self.n_th, self.negative_value
+        if self._full is None:
+            def full(v: Union[float, torch.Tensor]) -> torch.Tensor:
+                if torch.is_tensor(v):
+                    return self.shaped(v, x).expand(x.shape).contiguous()
+                return torch.full(x.shape, v, dtype=torch.float64, device=x.device)
+            self._full = tuple(None if v is None else full(v) for v in (self.p_th, self.n_th, self.negative_value))
+        return self._full
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.t >= self.T:
             raise RuntimeError(f"signed neuron stepped {self.t + 1} times but T = {self.T}: call reset_state()")
         if self.v_p is None:
-            self.v_p = torch.full(x.shape, self.v_init * self.p_th, dtype=torch.float64, device=x.device)
-            self.v_n = torch.full(x.shape, self.v_init * (self.n_th or 0.0), dtype=torch.float64, device=x.device)
-            self._stats.neurons += x.numel()
+            self._start(x)
         self.t += 1
-        if not (torch.is_grad_enabled() and (x.requires_grad or self.v_p.requires_grad)):
+        differentiable = torch.is_grad_enabled() and (x.requires_grad or self.v_p.requires_grad)
+        if not differentiable or self.max_magnitude != 1:
             if self._counts is not None and (self._counts.device != x.device or
                                              self._counts.is_inference() != torch.is_inference_mode_enabled()):
                 self.stats  # noqa: B018 (folds the counts kept on another device, or in inference mode)
             if self._counts is None:
                 self._counts = torch.zeros(2, dtype=torch.float64, device=x.device)
-            return fused_step(x, self.v_p, self.v_n, self.p_th, self.n_th, self.negative_value,
-                              self._counts).to(x.dtype)
-        p, n, self.v_p, self.v_n = signed_step(x.to(torch.float64), self.v_p, self.v_n, self.p_th, self.n_th,
-                                               self.kappa)
+            out = fused_step(x, self.v_p, self.v_n, *self._fused_thresholds(x), self._counts,
+                             self.max_magnitude).to(x.dtype)
+            return _NoGradient.apply(x, out) if differentiable else out
+        p_th, n_th = self.shaped(self.p_th, x), None if self.n_th is None else self.shaped(self.n_th, x)
+        p, n, self.v_p, self.v_n = signed_step(x.to(torch.float64), self.v_p, self.v_n, p_th, n_th, self.kappa)
         self._stats.spikes += int(p.detach().sum()) + int(n.detach().sum())
         self._stats.negative += int(n.detach().sum())
-        return to_output(p * self.p_th + n * self.negative_value, x.dtype)
+        return to_output(p * p_th + n * self.shaped(self.negative_value, x), x.dtype)

@@ -145,7 +145,7 @@ def table4_claims(record: Record, rows: list[dict[str, Any]]) -> None:
 
 # method -> (network, conversion method, options): the baselines' membranes start at 0, as in
 # Spiking-YOLO and stReLU; the proposed neuron's at half its thresholds (the paper does not say)
-TABLE1_RUNS = {"AugMapping": ("net4_ann", "ibt", {"v_init": 0.0}),
+TABLE1_RUNS = {"AugMapping": ("net4_ann", "augmented", {"v_init": 0.0}),
                "stReLU": ("net4_strelu", "symmetric", {"v_init": 0.0}),
                "proposed": ("net4_calibrated_cosine", "signed", {})}
 
@@ -357,7 +357,8 @@ def tiny_calibration(n_images: int, T: int, epochs: int) -> dict[str, Any]:
 
 def deep_rows(archs: Sequence[str], n_test: int, scale: str) -> list[dict[str, Any]]:
     """Proposed (threshold optimisation + signed + joint calibration) against two-stage (symmetric
-    clipping + IBT + layer-wise calibration) at T = 4 and 8, on the committed small networks."""
+    clipping + IBT + initial membranes + layer-wise calibration) at T = 4 and 8, on the committed
+    small networks, with each calibration's wall time (from the manifest: where it was made)."""
     ready([f"{a}_{m}_t{T}" for a in archs for m in ("proposed", "twostage") for T in (4, 8)], scale)
     rows = []
     for arch in archs:
@@ -368,12 +369,13 @@ def deep_rows(archs: Sequence[str], n_test: int, scale: str) -> list[dict[str, A
             ann_acc = 100.0 * float(ann_correct.double().mean())
             for T in (4, 8):
                 tag = "twostage" if method == "two-stage" else "proposed"
-                snn, _ = networks.load_snn(f"{arch}_{tag}_t{T}", scale=scale)
+                snn, entry = networks.load_snn(f"{arch}_{tag}_t{T}", scale=scale)
                 snn_correct = predict(snn, x, SNN_BATCH).argmax(-1) == y
                 snn_acc = 100.0 * float(snn_correct.double().mean())
                 rows.append({"network": arch, "method": method, "T": T, "images": len(x), "ANN acc": ann_acc,
                              "ANN SE": binomial_se(ann_correct), "SNN acc": snn_acc, "delta acc": ann_acc - snn_acc,
-                             "paired SE": paired_se(snn_correct, ann_correct)})
+                             "paired SE": paired_se(snn_correct, ann_correct),
+                             "calibration wall s": entry["wall_s"]})
     return rows
 
 
@@ -407,7 +409,12 @@ def deep_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
 
 # Beyond the paper: which conversion for a Leaky ReLU network ------------------------------------
 
-SIGNED_METHODS = ("signed", "symmetric", "ibt", "unsigned")
+# label -> (conversion method, options, spikes): the signed-spike neurons on a user's network
+SIGNED_RUNS = {"signed": ("signed", {}, "signed"), "symmetric": ("symmetric", {}, "signed"),
+               "ibt": ("ibt", {}, "signed"),
+               "ibt, channel-wise (Spiking-YOLO)": ("ibt", {"channel_wise": True}, "signed"),
+               "augmented (AugMapping)": ("augmented", {}, "signed, of integer magnitude"),
+               "unsigned": ("unsigned", {}, "binary")}
 PIPELINE = "signed + threshold optimisation + joint calibration (paper 2)"
 TERNARY = "snntorch-ternary TernaryLeaky (IBT wiring, peer)"
 SHORT = {PIPELINE: "paper-2 pipeline", TERNARY: "snntorch-ternary"}  # labels in the notebook's plot
@@ -437,8 +444,8 @@ def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) ->
         rows.append({"method": "ps (paper 1)", "spikes": "binary, one pass", "K or T": K, "ANN acc": ann_acc,
                      "SNN acc": acc, "paired SE": se, "spikes per image": snn.spike_stats().spikes,
                      "within the allowance": acc >= ann_acc - METHOD_GAP - se})
-    runs = [(m, "signed" if m != "unsigned" else "binary", run_curve("net4_ann", m, T_max, x, y, scale))
-            for m in SIGNED_METHODS]
+    runs = [(label, spikes, run_curve("net4_ann", m, T_max, x, y, scale, **options))
+            for label, (m, options, spikes) in SIGNED_RUNS.items()]
     runs.append((PIPELINE, "signed", run_curve("net4_calibrated_cosine", None, T_max, x, y, scale)))
     peer = snntorch_ternary.accuracy_by_step(snntorch_ternary.convert(ann, calibration), x, y, T_max, SNN_BATCH)
     runs.append((TERNARY, "signed", (peer, ann_correct)))
