@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
@@ -42,6 +43,7 @@ from ..neurons.fs_train import train_fs
 from ..neurons.ps import PSNeuron
 from ..neurons.rate import IFNeuron
 from ..ps.fit import FIRST_WEIGHTS, fit_ps
+from ..ps.grid import site_step
 from .calibration import Observer
 
 
@@ -131,24 +133,39 @@ def _check_ps(o: dict) -> None:
 
 
 def _build_ps(site: Site, o: dict) -> PSNeuron:
-    """PS neuron fitted on the site's interval (Algorithm 1) with K steps (default 16) or precision dy."""
+    """PS neuron fitted on the site's interval (Algorithm 1) with K steps (default 16) or precision dy,
+    on a grid of step ``step`` (default: :func:`~psnn_lib.ps.grid.site_step`, the paper's 1e-3, finer on
+    an interval narrower than 1). Warns when the grid, not the spikes, sets the site's error: the
+    snapping term of its a-priori bound (:mod:`psnn_lib.ps.bound`) above both the quantisation term
+    and ``SNAPPING_SHARE`` of the site's output range."""
     l, r = site.interval
     if not r > l:
         raise ValueError(f"empty interval [{l}, {r}] (the calibration inputs are constant); "
                          "widen it with convert(..., interval=(l, r))")
     K = None if o["dy"] is not None else int(o["K"] or PS_DEFAULT_K)
-    params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"], K=K, first_weight=o["first_weight"])
+    params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"] or site_step(l, r), K=K,
+                    first_weight=o["first_weight"])
     params.activation = site.spec.name
+    snapping, quantisation = params.snapping, params.error_bound - params.snapping
+    if snapping > quantisation and snapping > SNAPPING_SHARE * float(params.target.max() - params.b):
+        warnings.warn(f"its grid step {params.delta:.3g} gives {params.points} points on [{l:.4g}, {r:.4g}]: "
+                      f"the error bound {params.error_bound:.3g} is mostly snapping ({snapping:.3g}), not the "
+                      f"spikes' precision ({quantisation:.3g}); pass a smaller step")
     return PSNeuron(params, mode=o["mode"])
+
+
+# a site's snapping term above this share of its output range (and above its quantisation term) is warned about
+SNAPPING_SHARE = 1e-2
 
 
 register_method(Method(
     name="ps",
     build=_build_ps,
     spikes=PSNeuron.spikes,
-    defaults={"K": None, "dy": None, "step": 1e-3, "first_weight": "paper", "mode": "fast"},
+    defaults={"K": None, "dy": None, "step": None, "first_weight": "paper", "mode": "fast"},
     check=_check_ps,
-    details=lambda neuron: {"step": neuron.params.delta, "table_bytes": neuron.table_bytes()},
+    details=lambda neuron: {"step": neuron.params.delta, "error_bound": neuron.params.error_bound,
+                            "table_bytes": neuron.table_bytes()},
 ))
 
 
