@@ -8,7 +8,7 @@ from torch import nn
 
 import psnn_lib as P
 from psnn_lib.neurons.fs import FSNeuron, relu_params
-from psnn_lib.converter.methods import Method, Site
+from psnn_lib.converter.registry import Method, Site
 from psnn_lib.neurons.stats import SpikeStats
 from psnn_lib.neurons.rate import IFNeuron
 

@@ -1,7 +1,10 @@
 """The converter: validate, calibrate, replace, simulate.
 
 ``convert(model, method="ps", calibration=loader)`` returns a
-:class:`ConvertedModel` and a :class:`ConversionReport`:
+:class:`ConvertedModel` and a :class:`ConversionReport`. It is a pipeline of
+named stages: ``_validate`` (model, method, options), ``_trace`` (sites),
+``_calibrate``, ``_judge`` (what was not converted), ``_build`` (neurons and
+report rows) and ``_assemble`` (the converted model and its fan-outs):
 
 1. *validate*: trace the model with torch.fx and find every element-wise
    activation, as a module (``nn.GELU``, Hugging Face ``GELUActivation``, ...)
@@ -36,6 +39,7 @@ import inspect
 import itertools
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 import torch
@@ -46,7 +50,7 @@ from ..neurons.gradients import no_gradient
 from ..progress import progress_bar
 from .calibration import OUTLIER_RATIO, Observer, check_how
 from .inputs import batch_size, batches, clone, tensors, to_device, tree_map
-from .methods import Method, Site, get_method
+from .registry import Method, Site, get_method
 from .network_stats import NetworkStats, fanouts, network_stats, observed_fanouts
 from .report import ConversionReport
 from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
@@ -243,7 +247,7 @@ def _run(model: nn.Module, call: tuple[tuple, dict], mask: Optional[torch.Tensor
 
 def analog_twin(converted: ConvertedModel) -> nn.Module:
     """A frozen copy of a converted model that computes the ANN: every site runs
-    its exact activation (the reference of :mod:`.through_time`; its sites keep
+    its exact activation (the reference of :mod:`psnn_lib.through_time`; its sites keep
     their names, so hooks on :class:`ActivationSite` modules see both)."""
     for neuron in converted.neurons.values():
         neuron.reset_state()  # no membrane (nor its autograd graph) is copied
@@ -359,6 +363,50 @@ def convert(
     every call of the converted model must pass it. ``options`` go to the method
     (see ``get_method(name).defaults``). The input model is not modified.
     """
+    chosen, opts, how, interval = _validate(model, method, options, observer, calibration, interval, token_mask)
+    calls = batches(calibration, max_batches) if calibration is not None else None
+    first = next(calls, None) if calls is not None else None
+    if calls is not None and first is None:
+        raise ValueError("the calibration data yielded no batch")
+    graph = _trace(model, first)
+    problems = list(graph.problems)
+    refused = {name: why for name, site in graph.sites.items() if (why := chosen.accepts(site.spec))}
+    problems.extend(f"{graph.sites[n].source}: {graph.sites[n].spec.name}: {why}" for n, why in refused.items())
+    to_build = {name: site for name, site in graph.sites.items() if name not in refused}
+    given = (_site_intervals(interval, to_build) if isinstance(interval, Mapping)  # None: calibrated
+             else None if interval is None else dict.fromkeys(to_build, interval))
+    analog: list[str] = []
+    samples = 0
+    if calls is not None:
+        samples = _calibrate(model, graph.work, itertools.chain([first], calls), progress, problems, analog,
+                             token_mask)
+    _judge(problems, method, strict)
+    report = ConversionReport(method, chosen.spikes, graph.traced, samples, unconverted=problems, kept_analog=analog)
+    if calibration is None:
+        report.notes.append("no calibration data: leftover activations and analog operations were not probed")
+    intervals = _build(graph, to_build, chosen, opts, given, how, token_mask, samples, report, progress)
+    if not intervals:
+        _note(report, f"no activation site in {type(model).__name__} was converted: the converted model "
+                      "computes the original model, nothing spikes")
+    return _assemble(model, graph, chosen, opts, intervals, strict, token_mask, first), report
+
+
+@dataclass
+class _Graph:
+    """A model's working copy with its activation sites: traced (fx nodes per site, the
+    arguments traced at their default) or with its activation modules swapped."""
+
+    work: nn.Module
+    sites: dict[str, ActivationSite]
+    nodes: dict[str, fx.Node]
+    traced: bool
+    fixed: dict[str, Any]
+    problems: list[str]
+
+
+def _validate(model: Any, method: str, options: dict, observer: Union[str, float], calibration: Any,
+              interval: Any, token_mask: Optional[str]) -> tuple[Method, dict, Union[str, float], Any]:
+    """Stage 1: the model, the method and its options, the observer, the interval (before any pass)."""
     _check_model(model)
     chosen = get_method(method)
     opts = chosen.options(options)
@@ -369,50 +417,48 @@ def convert(
         raise ValueError("give calibration data (to measure each site's range) or a global interval=(l, r)")
     if interval is not None and not isinstance(interval, Mapping):
         interval = _check_interval(interval, "interval")
-    calls = batches(calibration, max_batches) if calibration is not None else None
-    first = next(calls, None) if calls is not None else None
-    if calls is not None and first is None:
-        raise ValueError("the calibration data yielded no batch")
-    work = copy.deepcopy(model).eval()
+    return chosen, opts, how, interval
+
+
+def _trace(model: nn.Module, first: Optional[tuple[tuple, dict]]) -> _Graph:
+    """Stage 2: a copy of the model with a site at every activation, by torch.fx (arguments the
+    first batch does not give traced at their default), else by swapping activation modules."""
     problems: list[str] = []
     fixed = _absent_defaults(model, first)
     try:
-        work, sites, nodes = _trace_sites(work, problems, fixed)
-        traced = True
+        work, sites, nodes = _trace_sites(copy.deepcopy(model).eval(), problems, fixed)
+        return _Graph(work, sites, nodes, True, fixed or {}, problems)
     except Exception as err:  # any tracing failure: fall back to module swap
         warnings.warn(f"torch.fx could not trace {type(model).__name__} ({type(err).__name__}: {err}); "
-                      "swapping activation modules instead", stacklevel=2)
-        problems.clear()
-        work = copy.deepcopy(model).eval()
-        sites, nodes, traced, fixed = _swap_sites(work, problems), {}, False, None
-        if calibration is None:
+                      "swapping activation modules instead", stacklevel=3)
+        if first is None:
             raise ValueError("this model does not trace with torch.fx: pass calibration data so that "
                              "the converter can check no functional activation is left") from err
-    refused = {name: why for name, site in sites.items() if (why := chosen.accepts(site.spec))}
-    problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {why}" for n, why in refused.items())
-    to_build = {name: site for name, site in sites.items() if name not in refused}
-    # the given interval of every site to build (None: calibrated)
-    given = (_site_intervals(interval, to_build) if isinstance(interval, Mapping)
-             else None if interval is None else dict.fromkeys(to_build, interval))
+        problems.clear()
+        work = copy.deepcopy(model).eval()
+        return _Graph(work, _swap_sites(work, problems), {}, False, {}, problems)
 
-    analog: list[str] = []
-    samples = 0
-    if calls is not None:
-        samples = _calibrate(model, work, itertools.chain([first], calls), progress, problems, analog, token_mask)
-    if problems:
-        message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
-        if strict:
-            raise ConversionError(message + " (convert(..., strict=False) keeps them analog, listed in the report)")
-        warnings.warn(message, stacklevel=2)
 
-    report = ConversionReport(method, chosen.spikes, traced, samples, unconverted=problems, kept_analog=analog)
-    if calibration is None:
-        report.notes.append("no calibration data: leftover activations and analog operations were not probed")
-    device = next((p.device for p in work.parameters()), torch.device("cpu"))
-    chosen_intervals: dict[str, Interval] = {}
-    for name, site in progress_bar(sites.items(), desc=f"building {method} neurons", enabled=progress):
+def _judge(problems: list[str], method: str, strict: bool) -> None:
+    """Stage 3, after calibration: activations left unconverted are an error, or (``strict=False``) a warning."""
+    if not problems:
+        return
+    message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
+    if strict:
+        raise ConversionError(message + " (convert(..., strict=False) keeps them analog, listed in the report)")
+    warnings.warn(message, stacklevel=3)
+
+
+def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, opts: dict,
+           given: Optional[dict[str, Interval]], how: Union[str, float], token_mask: Optional[str], samples: int,
+           report: ConversionReport, progress: bool) -> dict[str, Interval]:
+    """Stage 4: a neuron per site on its interval (given, or calibrated by ``how``), a report row
+    each; refused sites and sites that saw integers keep their activation. Returns the intervals."""
+    device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
+    intervals: dict[str, Interval] = {}
+    for name, site in progress_bar(graph.sites.items(), desc=f"building {chosen.name} neurons", enabled=progress):
         obs = site.impl
-        if name in refused or obs.integer:
+        if name not in to_build or obs.integer:
             if obs.integer:
                 _note(report, f"site {name} ({site.source}) sees integer inputs: not an activation, left as it was")
             site.impl = _Analog(site.spec)
@@ -432,7 +478,7 @@ def convert(
             _note(report, f"site {name}: {w.message}")
         covered = chosen.covers(site.impl) or (l, r)
         site.impl.flat = _flat_ends(site.spec, covered)
-        chosen_intervals[name] = (l, r)
+        intervals[name] = (l, r)
         report.rows.append({
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
             "K": site.impl.stats.K,
@@ -442,18 +488,24 @@ def convert(
             **({"per_token": site.per_token} if token_mask else {}),
             **chosen.details(site.impl),
         })
-    if not chosen_intervals:
-        _note(report, f"no activation site in {type(model).__name__} was converted: the converted model "
-                      "computes the original model, nothing spikes")
-    kept = {k: v for k, v in sites.items() if k in chosen_intervals}
-    synapses = fanouts(work, nodes) if traced else None
-    converted = ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses, strict, token_mask)
-    converted.fixed_arguments = _positions(model, fixed or {})
-    if not traced:  # swapped modules: fan-outs observed on the first batch, every site exact (no spike counted)
+    return intervals
+
+
+def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: dict, intervals: dict[str, Interval],
+              strict: bool, token_mask: Optional[str], first: Optional[tuple[tuple, dict]]) -> ConvertedModel:
+    """Stage 5: the converted model, with the fan-outs of its sites (from the graph, or observed on
+    the first batch with every site exact, so that no spike is counted)."""
+    kept = {k: v for k, v in graph.sites.items() if k in intervals}
+    synapses = fanouts(graph.work, graph.nodes) if graph.traced else None
+    converted = ConvertedModel(graph.work, kept, chosen, opts, intervals, synapses, strict, token_mask)
+    converted.fixed_arguments = _positions(model, graph.fixed)
+    if not graph.traced:
+        device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
         mask = check_mask(first[1].get(token_mask), token_mask) if token_mask else None
         with converted.only(()):
-            converted._synapses = observed_fanouts(work, kept, lambda: _run(work, clone(to_device(first, device)), mask))
-    return converted, report
+            converted._synapses = observed_fanouts(graph.work, kept,
+                                                   lambda: _run(graph.work, clone(to_device(first, device)), mask))
+    return converted
 
 
 def _check_model(model: Any) -> None:

@@ -65,7 +65,7 @@ Three generalisations, each off by default:
   ``v_shift`` (a spike worth P_th per P_th of membrane), the negative one by
   ``v_shift / alpha`` (a spike worth alpha |N_th| per |N_th|; none for
   alpha = 0). :meth:`SignedIFNeuron.shift_membranes` adds to it; the two-stage
-  baseline sets it layer by layer (:mod:`psnn_lib.converter.membranes`).
+  baseline sets it layer by layer (:mod:`psnn_lib.through_time.membranes`).
 """
 from __future__ import annotations
 
