@@ -17,7 +17,7 @@ import time
 import torch
 
 import psnn_lib as P
-from psnn_lib.converter.through_time import joint_calibration, layerwise_calibration
+from psnn_lib.through_time.calibrate import joint_calibration, layerwise_calibration
 from psnn_lib.models import cifar
 
 

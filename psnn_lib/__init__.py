@@ -16,13 +16,13 @@ _PUBLIC = {
     "fit_ps": "ps.fit", "PSParams": "ps.fit",
     "PSNeuron": "neurons.ps", "FSNeuron": "neurons.fs", "IFNeuron": "neurons.rate",
     "SignedIFNeuron": "neurons.signed",
-    "joint_calibration": "converter.through_time", "layerwise_calibration": "converter.through_time",
+    "joint_calibration": "through_time.calibrate", "layerwise_calibration": "through_time.calibrate",
     "SpikeStats": "neurons.stats",
     "convert": "converter.engine", "ConversionError": "converter.engine",
     "ConvertedModel": "converter.engine", "ConversionReport": "converter.report",
     "save_converted": "converter.saving", "load_converted": "converter.saving",
-    "Method": "converter.methods", "Site": "converter.methods", "get_method": "converter.methods",
-    "known_methods": "converter.methods", "register_method": "converter.methods",
+    "Method": "converter.registry", "Site": "converter.registry", "get_method": "converter.registry",
+    "known_methods": "converter.registry", "register_method": "converter.registry",
 }
 __all__ = sorted(_PUBLIC)
 

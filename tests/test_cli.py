@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from psnn_lib.book.cli import main
+from psnn_lib.cli import main
 
 
 def test_fit_prints_k_s_b_and_error(tmp_path, capsys):

@@ -8,7 +8,7 @@ from torch import nn
 
 import psnn_lib as P
 from psnn_lib.neurons.fs import FSNeuron, relu_params
-from psnn_lib.converter.methods import Method, Site
+from psnn_lib.converter.registry import Method, Site
 from psnn_lib.neurons.stats import SpikeStats
 from psnn_lib.neurons.rate import IFNeuron
 
@@ -44,7 +44,7 @@ def test_every_activation_found_and_converted(data):
     acts = [r["activation"] for r in rep.rows]
     assert sorted(acts) == sorted(["gelu", "silu", "sigmoid", "leaky_relu:0.1", "relu", "leaky_relu:0.1",
                                    "function:elu(alpha=0.5)"])
-    assert rep.traced and rep.unconverted == [] and rep.kept_analog == ["<model>: softmax (softmax) (x1)"]
+    assert rep.traced and rep.unconverted == [] and rep.kept_analog == ["<Mixed, top level>: softmax (softmax) (x1)"]
     assert len({r["site"] for r in rep.rows}) == 7  # the reused module got two sites
     with torch.no_grad():
         assert (cm(data) - model(data)).abs().max() < 1e-3

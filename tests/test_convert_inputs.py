@@ -197,6 +197,18 @@ def test_a_model_of_a_list_of_tensors_and_a_bad_batch_named():
     snn, rep = P.convert(Pair().eval(), calibration=[(([x, x],), None)], progress=False)
     assert rep.calibration_samples == 8
     model = nn.Sequential(nn.Linear(4, 2), nn.ReLU())
-    with pytest.raises(RuntimeError) as caught:  # (x, labels) given bare: two batches, the second labels
-        P.convert(model, calibration=(x, torch.arange(8)), progress=False)
+    with pytest.raises(RuntimeError) as caught:  # a list of two batches, the second the labels
+        P.convert(model, calibration=[x, torch.arange(8)], progress=False)
     assert "while running calibration batch 1" in " ".join(getattr(caught.value, "__notes__", []))
+
+
+def test_a_lone_inputs_targets_tuple_is_one_batch():
+    """(x, y) given bare is the batch [(x, y)]: float targets never reach the model (issue 21)."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 1)).eval()
+    x, y = torch.randn(64, 4), 100 * torch.randn(64, 4)  # targets that the model would accept as inputs
+    _, bare = P.convert(model, calibration=(x, y), progress=False, K=8)
+    _, listed = P.convert(model, calibration=[(x, y)], progress=False, K=8)
+    assert bare.calibration_samples == 64 and (bare.rows[0]["l"], bare.rows[0]["r"]) == \
+        (listed.rows[0]["l"], listed.rows[0]["r"])
+    _, both = P.convert(model, calibration=[x, y], progress=False, K=8)  # two batches, as asked
+    assert both.calibration_samples == 128 and both.rows[0]["r"] > 10 * bare.rows[0]["r"]

@@ -8,7 +8,7 @@ from torch import nn
 import psnn_lib as P
 from psnn_lib.converter.calibration import Observer
 from psnn_lib.converter.engine import ConversionError
-from psnn_lib.converter.membranes import membrane_calibration
+from psnn_lib.through_time.membranes import membrane_calibration
 from psnn_lib.converter.saving import save_converted
 from psnn_lib.neurons.signed import SignedIFNeuron
 

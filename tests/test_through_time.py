@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import psnn_lib as P
-from psnn_lib.converter.layer_weights import COSINE_FLOOR, kappa_at, layer_weights
+from psnn_lib.through_time.layer_weights import COSINE_FLOOR, kappa_at, layer_weights
 from psnn_lib.converter.engine import analog_twin
-from psnn_lib.converter.through_time import (calibration_loss, joint_calibration, layer_kl,
+from psnn_lib.through_time.calibrate import (calibration_loss, joint_calibration, layer_kl,
                                              layerwise_calibration)
 from psnn_lib.models.clipping import ClippedLeakyReLU
 from psnn_lib.models.threshold_optimisation import (VariancePenalty, adaptive_weight, add_clipping,
@@ -178,7 +178,7 @@ def test_maps_are_not_changed_by_in_place_code_after_a_site():
 
 
 def test_neuron_kl_is_eq33_per_neuron_and_sees_offsets():
-    from psnn_lib.converter.through_time import neuron_kl, site_loss
+    from psnn_lib.through_time.calibrate import neuron_kl, site_loss
     from psnn_lib.neurons.signed import SignedIFNeuron
     p, q = torch.tensor([0.2, 0.5, 1.0]), torch.tensor([0.4, 0.5, 0.9])
     by_hand = [0.2 * math.log(0.2 / 0.4) + 0.8 * math.log(0.8 / 0.6), 0.0, math.log(1 / 0.9)]

@@ -1,7 +1,10 @@
 """The converter: validate, calibrate, replace, simulate.
 
 ``convert(model, method="ps", calibration=loader)`` returns a
-:class:`ConvertedModel` and a :class:`ConversionReport`:
+:class:`ConvertedModel` and a :class:`ConversionReport`. It is a pipeline of
+named stages: ``_validate`` (model, method, options), ``_trace`` (sites),
+``_calibrate``, ``_judge`` (what was not converted), ``_build`` (neurons and
+report rows) and ``_assemble`` (the converted model and its fan-outs):
 
 1. *validate*: trace the model with torch.fx and find every element-wise
    activation, as a module (``nn.GELU``, Hugging Face ``GELUActivation``, ...)
@@ -36,20 +39,23 @@ import inspect
 import itertools
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 import torch
 from torch import fx, nn
 
 from ..activations import ActivationSpec
+from ..neurons.gradients import no_gradient
 from ..progress import progress_bar
 from .calibration import OUTLIER_RATIO, Observer, check_how
 from .inputs import batch_size, batches, clone, tensors, to_device, tree_map
-from .methods import Method, Site, get_method
-from .network_stats import NetworkStats, fanouts, network_stats
+from .registry import Method, Site, get_method
+from .network_stats import NetworkStats, fanouts, network_stats, observed_fanouts
 from .report import ConversionReport
 from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
                     site_scope)
+from .stateful import PassStates, private_states
 from .tokens import active_mask, check_mask, real_tokens, token_positions
 
 Interval = tuple[float, float]
@@ -91,6 +97,9 @@ class ActivationSite(nn.Module):
             else:
                 out = self.spec.fn(x)
                 out[real] = self.impl(x[real]).to(out.dtype)
+        out = no_gradient(x, out, f"site {self.site_name}: its {type(self.impl).__name__} passes no gradient "
+                                  "(the SNNs of 'ps', 'fs', 'rate' and augmented spikes are not differentiable; "
+                                  "the binary signed-spike methods have a surrogate gradient)")
         return x.copy_(out) if self.inplace else out
 
     def extra_repr(self) -> str:
@@ -125,34 +134,71 @@ class ConvertedModel(nn.Module):
         self.intervals = dict(intervals)
         self._synapses = synapses
         self.samples = 0
+        self._warned: set[str] = set()  # sites already warned about clipping
+        # forward arguments the calibration batch did not give, traced at their default: name -> (position, default)
+        self.fixed_arguments: dict[str, tuple[int, Any]] = {}
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """One inference: ``passes`` network time steps, outputs averaged
-        (accumulated in at least float32, returned in the model's dtypes)."""
+        (accumulated in at least float32, returned in the model's dtypes); a Hugging Face
+        cache passed in or returned holds the average of the steps' caches (:mod:`.stateful`)."""
         if self.passes == 1:
-            return next(self.steps(*args, **kwargs))
+            out, = self.steps(*args, **kwargs)
+            return out
         total = None
-        for out in self.steps(*args, **kwargs):
-            total = tree_map(lambda t: t.to(torch.promote_types(t.dtype, torch.float32), copy=True), out) \
-                if total is None else tree_map(torch.add, total, out)
-        return tree_map(lambda t, o: (t / self.passes).to(o.dtype), total, out)
+        with PassStates((args, kwargs), self.passes) as states:
+            for out in self.steps(*args, **kwargs):
+                total = tree_map(lambda t: t.to(torch.promote_types(t.dtype, torch.float32), copy=True), out) \
+                    if total is None else tree_map(torch.add, total, out)
+                states.add(out)
+        return states.settle(tree_map(lambda t, o: (t / self.passes).to(o.dtype), total, out))
 
     def steps(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """One inference step by step: the network's output at each of its ``passes``
         time steps (rate-coded methods average them; an accuracy-against-T curve
-        reads their running mean)."""
+        reads their running mean). Once all have run, a site where more than
+        ``FAR_OUTSIDE`` of this call's neurons clipped (inputs beyond what its
+        neurons represent) is warned about, once per site."""
+        kwargs = self._without_fixed(args, kwargs)
         for neuron in self.neurons.values():
             neuron.reset_state()
         mask = check_mask(kwargs.get(self.token_mask), self.token_mask) if self.token_mask else None
         self.samples += batch_size((args, kwargs))
         self.tokens += int(mask.sum()) if mask is not None else 0
+        before = self._clipping()
         if self.passes == 1:
             yield _run(self.model, (args, kwargs), mask)
-            return
-        for _ in range(self.passes):  # each pass on copies of the inputs: the model may act on them in place
-            yield _run(self.model, clone((args, kwargs)), mask)
-        for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
-            neuron.reset_state()
+        else:
+            for _ in range(self.passes):  # each pass on copies of the inputs (and of any cache, :mod:`.stateful`)
+                yield _run(self.model, private_states(clone((args, kwargs))), mask)
+            for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
+                neuron.reset_state()
+        self._warn_clipping(before)
+
+    def _without_fixed(self, args: tuple, kwargs: dict) -> dict:
+        """The keyword arguments without those traced at their default (a constant now), which a
+        call may pass only as that very default (``attention_mask=None``)."""
+        for name, (position, default) in self.fixed_arguments.items():
+            if (name in kwargs and kwargs[name] is not default) or len(args) > position:
+                raise TypeError(f"argument {name!r} was not in the calibration batches, so the model was traced "
+                                f"with its default {default!r} as a constant; to make it an input, give it in "
+                                "the calibration batches (a dict batch, or positional inputs)")
+        return {k: v for k, v in kwargs.items() if k not in self.fixed_arguments}
+
+    def _clipping(self) -> dict[str, tuple[int, int]]:
+        """(clipped, neurons) counted so far, per site."""
+        return {name: (neuron.stats.clipped, neuron.stats.neurons) for name, neuron in self.neurons.items()}
+
+    def _warn_clipping(self, before: dict[str, tuple[int, int]]) -> None:
+        for name, (clipped, neurons) in self._clipping().items():
+            c0, n0 = before[name]
+            if neurons > n0 and (clipped - c0) / (neurons - n0) > FAR_OUTSIDE and name not in self._warned:
+                self._warned.add(name)
+                l, r = self.intervals[name]
+                warnings.warn(f"site {name}: {(clipped - c0) / (neurons - n0):.0%} of this call's neurons clipped "
+                              f"(inputs beyond what its neurons represent, calibrated on [{l:.4g}, {r:.4g}]): "
+                              "convert with calibration data like these inputs (warned once per site; "
+                              "spike_stats() counts every call)", stacklevel=3)
 
     @contextlib.contextmanager
     def only(self, names: Iterable[str]) -> Iterator["ConvertedModel"]:
@@ -201,7 +247,7 @@ def _run(model: nn.Module, call: tuple[tuple, dict], mask: Optional[torch.Tensor
 
 def analog_twin(converted: ConvertedModel) -> nn.Module:
     """A frozen copy of a converted model that computes the ANN: every site runs
-    its exact activation (the reference of :mod:`.through_time`; its sites keep
+    its exact activation (the reference of :mod:`psnn_lib.through_time`; its sites keep
     their names, so hooks on :class:`ActivationSite` modules see both)."""
     for neuron in converted.neurons.values():
         neuron.reset_state()  # no membrane (nor its autograd graph) is copied
@@ -239,7 +285,7 @@ def _trace_sites(model: nn.Module, problems: list[str], concrete_args: Optional[
             else:
                 spec, source = call_activation(node), f"call {node.name}"
         except UnsupportedActivation as err:
-            problems.append(str(err))
+            problems.append(f"{'module ' + node.target if module is not None else 'call ' + node.name}: {err}")
             continue
         if spec is None:
             continue
@@ -264,7 +310,7 @@ def _swap_sites(model: nn.Module, problems: list[str]) -> dict[str, ActivationSi
             try:
                 spec = module_activation(child)
             except UnsupportedActivation as err:
-                problems.append(f"{path}: {err}")
+                problems.append(f"module {path}: {err}")
                 continue
             if spec is not None:
                 key = path.replace(".", "_")
@@ -317,6 +363,51 @@ def convert(
     every call of the converted model must pass it. ``options`` go to the method
     (see ``get_method(name).defaults``). The input model is not modified.
     """
+    chosen, opts, how, interval = _validate(model, method, options, observer, calibration, interval, token_mask)
+    calls = batches(calibration, max_batches) if calibration is not None else None
+    first = next(calls, None) if calls is not None else None
+    if calls is not None and first is None:
+        raise ValueError("the calibration data yielded no batch")
+    graph = _trace(model, first)
+    problems = list(graph.problems)
+    refused = {name: why for name, site in graph.sites.items() if (why := chosen.accepts(site.spec))}
+    problems.extend(f"{graph.sites[n].source}: {graph.sites[n].spec.name}: {why}" for n, why in refused.items())
+    to_build = {name: site for name, site in graph.sites.items() if name not in refused}
+    given = (_site_intervals(interval, to_build) if isinstance(interval, Mapping)  # None: calibrated
+             else None if interval is None else dict.fromkeys(to_build, interval))
+    analog: list[str] = []
+    samples = 0
+    if calls is not None:
+        samples = _calibrate(model, graph.work, itertools.chain([first], calls), progress, problems, analog,
+                             token_mask)
+    _judge(problems, method, strict)
+    report = ConversionReport(method, chosen.spikes, graph.traced, samples, unconverted=problems, kept_analog=analog)
+    if calibration is None:
+        report.notes.append("no calibration data: leftover activations and analog operations were not probed")
+    intervals = _build(graph, to_build, chosen, opts, given, how, token_mask, samples, report, progress)
+    if not intervals:
+        _note(report, f"no activation site in {type(model).__name__} was converted: the converted model "
+                      "computes the original model, nothing spikes")
+    return _assemble(model, graph, chosen, opts, intervals, strict, token_mask, first), report
+
+
+@dataclass
+class _Graph:
+    """A model's working copy with its activation sites: traced (fx nodes per site, the
+    arguments traced at their default) or with its activation modules swapped."""
+
+    work: nn.Module
+    sites: dict[str, ActivationSite]
+    nodes: dict[str, fx.Node]
+    traced: bool
+    fixed: dict[str, Any]
+    problems: list[str]
+
+
+def _validate(model: Any, method: str, options: dict, observer: Union[str, float], calibration: Any,
+              interval: Any, token_mask: Optional[str]) -> tuple[Method, dict, Union[str, float], Any]:
+    """Stage 1: the model, the method and its options, the observer, the interval (before any pass)."""
+    _check_model(model)
     chosen = get_method(method)
     opts = chosen.options(options)
     how = check_how(observer)
@@ -326,49 +417,48 @@ def convert(
         raise ValueError("give calibration data (to measure each site's range) or a global interval=(l, r)")
     if interval is not None and not isinstance(interval, Mapping):
         interval = _check_interval(interval, "interval")
-    calls = batches(calibration, max_batches) if calibration is not None else None
-    first = next(calls, None) if calls is not None else None
-    if calls is not None and first is None:
-        raise ValueError("the calibration data yielded no batch")
-    work = copy.deepcopy(model).eval()
+    return chosen, opts, how, interval
+
+
+def _trace(model: nn.Module, first: Optional[tuple[tuple, dict]]) -> _Graph:
+    """Stage 2: a copy of the model with a site at every activation, by torch.fx (arguments the
+    first batch does not give traced at their default), else by swapping activation modules."""
     problems: list[str] = []
+    fixed = _absent_defaults(model, first)
     try:
-        work, sites, nodes = _trace_sites(work, problems, _absent_defaults(model, first))
-        traced = True
+        work, sites, nodes = _trace_sites(copy.deepcopy(model).eval(), problems, fixed)
+        return _Graph(work, sites, nodes, True, fixed or {}, problems)
     except Exception as err:  # any tracing failure: fall back to module swap
         warnings.warn(f"torch.fx could not trace {type(model).__name__} ({type(err).__name__}: {err}); "
-                      "swapping activation modules instead", stacklevel=2)
-        problems.clear()
-        work = copy.deepcopy(model).eval()
-        sites, nodes, traced = _swap_sites(work, problems), {}, False
-        if calibration is None:
+                      "swapping activation modules instead", stacklevel=3)
+        if first is None:
             raise ValueError("this model does not trace with torch.fx: pass calibration data so that "
                              "the converter can check no functional activation is left") from err
-    refused = {name: why for name, site in sites.items() if (why := chosen.accepts(site.spec))}
-    problems.extend(f"{sites[n].source}: {sites[n].spec.name}: {why}" for n, why in refused.items())
-    to_build = {name: site for name, site in sites.items() if name not in refused}
-    # the given interval of every site to build (None: calibrated)
-    given = (_site_intervals(interval, to_build) if isinstance(interval, Mapping)
-             else None if interval is None else dict.fromkeys(to_build, interval))
+        problems.clear()
+        work = copy.deepcopy(model).eval()
+        return _Graph(work, _swap_sites(work, problems), {}, False, {}, problems)
 
-    analog: list[str] = []
-    samples = 0
-    if calls is not None:
-        samples = _calibrate(model, work, itertools.chain([first], calls), progress, problems, analog, token_mask)
-    if problems:
-        message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
-        if strict:
-            raise ConversionError(message + " (convert(..., strict=False) keeps them analog, listed in the report)")
-        warnings.warn(message, stacklevel=2)
 
-    report = ConversionReport(method, chosen.spikes, traced, samples, unconverted=problems, kept_analog=analog)
-    if calibration is None:
-        report.notes.append("no calibration data: leftover activations and analog operations were not probed")
-    device = next((p.device for p in work.parameters()), torch.device("cpu"))
-    chosen_intervals: dict[str, Interval] = {}
-    for name, site in progress_bar(sites.items(), desc=f"building {method} neurons", enabled=progress):
+def _judge(problems: list[str], method: str, strict: bool) -> None:
+    """Stage 3, after calibration: activations left unconverted are an error, or (``strict=False``) a warning."""
+    if not problems:
+        return
+    message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
+    if strict:
+        raise ConversionError(message + " (convert(..., strict=False) keeps them analog, listed in the report)")
+    warnings.warn(message, stacklevel=3)
+
+
+def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, opts: dict,
+           given: Optional[dict[str, Interval]], how: Union[str, float], token_mask: Optional[str], samples: int,
+           report: ConversionReport, progress: bool) -> dict[str, Interval]:
+    """Stage 4: a neuron per site on its interval (given, or calibrated by ``how``), a report row
+    each; refused sites and sites that saw integers keep their activation. Returns the intervals."""
+    device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
+    intervals: dict[str, Interval] = {}
+    for name, site in progress_bar(graph.sites.items(), desc=f"building {chosen.name} neurons", enabled=progress):
         obs = site.impl
-        if name in refused or obs.integer:
+        if name not in to_build or obs.integer:
             if obs.integer:
                 _note(report, f"site {name} ({site.source}) sees integer inputs: not an activation, left as it was")
             site.impl = _Analog(site.spec)
@@ -386,22 +476,62 @@ def convert(
                 raise ConversionError(f"site {name} ({site.source}, [{l:.6g}, {r:.6g}]): {err}") from err
         for w in caught:  # a method's warning (a coarser PS grid, ...) names its site and is noted
             _note(report, f"site {name}: {w.message}")
-        chosen_intervals[name] = (l, r)
+        covered = chosen.covers(site.impl) or (l, r)
+        site.impl.flat = _flat_ends(site.spec, covered)
+        intervals[name] = (l, r)
         report.rows.append({
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
             "K": site.impl.stats.K,
             "neurons": obs.count // samples if samples else 0,
-            "clipped_fraction": _clipped_fraction(obs, site.spec, chosen.covers(site.impl) or (l, r)),
+            "clipped_fraction": _clipped_fraction(obs, site.spec, covered),
             "nonfinite_inputs": obs.nonfinite,
             **({"per_token": site.per_token} if token_mask else {}),
             **chosen.details(site.impl),
         })
-    if not chosen_intervals:
-        _note(report, f"no activation site in {type(model).__name__} was converted: the converted model "
-                      "computes the original model, nothing spikes")
-    kept = {k: v for k, v in sites.items() if k in chosen_intervals}
-    synapses = fanouts(work, nodes) if traced else None
-    return ConvertedModel(work, kept, chosen, opts, chosen_intervals, synapses, strict, token_mask), report
+    return intervals
+
+
+def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: dict, intervals: dict[str, Interval],
+              strict: bool, token_mask: Optional[str], first: Optional[tuple[tuple, dict]]) -> ConvertedModel:
+    """Stage 5: the converted model, with the fan-outs of its sites (from the graph, or observed on
+    the first batch with every site exact, so that no spike is counted)."""
+    kept = {k: v for k, v in graph.sites.items() if k in intervals}
+    synapses = fanouts(graph.work, graph.nodes) if graph.traced else None
+    converted = ConvertedModel(graph.work, kept, chosen, opts, intervals, synapses, strict, token_mask)
+    converted.fixed_arguments = _positions(model, graph.fixed)
+    if not graph.traced:
+        device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
+        mask = check_mask(first[1].get(token_mask), token_mask) if token_mask else None
+        with converted.only(()):
+            converted._synapses = observed_fanouts(graph.work, kept,
+                                                   lambda: _run(graph.work, clone(to_device(first, device)), mask))
+    return converted
+
+
+def _check_model(model: Any) -> None:
+    """A plain ``nn.Module``, not yet converted."""
+    if isinstance(model, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
+        raise TypeError("a TorchScript model cannot be converted (no hooks, no tracing): convert the "
+                        "nn.Module, then script the result if needed")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"convert takes a torch.nn.Module, not {type(model).__name__}")
+    if isinstance(model, ConvertedModel) or any(isinstance(m, ActivationSite) for m in model.modules()):
+        raise ValueError("this model is already converted (it holds spiking sites): convert the original model")
+
+
+def _positions(model: nn.Module, fixed: dict[str, Any]) -> dict[str, tuple[int, Any]]:
+    """Each argument traced at its default: its position in ``forward`` and the default."""
+    names = list(inspect.signature(model.forward).parameters) if fixed else []
+    return {name: (names.index(name), default) for name, default in fixed.items()}
+
+
+def _flat_ends(spec: ActivationSpec, covered: Interval) -> tuple[bool, bool]:
+    """Whether the activation is flat beyond the low and the high end of the range a neuron
+    covers (every channel's, for per-channel ranges): saturating there is exact."""
+    if spec.bounds is None:
+        return False, False
+    lo, hi = covered
+    return bool((torch.as_tensor(lo) <= spec.bounds[0]).all()), bool((torch.as_tensor(hi) >= spec.bounds[1]).all())
 
 
 def _clipped_fraction(obs: Observer, spec: ActivationSpec, covered: Interval) -> float:
@@ -482,6 +612,8 @@ class _Analog(nn.Module):
         return self.spec.fn(x)
 
 
+# a call in which more than this share of a site's neurons clip is warned about
+FAR_OUTSIDE = 0.1
 # a calibrated interval narrower than this is noted: its neurons are nearly constant
 NEAR_CONSTANT = 1e-6
 # the copy with observers may differ from the model by reordered float operations, never more

@@ -36,13 +36,21 @@ def as_call(batch: Any) -> Call:
 
 
 def batches(calibration: Union[torch.Tensor, Mapping, Iterable], limit: Optional[int]) -> Iterator[Call]:
-    """The calls of the calibration data: one tensor or dict is one batch."""
-    if isinstance(calibration, (torch.Tensor, Mapping)):
+    """The calls of the calibration data: one tensor or dict is one batch, and so is a lone
+    ``(inputs, targets)`` tuple of two tensors with the same first dimension (as ``[(x, y)]``;
+    never two batches ``x`` and ``y``)."""
+    if isinstance(calibration, (torch.Tensor, Mapping)) or _is_one_batch(calibration):
         calibration = [calibration]
     for i, batch in enumerate(calibration):
         if limit is not None and i >= limit:
             return
         yield as_call(batch)
+
+
+def _is_one_batch(data: Any) -> bool:
+    """A tuple ``(x, y)`` of two tensors of one batch size (a dataset's tensors, not two batches)."""
+    return isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) and t.dim() > 0
+                                                              for t in data) and len(data[0]) == len(data[1])
 
 
 def _each_tensor(call: Call, fn: Callable[[torch.Tensor], torch.Tensor]) -> Call:

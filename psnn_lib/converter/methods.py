@@ -1,40 +1,10 @@
-"""Registry of conversion methods: which spiking neuron replaces an activation.
-
-The converter (``engine.py``) knows nothing about any neuron, and no
-neuron knows the converter: this module binds them. A method is registered
-once with :func:`register_method` and says
-
-- ``build(site, options)``: the neuron module for one activation site, given
-  its :class:`Site` (activation, interval, observer and how the interval was
-  chosen from it);
-- ``accepts(spec)``: None if it can convert that activation, else why not;
-- ``passes(options)``: how many forward passes one inference takes (1 for
-  neurons that finish within one layer pass such as PS and FS; T for
-  rate coding, whose IF neurons integrate over T network time steps);
-- ``spikes``: what its neurons emit (binary spikes, signed spikes, a look-up),
-  shown in reports so nobody mistakes real values for spikes;
-- ``defaults``: its options; unknown options are an error, and ``check(options)``
-  rejects bad values before any calibration pass;
-- ``details(neuron)``: extra report columns of one built neuron (its table
-  memory in bytes, a PS grid step, ...);
-- ``covers(neuron)``: the input range its neuron represents, where that is not
-  the site's interval (numbers, or per-channel tensors; the report's
-  ``clipped_fraction`` counts inputs outside it).
-
-Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
-``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
-The bindings of ``ps``, ``fs`` and ``rate`` are at the end of this module;
-paper 2's signed-spike neurons plug in the same way from ``signed_methods``
-(imported last, so that every method is known once the converter is).
-"""
+"""The built-in conversion methods of paper 1: ``ps`` (Precise Spiking neurons), ``fs``
+(few-spikes neurons) and ``rate`` (rate-coded integrate-and-fire, the baseline), each one
+:func:`~.registry.register_method` call (paper 2's neurons: :mod:`.signed_methods`)."""
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
-
-from torch import nn
+import warnings
+from typing import Optional
 
 from ..activations import ActivationSpec
 from ..neurons.fs import FSNeuron, load_table, lookup, relu_params
@@ -42,74 +12,8 @@ from ..neurons.fs_train import train_fs
 from ..neurons.ps import PSNeuron
 from ..neurons.rate import IFNeuron
 from ..ps.fit import FIRST_WEIGHTS, fit_ps
-from .calibration import Observer
-
-
-@dataclass
-class Site:
-    """One activation site of a model, after calibration: ``how`` is the observer mode that
-    chose ``interval`` ("minmax" or a percentile; None for an interval given to the converter)."""
-
-    name: str
-    spec: ActivationSpec
-    interval: tuple[float, float]
-    observer: Optional[Observer] = None
-    how: Union[str, float, None] = None
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    build: Callable[[Site, dict], nn.Module]
-    spikes: str
-    defaults: dict = field(default_factory=dict)
-    accepts: Callable[[ActivationSpec], Optional[str]] = lambda spec: None
-    passes: Callable[[dict], int] = lambda options: 1
-    check: Callable[[dict], None] = lambda options: None
-    details: Callable[[nn.Module], dict] = lambda neuron: {}
-    covers: Callable[[nn.Module], Optional[tuple[Any, Any]]] = lambda neuron: None
-
-    def options(self, given: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(given) - set(self.defaults)
-        if unknown:
-            raise TypeError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
-                            f"it takes {sorted(self.defaults)}")
-        options = {**self.defaults, **given}
-        self.check(options)
-        return options
-
-
-def positive_int(name: str, value: Any) -> None:
-    """An option that counts (K, T): a positive integer (a Python or NumPy int), not a bool or a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def number(name: str, value: Any, positive: bool = False) -> None:
-    """A real option value (finite, and > 0 when ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or (positive and value <= 0):
-        raise ValueError(f"{name} must be a {'positive ' if positive else ''}number, got {value!r}")
-
-
-_METHODS: dict[str, Method] = {}
-
-
-def register_method(method: Method) -> None:
-    """Add a conversion method; refuses to overwrite a name."""
-    if method.name in _METHODS:
-        raise ValueError(f"method {method.name!r} is already registered")
-    _METHODS[method.name] = method
-
-
-def get_method(name: str) -> Method:
-    if name not in _METHODS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(known_methods())}")
-    return _METHODS[name]
-
-
-def known_methods() -> list[str]:
-    return sorted(_METHODS)
+from ..ps.grid import site_step
+from .registry import Method, Site, number, positive_int, register_method
 
 
 PS_DEFAULT_K = 16
@@ -131,24 +35,39 @@ def _check_ps(o: dict) -> None:
 
 
 def _build_ps(site: Site, o: dict) -> PSNeuron:
-    """PS neuron fitted on the site's interval (Algorithm 1) with K steps (default 16) or precision dy."""
+    """PS neuron fitted on the site's interval (Algorithm 1) with K steps (default 16) or precision dy,
+    on a grid of step ``step`` (default: :func:`~psnn_lib.ps.grid.site_step`, the paper's 1e-3, finer on
+    an interval narrower than 1). Warns when the grid, not the spikes, sets the site's error: the
+    snapping term of its a-priori bound (:mod:`psnn_lib.ps.bound`) above both the quantisation term
+    and ``SNAPPING_SHARE`` of the site's output range."""
     l, r = site.interval
     if not r > l:
         raise ValueError(f"empty interval [{l}, {r}] (the calibration inputs are constant); "
                          "widen it with convert(..., interval=(l, r))")
     K = None if o["dy"] is not None else int(o["K"] or PS_DEFAULT_K)
-    params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"], K=K, first_weight=o["first_weight"])
+    params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"] or site_step(l, r), K=K,
+                    first_weight=o["first_weight"])
     params.activation = site.spec.name
+    snapping, quantisation = params.snapping, params.error_bound - params.snapping
+    if snapping > quantisation and snapping > SNAPPING_SHARE * float(params.target.max() - params.b):
+        warnings.warn(f"its grid step {params.delta:.3g} gives {params.points} points on [{l:.4g}, {r:.4g}]: "
+                      f"the error bound {params.error_bound:.3g} is mostly snapping ({snapping:.3g}), not the "
+                      f"spikes' precision ({quantisation:.3g}); pass a smaller step")
     return PSNeuron(params, mode=o["mode"])
+
+
+# a site's snapping term above this share of its output range (and above its quantisation term) is warned about
+SNAPPING_SHARE = 1e-2
 
 
 register_method(Method(
     name="ps",
     build=_build_ps,
     spikes=PSNeuron.spikes,
-    defaults={"K": None, "dy": None, "step": 1e-3, "first_weight": "paper", "mode": "fast"},
+    defaults={"K": None, "dy": None, "step": None, "first_weight": "paper", "mode": "fast"},
     check=_check_ps,
-    details=lambda neuron: {"step": neuron.params.delta, "table_bytes": neuron.table_bytes()},
+    details=lambda neuron: {"step": neuron.params.delta, "error_bound": neuron.params.error_bound,
+                            "table_bytes": neuron.table_bytes()},
 ))
 
 
@@ -215,5 +134,3 @@ register_method(Method(
     details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))
 
-
-from . import signed_methods  # noqa: E402,F401  paper 2's neurons register themselves

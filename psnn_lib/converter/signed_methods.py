@@ -24,7 +24,7 @@ clipped site whose bound they would overshoot: they cannot clip there). The
 report's ``clipped_fraction`` counts inputs outside [N_th, P_th]. Options: ``T`` (time steps),
 ``v_init`` (initial membranes as a fraction of each threshold),
 ``kappa`` (surrogate steepness, Eq. 32, used only when training through
-time: :mod:`psnn_lib.converter.through_time`) and ``channel_wise``.
+time: :mod:`psnn_lib.through_time.calibrate`) and ``channel_wise``.
 
 ``augmented`` is AugMapping's neuron (Yu et al. 2022): IBT thresholds, but a
 step's spike carries an integer magnitude, the whole thresholds its membrane
@@ -60,7 +60,7 @@ import torch
 
 from ..activations import ActivationSpec
 from ..neurons.signed import DEFAULT_KAPPA, SignedIFNeuron, Threshold
-from .methods import Method, Site, number, positive_int, register_method
+from .registry import Method, Site, number, positive_int, register_method
 
 
 def _accepts(spec: ActivationSpec) -> Optional[str]:

@@ -124,6 +124,15 @@ def module_activation(module: nn.Module) -> Optional[ActivationSpec]:
     return None
 
 
+def _is_activation_module(module: nn.Module) -> bool:
+    """Is ``module`` an activation (convertible or not)? Its own calls are the activation: a site
+    replaces it, or the converter reports it as not converted."""
+    try:
+        return module_activation(module) is not None
+    except UnsupportedActivation:
+        return True
+
+
 class UnsupportedActivation(Exception):
     """An activation the converter recognises but cannot turn into neurons."""
 
@@ -270,7 +279,15 @@ def _relu_clamp(args: tuple, kwargs: dict) -> bool:
     bounds = list(args[1:3]) + [None, None]
     low, high = kwargs.get("min", bounds[0]), kwargs.get("max", bounds[1])
     return isinstance(low, (int, float)) and low == 0 and high in (None, 6)
-# ... and what stays analog: non-linearities that are not element-wise, by kind
+# non-linear element-wise functions that are not activations of the table (torch.X, x.X, x.X_, abs(x))
+_ELEMENTWISE = [f for name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+                               "atanh", "abs", "absolute", "square", "round", "sign", "sgn", "floor", "ceil",
+                               "trunc", "frac", "exp2", "expm1", "log1p", "log2", "log10", "reciprocal", "erfc",
+                               "erfinv", "logit", "sinc", "nan_to_num", "heaviside", "signbit", "fmod",
+                               "remainder")
+                for owner in (torch, torch.Tensor) for f in (getattr(owner, name, None), getattr(owner, name + "_", None))
+                if f is not None] + [torch.Tensor.__abs__, torch.Tensor.__mod__, torch.Tensor.__floordiv__]
+# ... and what stays analog: non-linearities that are not element-wise or not activations, by kind
 _ANALOG_FUNCTIONS: dict[Any, str] = {
     **dict.fromkeys([F.softmax, F.log_softmax, F.softmin, torch.softmax, torch.log_softmax,
                      torch.Tensor.softmax, torch.Tensor.log_softmax], "softmax"),
@@ -286,6 +303,7 @@ _ANALOG_FUNCTIONS: dict[Any, str] = {
                     "max pooling"),
     **dict.fromkeys(_CLAMPS, "clamp"),  # a ReLU clamp is counted as an activation before this
     **dict.fromkeys([torch.where, torch.Tensor.where], "selection"),
+    **dict.fromkeys(_ELEMENTWISE, "element-wise function outside the activation table"),
 }
 # an activation inside a fused kernel: nn.TransformerEncoderLayer's inference fast path
 _FUSED = {torch._transformer_encoder_layer_fwd: "fused transformer layer (its activation runs inside one kernel)"}
@@ -304,9 +322,12 @@ class ActivationProbe(TorchFunctionMode):
     activation function (``torch.erf`` too: an erf outside a site is almost
     always a hand-written GELU); ``analog`` does the same for what stays
     analog by design: softmax, normalisations, attention, other analog
-    functions and products of two signals (gating such as squeeze-excitation,
-    attention scores; a product with a parameter or buffer is a weight, not
-    a gate).
+    functions, element-wise functions outside the activation table (``sin``,
+    ``abs``, ``round``, ...) and products of two signals (gating such as
+    squeeze-excitation, attention scores; a product with a parameter or buffer
+    is a weight, not a gate). Calls inside an activation module are that
+    activation (converted as a whole, or reported as not converted), never
+    counted apart.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -317,15 +338,19 @@ class ActivationProbe(TorchFunctionMode):
         self._stack: list[str] = []
         self._weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
         self._handles = []
+        top = f"<{type(model).__name__}, top level>"
         for name, module in model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(partial(self._enter, name)))
-            self._handles.append(module.register_forward_hook(self._leave))
+            opaque = _is_activation_module(module)
+            self._handles.append(module.register_forward_pre_hook(partial(self._enter, name or top, opaque)))
+            self._handles.append(module.register_forward_hook(partial(self._leave, opaque)))
 
-    def _enter(self, name: str, module: nn.Module, args: Any) -> None:
-        self._stack.append(name or "<model>")
+    def _enter(self, name: str, opaque: bool, module: nn.Module, args: Any) -> None:
+        self._stack.append(name)
+        self._inside += opaque
 
-    def _leave(self, module: nn.Module, args: Any, out: Any) -> None:
+    def _leave(self, opaque: bool, module: nn.Module, args: Any, out: Any) -> None:
         self._stack.pop()
+        self._inside -= opaque
 
     def __enter__(self):
         _ACTIVE.append(self)

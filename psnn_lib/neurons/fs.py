@@ -89,6 +89,10 @@ class FSNeuron(nn.Module):
     MODES = ("stepped",)
     spikes = "binary spikes z(t) weighted by trained d(t)"
 
+    # (below, above): inputs beyond that end of the neuron's range are where the activation is
+    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
+    flat: tuple[bool, bool] = (False, False)
+
     def __init__(self, params: FSParams) -> None:
         super().__init__()
         self.params = params
@@ -115,7 +119,8 @@ class FSNeuron(nn.Module):
         out, count = fs_forward(v, *(p.to(x.device) for p in (self.h, self.d, self.T)))
         self.stats.neurons += x.numel()
         self.stats.spikes += int(count.sum())
-        self.stats.clipped += int(((v < self.params.l) | (v > self.params.r)).sum())
+        self.stats.clipped += int((v < self.params.l).sum()) * (not self.flat[0]) \
+            + int((v > self.params.r).sum()) * (not self.flat[1])
         return to_output(out, x.dtype)
 
 

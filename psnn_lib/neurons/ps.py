@@ -64,6 +64,10 @@ class PSNeuron(nn.Module):
     MODES = MODES
     spikes = "binary spikes z(t) weighted by d(t) = 2^(s+K-t); reset h_i(t) from a table row (look-up)"
 
+    # (below, above): inputs beyond that end of the neuron's range are where the activation is
+    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
+    flat: tuple[bool, bool] = (False, False)
+
     def __init__(self, params: PSParams, mode: str = "fast", record_stats: bool = True) -> None:
         super().__init__()
         fitted = params.fit_tables()
@@ -136,7 +140,7 @@ class PSNeuron(nn.Module):
             spikes = int(hist @ self._table("count", hist.device).to(hist.dtype))
         self.stats.neurons += at.index.numel()
         self.stats.spikes += spikes
-        self.stats.clipped += int(hist[0] + hist[-1])
+        self.stats.clipped += int(hist[0]) * (not self.flat[0]) + int(hist[-1]) * (not self.flat[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_floating_point(x):

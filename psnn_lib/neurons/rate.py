@@ -10,7 +10,12 @@ clip(x, 0, theta), floored to multiples of theta / T. ReLU6 uses
 theta = min(r, 6), which reproduces its clipping exactly.
 
 Spike statistics count each neuron once per input (not once per step),
-K = T, and no bias spike (Eq. 26 without its +1). The membrane is float64
+K = T, and no bias spike (Eq. 26 without its +1). A neuron is counted as
+``clipped`` when it ends an inference holding at least one threshold that it
+could not emit (its mean input was above theta, or its charge came too late
+to leave as spikes; for ReLU6 at theta = 6 that is ReLU6's own clipping).
+A NaN (or infinite) input leaves the membrane not finite: the neuron emits no
+more spikes and its outputs are NaN for the rest of the inference. The membrane is float64
 and the output is rounded to the input's dtype (:mod:`psnn_lib.neurons.precision`).
 """
 from __future__ import annotations
@@ -30,6 +35,10 @@ class IFNeuron(nn.Module):
     MODES = ("stepped",)
     spikes = "binary spikes worth theta, integrated over T network time steps (rate code)"
 
+    # (below, above): inputs beyond that end of the neuron's range are where the activation is
+    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
+    flat: tuple[bool, bool] = (False, False)
+
     def __init__(self, threshold: float, T: int, v_init: float = 0.0) -> None:
         super().__init__()
         if not threshold > 0:
@@ -46,6 +55,9 @@ class IFNeuron(nn.Module):
         self.stats = SpikeStats(K=self.T, bias_spike=False)
 
     def reset_state(self) -> None:
+        """Start a new inference; one that ran its T steps counts its clipped neurons first."""
+        if getattr(self, "v", None) is not None and self.t == self.T and not self.flat[1]:
+            self.stats.clipped += int((self.v >= self.threshold).sum())
         self.v: Optional[torch.Tensor] = None
         self.t = 0
 
@@ -64,4 +76,4 @@ class IFNeuron(nn.Module):
         self.v.sub_(z, alpha=self.threshold)
         self.stats.spikes += int(z.sum())
         self.t += 1
-        return to_output(z.mul_(self.threshold), x.dtype)
+        return to_output(z.mul_(self.threshold).add_(self.v - self.v), x.dtype)  # NaN where v is not finite

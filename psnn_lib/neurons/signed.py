@@ -23,6 +23,14 @@ converter's methods): the IBT neuron of Spiking-YOLO (N_th = -P_th / alpha,
 Eq. 18, so |beta| = 1), a symmetric-threshold neuron (N_th = -P_th) and the
 plain IF neuron (no negative spikes: ``negative_threshold=None``).
 
+A neuron is counted as ``clipped`` when it ends an inference of T steps with
+a membrane holding more than one threshold that it could not emit (above
+P_th, or below N_th, after its ``v_shift`` is taken off): its mean input lay
+beyond what T spikes carry, or came too late to leave as spikes. Augmented
+spikes without a bound never clip. A NaN (or infinite) input leaves the
+membranes not finite: the neuron emits no more spikes and its outputs are NaN
+for the rest of the inference (never a silent 0).
+
 Spikes are Heaviside steps in inference; when gradients are on (joint
 calibration through time, Sect. 4.2) their derivative is the sigmoid
 surrogate of Eq. 32 with steepness ``kappa``, on the membrane distance to
@@ -57,7 +65,7 @@ Three generalisations, each off by default:
   ``v_shift`` (a spike worth P_th per P_th of membrane), the negative one by
   ``v_shift / alpha`` (a spike worth alpha |N_th| per |N_th|; none for
   alpha = 0). :meth:`SignedIFNeuron.shift_membranes` adds to it; the two-stage
-  baseline sets it layer by layer (:mod:`psnn_lib.converter.membranes`).
+  baseline sets it layer by layer (:mod:`psnn_lib.through_time.membranes`).
 """
 from __future__ import annotations
 
@@ -69,6 +77,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .gradients import no_gradient
 from .precision import to_output
 from .stats import SpikeStats
 
@@ -116,20 +125,6 @@ def signed_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: Thr
     return p, n, v_p, v_n
 
 
-class _NoGradient(torch.autograd.Function):
-    """The output of augmented spikes in a graph that needs gradients: a backward pass
-    through it is an error, never a silent zero."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        raise RuntimeError("augmented spikes have no surrogate gradient: no backward pass through them "
-                           "(training through time needs binary signed spikes, max_magnitude=1)")
-
-
 CHUNK = 1 << 16  # elements a fused step updates at a time on a CPU: its temporaries stay in cache
 
 def _pieces(value: Threshold, chunk: int):
@@ -145,7 +140,7 @@ def _fire(v: torch.Tensor, threshold: Threshold, below: bool, magnitude: Optiona
     if magnitude == 1:
         return (torch.lt if below else torch.gt)(v, threshold, out=out)
     torch.div(v, threshold, out=out).ceil_().sub_(1)
-    return out.clamp_(0, magnitude)
+    return out.nan_to_num_(0.0).clamp_(0, magnitude)  # a NaN membrane fires nothing
 
 
 @torch.no_grad()
@@ -190,7 +185,7 @@ def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: Thre
             sums.append(torch.stack([positive, events(fired)]))
             vn.sub_(torch.mul(fired, nc, out=scaled))
             value.add_(torch.mul(fired, worth, out=scaled))
-        oc.copy_(value)
+        oc.copy_(value.add_(torch.sub(vp, vp, out=scaled)))  # + 0, or NaN where the membrane is not finite
     if sums:
         counts += torch.stack(sums).sum(0)
     return out
@@ -225,6 +220,10 @@ class SignedIFNeuron(nn.Module):
     MODES = ("stepped",)
     spikes = ("signed spikes in {-1, 0, +1} (+1 worth P_th, -1 worth alpha |N_th|), "
               "integrated over T network time steps (rate code)")
+
+    # (below, above): inputs beyond that end of the neuron's range are where the activation is
+    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
+    flat: tuple[bool, bool] = (False, False)
 
     def __init__(self, positive_threshold: Union[float, torch.Tensor],
                  negative_threshold: Union[float, torch.Tensor, None], negative_slope: float,
@@ -299,17 +298,21 @@ class SignedIFNeuron(nn.Module):
 
     @property
     def stats(self) -> SpikeStats:
-        """The spike counters, with the counts of the fused steps since the last read."""
+        """The spike counters, with the counts of the fused steps and the clipped neurons since
+        the last read."""
         if self._counts is not None:
             positive, negative = (int(c) for c in self._counts.tolist())
             self._stats.spikes += positive + negative
             self._stats.negative += negative
             self._counts = None
+        if self._clipped is not None:
+            self._stats.clipped += int(self._clipped)
+            self._clipped = None
         return self._stats
 
     @stats.setter
     def stats(self, value: SpikeStats) -> None:
-        self._stats, self._counts = value, None
+        self._stats, self._counts, self._clipped = value, None, None
 
     def spike_total(self) -> torch.Tensor:
         """Spikes of both signs counted so far, as a float64 tensor (read without waiting for the
@@ -322,6 +325,18 @@ class SignedIFNeuron(nn.Module):
         self.stats = SpikeStats(K=self.T, bias_spike=False)
 
     def reset_state(self) -> None:
+        """Start a new inference; one that ran its T steps counts its clipped neurons first
+        (kept as a tensor: no wait for the device)."""
+        if getattr(self, "v_p", None) is not None and self.t == self.T:
+            with torch.no_grad():
+                shift_p, shift_n = self._shifts(self.v_p)
+                held = torch.zeros(self.v_p.shape, dtype=torch.bool, device=self.v_p.device)
+                if not self.flat[1]:
+                    held |= self.v_p - shift_p > self.shaped(self.p_th, self.v_p)
+                if self.n_th is not None and not self.flat[0]:
+                    held |= self.v_n - shift_n < self.shaped(self.n_th, self.v_n)
+                clipped = held.sum()
+            self._clipped = clipped if self._clipped is None else self._clipped + clipped
         self.v_p: Optional[torch.Tensor] = None
         self.v_n: Optional[torch.Tensor] = None
         self._full: Optional[tuple] = None  # per-element thresholds of a fused step (per-channel neurons)
@@ -331,16 +346,21 @@ class SignedIFNeuron(nn.Module):
         """Signed neurons hold no tables."""
         return 0
 
+    def _shifts(self, x: torch.Tensor) -> tuple[Threshold, Threshold]:
+        """What ``v_shift`` adds to the positive and the negative initial membrane (over alpha
+        for the negative one), shaped for ``x``."""
+        shift = self.shaped(self.v_shift, x)
+        return shift, shift * (1.0 / self.slope if self.n_th is not None and self.slope > 0 else 0.0)
+
     def _start(self, x: torch.Tensor) -> None:
-        """Membranes at v_init times each threshold, plus ``v_shift`` (over alpha for the
-        negative one)."""
-        def membrane(threshold: Optional[Threshold], per_unit: float) -> torch.Tensor:
+        """Membranes at v_init times each threshold, plus their ``v_shift``."""
+        def membrane(threshold: Optional[Threshold], shift: Threshold) -> torch.Tensor:
             v = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
             if threshold is not None:
                 v += self.v_init * self.shaped(threshold, x)
-            return v + self.shaped(self.v_shift, x) * per_unit
-        negative = 1.0 / self.slope if self.n_th is not None and self.slope > 0 else 0.0
-        self.v_p, self.v_n = membrane(self.p_th, 1.0), membrane(self.n_th, negative)
+            return v + shift
+        shift_p, shift_n = self._shifts(x)
+        self.v_p, self.v_n = membrane(self.p_th, shift_p), membrane(self.n_th, shift_n)
         self._stats.neurons += x.numel()
 
     def _fused_thresholds(self, x: torch.Tensor) -> tuple:
@@ -371,9 +391,12 @@ class SignedIFNeuron(nn.Module):
                 self._counts = torch.zeros(2, dtype=torch.float64, device=x.device)
             out = fused_step(x, self.v_p, self.v_n, *self._fused_thresholds(x), self._counts,
                              self.max_magnitude).to(x.dtype)
-            return _NoGradient.apply(x, out) if differentiable else out
+            return no_gradient(x, out, "augmented spikes have no surrogate gradient: no backward pass "
+                                       "through them (training through time needs binary signed spikes, "
+                                       "max_magnitude=1)") if differentiable else out
         p_th, n_th = self.shaped(self.p_th, x), None if self.n_th is None else self.shaped(self.n_th, x)
         p, n, self.v_p, self.v_n = signed_step(x.to(torch.float64), self.v_p, self.v_n, p_th, n_th, self.kappa)
         self._stats.spikes += int(p.detach().sum()) + int(n.detach().sum())
         self._stats.negative += int(n.detach().sum())
-        return to_output(p * p_th + n * self.shaped(self.negative_value, x), x.dtype)
+        # + 0, or NaN where a membrane is not finite (as the fused step)
+        return to_output(p * p_th + n * self.shaped(self.negative_value, x) + (self.v_p - self.v_p).detach(), x.dtype)

@@ -165,7 +165,7 @@ def method_row(task: Task, ann: SentenceOutput, method: str, **options: Any
     """Convert, evaluate and compare one method (its row, the SNN, its report and stats)."""
     snn, report = convert_task(task, method, **options)
     out, stats = evaluate(task, snn)
-    steps = k_range(report) if method == "ps" else options.get("K", 16)
+    steps = k_range(report) if method == "ps" else snn.options["K"]
     return compare(method, steps, ann, out, task.test.all_labels, stats.as_dict(), report), snn, report, stats
 
 

@@ -22,7 +22,7 @@ through time):
 - ``{vgg16,resnet18}_{ann,thresholds,symmetric}`` and ``{...}_{proposed,twostage}_t{4,8}``:
   Tables 2 and 3 at a size a 2-core CPU trains (width 1/8, average pooling, 20k training
   images, 6 epochs; calibration on 1,024 images at lr 1e-3: 2 joint epochs, or for the
-  two-stage baseline its two stages, the initial membranes (:mod:`psnn_lib.converter.membranes`,
+  two-stage baseline its two stages, the initial membranes (:mod:`psnn_lib.through_time.membranes`,
   stored per site and channel in the manifest) and then 2 epochs per layer; its ANN clips
   symmetrically with a threshold trained by the task loss alone, as Wang et al. 2025 do).
 
@@ -48,8 +48,8 @@ from torch import nn
 
 from .. import paths
 from ..converter.engine import ConvertedModel, analog_twin, convert
-from ..converter.membranes import membrane_calibration
-from ..converter.through_time import LOSSES, calibration_loss, joint_calibration, layerwise_calibration
+from ..through_time.membranes import membrane_calibration
+from ..through_time.calibrate import LOSSES, calibration_loss, joint_calibration, layerwise_calibration
 from ..models import cifar, datasets
 from ..models.checkpoints import _manifest as manifest_entries, save_state, verified_state
 from ..models.clipping import ClippedLeakyReLU

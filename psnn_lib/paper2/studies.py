@@ -15,7 +15,7 @@ import torch
 
 from ..book.records import Record
 from ..converter.engine import analog_twin, convert
-from ..converter.through_time import calibration_loss, joint_calibration
+from ..through_time.calibrate import calibration_loss, joint_calibration
 from ..models.training import default_device, predict
 from ..peers import sinabs, snntorch_ternary
 from . import networks

@@ -24,7 +24,7 @@ from .. import paths
 from .fit import FitTables, PSParams, fit_ps, sample
 from .grid import make_grid
 
-FORMAT = 3  # of a cache file; part of the key, so files of another layout are never read
+FORMAT = 4  # of a cache file; part of the key, so files of another layout are never read
 
 
 def cache_key(fn: Union[str, Activation], l: float, r: float, dy: float, step: float, **options) -> dict:

@@ -73,7 +73,7 @@ class PSParams:
     ``step`` is the requested grid step, ``delta`` the one used (coarser when
     [l, r] needs more than ``MAX_GRID_POINTS``). ``error_bound`` bounds
     |PS(x) - f(x)| on [l, r] a priori when ``bound_condition`` holds
-    (:mod:`psnn_lib.ps.bound`).
+    (:mod:`psnn_lib.ps.bound`); ``snapping`` is its part due to the grid.
     """
 
     activation: str
@@ -91,6 +91,7 @@ class PSParams:
     strict: bool = True
     direction: int = 1
     error_bound: float = float("nan")
+    snapping: float = float("nan")
     bound_condition: str = ""
     tables: Optional[FitTables] = field(default=None, repr=False, compare=False)
     refit: Optional[Callable[[], "PSParams"]] = field(default=None, repr=False, compare=False)
@@ -240,7 +241,8 @@ def fit_ps(
                      dy=2.0 ** s if dy is None else dy, step=step)
     bound = error_bound(f, x, target, float(params.d[-1]),
                         known_lipschitz(fn) if lipschitz is None else lipschitz)
-    return dataclasses.replace(params, refit=refit, error_bound=bound.value, bound_condition=bound.condition)
+    return dataclasses.replace(params, refit=refit, error_bound=bound.value, snapping=bound.snapping,
+                               bound_condition=bound.condition)
 
 
 def branch_inverse(x: torch.Tensor, values: torch.Tensor) -> tuple[int, BranchInverse]:

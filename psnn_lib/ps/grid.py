@@ -18,6 +18,23 @@ a uint8 spike count per point, :class:`~psnn_lib.neurons.ps.PSNeuron`) then
 take at most 640 KiB; a wider interval gets a coarser step (``fit_ps`` warns)."""
 
 
+PAPER_STEP = 1e-3
+"""The grid step delta of Algorithm 1 (line 3) for inputs on the scale of the paper's activations."""
+MIN_CELLS = 1000
+"""Cells that :func:`site_step` gives an interval narrower than ``PAPER_STEP * MIN_CELLS`` = 1."""
+
+
+def site_step(l: float, r: float) -> float:
+    """The grid step of a converted site on [l, r]: the paper's 1e-3, or on an interval narrower
+    than 1 the step of ``MIN_CELLS`` cells, so that a narrow site is resolved relative to its width
+    as a unit-wide one is by the paper's step (its snapping term, L delta / 2, stays the same share
+    of its output range, L (r - l)). Sites at least 1 wide keep the paper's step."""
+    check_finite(l=l, r=r)
+    if not r > l:
+        raise ValueError(f"empty interval: need l < r, got [{l}, {r}]")
+    return min(PAPER_STEP, (r - l) / MIN_CELLS)
+
+
 def check_finite(**values: float) -> None:
     for name, v in values.items():
         if not isinstance(v, (int, float)) or not math.isfinite(v):

@@ -53,9 +53,9 @@ from torch import nn
 
 from ..neurons.signed import SignedIFNeuron
 from ..progress import progress_bar
-from .engine import ActivationSite, ConvertedModel, analog_twin
+from ..converter.engine import ActivationSite, ConvertedModel, analog_twin
 from .layer_weights import KAPPA_SCHEDULE, kappa_at, layer_weights
-from .methods import positive_int
+from ..converter.registry import positive_int
 
 LR = 1e-4
 LOSSES = ("kl_neuron", "kl_map", "mse")

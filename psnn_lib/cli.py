@@ -11,8 +11,8 @@ import torch
 
 
 def _book(args: argparse.Namespace) -> int:
-    from ..paths import project_root
-    from .runner import NotebookFailed, run_notebooks
+    from .paths import project_root
+    from .book.runner import NotebookFailed, run_notebooks
 
     try:
         root = project_root()
@@ -29,8 +29,8 @@ def _book(args: argparse.Namespace) -> int:
 
 
 def _site(args: argparse.Namespace) -> int:
-    from ..paths import project_root
-    from .site import SiteFailed, build_site
+    from .paths import project_root
+    from .book.site import SiteFailed, build_site
 
     try:
         root = project_root()
@@ -43,10 +43,10 @@ def _site(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .. import paths
-    from ..activations import resolve_activation
-    from ..neurons.ps import PSNeuron
-    from ..ps.cache import fit_ps_cached, save_params
+    from . import paths
+    from .activations import resolve_activation
+    from .neurons.ps import PSNeuron
+    from .ps.cache import fit_ps_cached, save_params
 
     l, r = args.interval
     if args.n_check < 1:
@@ -82,8 +82,8 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from ..activations import known_activations
-    from .profiles import PROFILES
+    from .activations import known_activations
+    from .book.profiles import PROFILES
 
     parser = argparse.ArgumentParser(prog="psnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

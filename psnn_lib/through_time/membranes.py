@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from ..progress import progress_bar
-from .engine import ConvertedModel
-from .methods import positive_int
-from .through_time import CalibrationHistory, _Calibrator, _check_data
+from ..converter.engine import ConvertedModel
+from ..converter.registry import positive_int
+from .calibrate import CalibrationHistory, _Calibrator, _check_data
 
 
 def _channel_mean(name: str, x: torch.Tensor) -> torch.Tensor:

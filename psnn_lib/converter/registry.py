@@ -1,0 +1,108 @@
+"""The registry of conversion methods: which spiking neuron replaces an activation.
+
+The converter (``engine.py``) knows nothing about any neuron, and no
+neuron knows the converter: a method binds them. A method is registered
+once with :func:`register_method` and says
+
+- ``build(site, options)``: the neuron module for one activation site, given
+  its :class:`Site` (activation, interval, observer and how the interval was
+  chosen from it);
+- ``accepts(spec)``: None if it can convert that activation, else why not;
+- ``passes(options)``: how many forward passes one inference takes (1 for
+  neurons that finish within one layer pass such as PS and FS; T for
+  rate coding, whose IF neurons integrate over T network time steps);
+- ``spikes``: what its neurons emit (binary spikes, signed spikes, a look-up),
+  shown in reports so nobody mistakes real values for spikes;
+- ``defaults``: its options; unknown options are an error, and ``check(options)``
+  rejects bad values before any calibration pass;
+- ``details(neuron)``: extra report columns of one built neuron (its table
+  memory in bytes, a PS grid step, ...);
+- ``covers(neuron)``: the input range its neuron represents, where that is not
+  the site's interval (numbers, or per-channel tensors; the report's
+  ``clipped_fraction`` counts inputs outside it).
+
+Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
+``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
+The bindings are apart: ``ps``, ``fs`` and ``rate`` in :mod:`.methods`, paper 2's
+signed-spike neurons in :mod:`.signed_methods`; the package ``psnn_lib.converter``
+imports both, so every method is known once the converter is. A new method is one
+more :func:`register_method` call, never an edit of the converter.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+from torch import nn
+
+from ..activations import ActivationSpec
+from .calibration import Observer
+
+
+@dataclass
+class Site:
+    """One activation site of a model, after calibration: ``how`` is the observer mode that
+    chose ``interval`` ("minmax" or a percentile; None for an interval given to the converter)."""
+
+    name: str
+    spec: ActivationSpec
+    interval: tuple[float, float]
+    observer: Optional[Observer] = None
+    how: Union[str, float, None] = None
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    build: Callable[[Site, dict], nn.Module]
+    spikes: str
+    defaults: dict = field(default_factory=dict)
+    accepts: Callable[[ActivationSpec], Optional[str]] = lambda spec: None
+    passes: Callable[[dict], int] = lambda options: 1
+    check: Callable[[dict], None] = lambda options: None
+    details: Callable[[nn.Module], dict] = lambda neuron: {}
+    covers: Callable[[nn.Module], Optional[tuple[Any, Any]]] = lambda neuron: None
+
+    def options(self, given: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(given) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
+                            f"it takes {sorted(self.defaults)}")
+        options = {**self.defaults, **given}
+        self.check(options)
+        return options
+
+
+def positive_int(name: str, value: Any) -> None:
+    """An option that counts (K, T): a positive integer (a Python or NumPy int), not a bool or a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def number(name: str, value: Any, positive: bool = False) -> None:
+    """A real option value (finite, and > 0 when ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or (positive and value <= 0):
+        raise ValueError(f"{name} must be a {'positive ' if positive else ''}number, got {value!r}")
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> None:
+    """Add a conversion method; refuses to overwrite a name."""
+    if method.name in _METHODS:
+        raise ValueError(f"method {method.name!r} is already registered")
+    _METHODS[method.name] = method
+
+
+def get_method(name: str) -> Method:
+    if name not in _METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(known_methods())}")
+    return _METHODS[name]
+
+
+def known_methods() -> list[str]:
+    return sorted(_METHODS)
