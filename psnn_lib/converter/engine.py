@@ -196,9 +196,10 @@ class ConvertedModel(nn.Module):
                 self._warned.add(name)
                 l, r = self.intervals[name]
                 warnings.warn(f"site {name}: {(clipped - c0) / (neurons - n0):.0%} of this call's neurons clipped "
-                              f"(inputs beyond what its neurons represent, calibrated on [{l:.4g}, {r:.4g}]): "
-                              "convert with calibration data like these inputs (warned once per site; "
-                              "spike_stats() counts every call)", stacklevel=3)
+                              f"(inputs beyond what they represent, calibrated on [{l:.4g}, {r:.4g}], or, rate "
+                              "coded, charge too late to leave as spikes): calibrate on data like these inputs, or "
+                              "give the neurons more time steps (warned once per site; spike_stats() counts every "
+                              "call)", stacklevel=3)
 
     @contextlib.contextmanager
     def only(self, names: Iterable[str]) -> Iterator["ConvertedModel"]:
