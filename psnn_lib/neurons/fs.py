@@ -28,7 +28,7 @@ from torch import nn
 
 from ..paths import package_file
 from .precision import tensor_bytes, to_output
-from .stats import SpikeStats
+from .stats import FlatEnds, SpikeStats
 
 
 @dataclass
@@ -83,15 +83,11 @@ def lookup(table: dict, name: str, K: int) -> Optional[FSParams]:
     return FSParams(**entry) if entry else None
 
 
-class FSNeuron(nn.Module):
+class FSNeuron(FlatEnds, nn.Module):
     """A layer of FS neurons with shared h(t), d(t), T(t)."""
 
     MODES = ("stepped",)
     spikes = "binary spikes z(t) weighted by trained d(t)"
-
-    # (below, above): inputs beyond that end of the neuron's range are where the activation is
-    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
-    flat: tuple[bool, bool] = (False, False)
 
     def __init__(self, params: FSParams) -> None:
         super().__init__()

@@ -34,7 +34,7 @@ from torch import nn
 from ..ps.fit import PSParams
 from ..ps.grid import Snapped, snap
 from .precision import tensor_bytes, to_output
-from .stats import SpikeStats
+from .stats import FlatEnds, SpikeStats
 
 MODES = ("fast", "stepped")
 _CPU = torch.device("cpu")
@@ -54,7 +54,7 @@ def _padded(values: torch.Tensor) -> torch.Tensor:
     return torch.cat([values[:1], values, values[-1:]])
 
 
-class PSNeuron(nn.Module):
+class PSNeuron(FlatEnds, nn.Module):
     """A layer of PS neurons for one fitted activation (elementwise).
 
     ``params`` is not modified; the neuron keeps a copy without the fit's
@@ -63,10 +63,6 @@ class PSNeuron(nn.Module):
 
     MODES = MODES
     spikes = "binary spikes z(t) weighted by d(t) = 2^(s+K-t); reset h_i(t) from a table row (look-up)"
-
-    # (below, above): inputs beyond that end of the neuron's range are where the activation is
-    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
-    flat: tuple[bool, bool] = (False, False)
 
     def __init__(self, params: PSParams, mode: str = "fast", record_stats: bool = True) -> None:
         super().__init__()

@@ -26,18 +26,14 @@ import torch
 from torch import nn
 
 from .precision import to_output
-from .stats import SpikeStats
+from .stats import FlatEnds, SpikeStats
 
 
-class IFNeuron(nn.Module):
+class IFNeuron(FlatEnds, nn.Module):
     """Integrate-and-fire, reset by subtraction; one call = one time step."""
 
     MODES = ("stepped",)
     spikes = "binary spikes worth theta, integrated over T network time steps (rate code)"
-
-    # (below, above): inputs beyond that end of the neuron's range are where the activation is
-    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
-    flat: tuple[bool, bool] = (False, False)
 
     def __init__(self, threshold: float, T: int, v_init: float = 0.0) -> None:
         super().__init__()

@@ -79,7 +79,7 @@ from torch import nn
 
 from .gradients import no_gradient
 from .precision import to_output
-from .stats import SpikeStats
+from .stats import FlatEnds, SpikeStats
 
 DEFAULT_KAPPA = 6.7  # Sect. 5.1
 # a threshold: one value, or a tensor (per channel, broadcast over the input; per element in a fused step)
@@ -210,7 +210,7 @@ def _per_channel(value: Union[float, torch.Tensor, None], what: str, sign: int) 
     return float(value)
 
 
-class SignedIFNeuron(nn.Module):
+class SignedIFNeuron(FlatEnds, nn.Module):
     """The neuron pair of Eqs. 19-20; one call is one time step, T steps per inference.
 
     Thresholds are numbers, or 1-D tensors with one value per channel (dimension 1 of the
@@ -220,10 +220,6 @@ class SignedIFNeuron(nn.Module):
     MODES = ("stepped",)
     spikes = ("signed spikes in {-1, 0, +1} (+1 worth P_th, -1 worth alpha |N_th|), "
               "integrated over T network time steps (rate code)")
-
-    # (below, above): inputs beyond that end of the neuron's range are where the activation is
-    # flat (a clipped activation's bounds): saturating there is exact, not counted as clipped
-    flat: tuple[bool, bool] = (False, False)
 
     def __init__(self, positive_threshold: Union[float, torch.Tensor],
                  negative_threshold: Union[float, torch.Tensor, None], negative_slope: float,

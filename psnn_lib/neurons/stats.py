@@ -33,3 +33,12 @@ class SpikeStats:
     @property
     def clipped_fraction(self) -> float:
         return self.clipped / self.neurons if self.neurons else 0.0
+
+
+class FlatEnds:
+    """What every neuron's clipping counter leaves out: ``flat`` = (below, above), True where
+    inputs beyond that end of the neuron's range lie where its activation is flat (a clipped
+    activation's bounds), so that saturating there is exact, not clipping. The converter sets
+    it per site; (False, False) by default."""
+
+    flat: tuple[bool, bool] = (False, False)
