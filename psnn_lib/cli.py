@@ -47,13 +47,14 @@ def _fit(args: argparse.Namespace) -> int:
     from .activations import resolve_activation
     from .neurons.ps import PSNeuron
     from .ps.cache import fit_ps_cached, save_params
+    from .ps.grid import site_step
 
     l, r = args.interval
     if args.n_check < 1:
         print(f"psnn fit: --n-check must be >= 1, got {args.n_check}", file=sys.stderr)
         return 2
     try:
-        params = fit_ps_cached(args.activation, l, r, args.dy, args.step,
+        params = fit_ps_cached(args.activation, l, r, args.dy, args.step or site_step(l, r),
                                cache_dir=args.cache_dir, first_weight=args.first_weight,
                                strict=not args.non_strict)
     except ValueError as exc:
@@ -104,7 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fit.add_argument("activation")
     fit.add_argument("--interval", nargs=2, type=float, metavar=("L", "R"), default=(-10.0, 10.0))
     fit.add_argument("--dy", type=float, default=0.01)
-    fit.add_argument("--step", type=float, default=1e-3)
+    fit.add_argument("--step", type=float, default=None,
+                     help="grid step (default: 1e-3, or 1/1000 of an interval narrower than 1)")
     fit.add_argument("--first-weight", choices=("paper", "code"), default="paper")
     fit.add_argument("--non-strict", action="store_true", help="spike when y >= d(t)")
     fit.add_argument("--n-check", type=int, default=100_000)

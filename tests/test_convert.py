@@ -161,7 +161,7 @@ def test_percentile_interval_and_clipping():
     _, rep = P.convert(model, calibration=x, observer=99.0, progress=False)
     row = rep.rows[0]
     assert row["r"] == pytest.approx(2.326, abs=0.05) and row["l"] == pytest.approx(-2.326, abs=0.05)
-    assert row["clipped_fraction"] == pytest.approx(0.02, abs=0.003)
+    assert row["clipped_fraction"] == pytest.approx(0.01, abs=0.002)  # above r; below l ReLU is flat: nothing lost
     _, rep = P.convert(model, calibration=x, progress=False)
     assert rep.rows[0]["r"] == float(x.max()) and rep.rows[0]["clipped_fraction"] == 0
 

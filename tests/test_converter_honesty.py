@@ -135,12 +135,31 @@ def test_kept_analog_holds_no_insides_of_activations_and_unconverted_names_its_m
     assert rep.unconverted == ["module p: PReLU: per-channel, random or gated: no shared neuron"]
 
 
-@pytest.mark.parametrize("method", ["ps", "fs"])
+@pytest.mark.parametrize("method", ["ps", "fs", "rate"])
 def test_no_silent_zero_gradient_through_table_neurons(method):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     snn, _, _ = _quiet_convert(model, method, torch.randn(32, 4))
     out = snn(torch.randn(8, 4)).sum()
+    with pytest.raises(RuntimeError, match="passes no gradient"):
+        out.backward()
+
+
+class Masked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l, self.act, self.o = nn.Linear(4, 4), nn.GELU(), nn.Linear(4, 2)
+
+    def forward(self, x, mask):
+        return self.o(self.act(self.l(x))).mean(1)
+
+
+def test_no_silent_zero_gradient_with_a_token_mask():
+    torch.manual_seed(0)
+    x, mask = torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.long)
+    mask[1, 3:] = 0
+    snn, _, _ = _quiet_convert(Masked(), "ps", {"x": x, "mask": mask}, token_mask="mask")
+    out = snn(x=x, mask=mask).sum()
     with pytest.raises(RuntimeError, match="passes no gradient"):
         out.backward()
 
@@ -183,6 +202,7 @@ def test_clear_errors_for_scripted_converted_models_and_arguments_traced_at_thei
 
 @pytest.mark.parametrize("method, model, options", [
     ("rate", RELU, {"T": 4}), ("signed", LEAKY, {"T": 4}), ("augmented", LEAKY, {"T": 4}), ("ps", LEAKY, {}),
+    ("fs", RELU, {}),
 ])
 def test_a_nan_input_gives_nan_outputs_not_silent_zeros(method, model, options):
     torch.manual_seed(0)
@@ -192,3 +212,98 @@ def test_a_nan_input_gives_nan_outputs_not_silent_zeros(method, model, options):
     with torch.no_grad():
         out = snn(x)
     assert out[1].isnan().all() and not out[[0, 2, 3]].isnan().any()
+
+
+@pytest.mark.parametrize("act, method", [(nn.ReLU6(), "ps"), (nn.ReLU6(), "rate"), (nn.Hardtanh(), "ps"),
+                                         (nn.Hardsigmoid(), "ps"), (nn.ReLU(), "ps"), (nn.ReLU(), "rate")])
+def test_flat_regions_of_table_activations_are_not_clipping(act, method):
+    """Beyond ReLU6's 6, below ReLU's 0, ...: the output is exact, nothing is counted or warned about."""
+    x = torch.linspace(-10, 10, 101).unsqueeze(1)
+    snn, _, _ = _quiet_convert(nn.Sequential(act), method, x)
+    far = torch.full((10, 1), 50.0) if not isinstance(act, nn.ReLU) else torch.full((10, 1), -50.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            assert torch.allclose(snn(far), act(far), atol=1e-3)
+    assert snn.spike_stats().clipped_fraction == 0 and not caught
+
+
+def test_a_sigmoid_tail_is_clipping():
+    x = torch.linspace(-10, 10, 101).unsqueeze(1)
+    snn, _, _ = _quiet_convert(nn.Sequential(nn.Sigmoid()), "ps", x)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            snn(torch.full((10, 1), 50.0))
+    assert snn.spike_stats().clipped_fraction == 1 and len(caught) == 1
+
+
+def test_a_precision_the_grid_cannot_give_is_warned_about():
+    _, rep, caught = _quiet_convert(nn.Sequential(nn.GELU()), "ps", torch.linspace(-3, 3, 101).unsqueeze(1), dy=1e-5)
+    assert rep.rows[0]["error_bound"] > 10 * 1e-5 and any("mostly snapping" in m for m in caught)
+
+
+def test_a_lone_inputs_targets_tuple_with_dict_or_tuple_inputs_is_one_batch():
+    class Kw(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return torch.relu(self.l(x))
+    x, y = torch.randn(8, 4), torch.arange(8)
+    for data in ({"x": x}, y), ((x,), y):
+        _, rep, _ = _quiet_convert(Kw(), "ps", data, K=8)
+        assert rep.calibration_samples == 8
+
+
+def test_an_argument_equal_to_its_traced_default_is_accepted():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+
+        def forward(self, x, scale=1.0):
+            return torch.relu(self.l(x)) * scale
+    x = torch.randn(8, 4)
+    snn, _, _ = _quiet_convert(Scaled(), "ps", x)
+    assert torch.equal(snn(x, scale=1), snn(x))
+    with pytest.raises(TypeError, match="traced with its default 1.0"):
+        snn(x, scale=2)
+
+
+def test_save_and_load_keep_the_arguments_traced_at_their_default(tmp_path):
+    class Maskable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+
+        def forward(self, x, mask=None):
+            h = torch.relu(self.l(x))
+            return h if mask is None else h * mask
+    torch.manual_seed(0)
+    model, x = Maskable().eval(), torch.randn(8, 4)
+    snn, _, _ = _quiet_convert(model, "ps", x)
+    P.save_converted(snn, tmp_path / "snn.json")
+    again, _ = P.load_converted(model, tmp_path / "snn.json")  # no calibration: optional arguments at defaults
+    assert torch.equal(again(x), snn(x))
+    mask = torch.ones(8, 4)
+    with_mask, _, _ = _quiet_convert(model, "ps", {"x": x, "mask": mask})
+    P.save_converted(with_mask, tmp_path / "mask.json")
+    with pytest.raises(P.ConversionError, match="pass calibration="):
+        P.load_converted(model, tmp_path / "mask.json")
+    assert torch.equal(P.load_converted(model, tmp_path / "mask.json", calibration={"x": x, "mask": mask})[0](
+        x=x, mask=mask), with_mask(x=x, mask=mask))
+
+
+def test_a_quotient_is_labelled_as_one():
+    class Divide(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = self.l(x)
+            return torch.relu(h) / (h * h + 1)
+    _, rep, _ = _quiet_convert(Divide(), "ps", torch.randn(8, 4), K=8)
+    assert any("(quotient of two signals)" in a for a in rep.kept_analog)

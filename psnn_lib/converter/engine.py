@@ -93,14 +93,17 @@ class ActivationSite(nn.Module):
                              f"{tuple(x.shape)} does not match the call's token mask {tuple(mask.shape)}")
         with site_scope():
             if real is None:
-                out = self.impl(x)
+                out = self._spiking(x)
             else:
                 out = self.spec.fn(x)
-                out[real] = self.impl(x[real]).to(out.dtype)
-        out = no_gradient(x, out, f"site {self.site_name}: its {type(self.impl).__name__} passes no gradient "
-                                  "(the SNNs of 'ps', 'fs', 'rate' and augmented spikes are not differentiable; "
-                                  "the binary signed-spike methods have a surrogate gradient)")
+                out[real] = self._spiking(x[real]).to(out.dtype)
         return x.copy_(out) if self.inplace else out
+
+    def _spiking(self, x: torch.Tensor) -> torch.Tensor:
+        """The site's module on ``x``; where it passes no gradient, a backward pass through it is an error."""
+        return no_gradient(x, self.impl(x), f"site {self.site_name}: its {type(self.impl).__name__} passes no "
+                                            "gradient (the SNNs of 'ps', 'fs', 'rate' and augmented spikes are not "
+                                            "differentiable; the binary signed-spike methods have a surrogate gradient)")
 
     def extra_repr(self) -> str:
         return f"{self.spec.name} ({self.source}{', in place' if self.inplace else ''})"
@@ -179,7 +182,7 @@ class ConvertedModel(nn.Module):
         """The keyword arguments without those traced at their default (a constant now), which a
         call may pass only as that very default (``attention_mask=None``)."""
         for name, (position, default) in self.fixed_arguments.items():
-            if (name in kwargs and kwargs[name] is not default) or len(args) > position:
+            if (name in kwargs and not _equal(kwargs[name], default)) or len(args) > position:
                 raise TypeError(f"argument {name!r} was not in the calibration batches, so the model was traced "
                                 f"with its default {default!r} as a constant; to make it an input, give it in "
                                 "the calibration batches (a dict batch, or positional inputs)")
@@ -236,6 +239,18 @@ class ConvertedModel(nn.Module):
         (and the real tokens per sample, with a token mask)."""
         return network_stats(self.neurons, self.samples, self._synapses,
                              self.tokens if self.token_mask else None)
+
+
+def _equal(value: Any, default: Any) -> bool:
+    """Is a call's argument the default it was traced at (``1`` for ``1.0``; tensors only as that object)?"""
+    if value is default:
+        return True
+    if torch.is_tensor(value) or torch.is_tensor(default):
+        return False
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def _run(model: nn.Module, call: tuple[tuple, dict], mask: Optional[torch.Tensor]) -> Any:
@@ -407,7 +422,7 @@ class _Graph:
 
 def _validate(model: Any, method: str, options: dict, observer: Union[str, float], calibration: Any,
               interval: Any, token_mask: Optional[str]) -> tuple[Method, dict, Union[str, float], Any]:
-    """Stage 1: the model, the method and its options, the observer, the interval (before any pass)."""
+    """Validate: the model, the method and its options, the observer, the interval (before any pass)."""
     _check_model(model)
     chosen = get_method(method)
     opts = chosen.options(options)
@@ -422,7 +437,7 @@ def _validate(model: Any, method: str, options: dict, observer: Union[str, float
 
 
 def _trace(model: nn.Module, first: Optional[tuple[tuple, dict]]) -> _Graph:
-    """Stage 2: a copy of the model with a site at every activation, by torch.fx (arguments the
+    """Trace: a copy of the model with a site at every activation, by torch.fx (arguments the
     first batch does not give traced at their default), else by swapping activation modules."""
     problems: list[str] = []
     fixed = _absent_defaults(model, first)
@@ -441,7 +456,7 @@ def _trace(model: nn.Module, first: Optional[tuple[tuple, dict]]) -> _Graph:
 
 
 def _judge(problems: list[str], method: str, strict: bool) -> None:
-    """Stage 3, after calibration: activations left unconverted are an error, or (``strict=False``) a warning."""
+    """Judge, after calibration: activations left unconverted are an error, or (``strict=False``) a warning."""
     if not problems:
         return
     message = f"{len(problems)} activation(s) not converted to {method!r}: " + "; ".join(problems)
@@ -453,7 +468,7 @@ def _judge(problems: list[str], method: str, strict: bool) -> None:
 def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, opts: dict,
            given: Optional[dict[str, Interval]], how: Union[str, float], token_mask: Optional[str], samples: int,
            report: ConversionReport, progress: bool) -> dict[str, Interval]:
-    """Stage 4: a neuron per site on its interval (given, or calibrated by ``how``), a report row
+    """Build: a neuron per site on its interval (given, or calibrated by ``how``), a report row
     each; refused sites and sites that saw integers keep their activation. Returns the intervals."""
     device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
     intervals: dict[str, Interval] = {}
@@ -484,7 +499,7 @@ def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, o
             "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
             "K": site.impl.stats.K,
             "neurons": obs.count // samples if samples else 0,
-            "clipped_fraction": _clipped_fraction(obs, site.spec, covered),
+            "clipped_fraction": _clipped_fraction(obs, covered, site.impl.flat),
             "nonfinite_inputs": obs.nonfinite,
             **({"per_token": site.per_token} if token_mask else {}),
             **chosen.details(site.impl),
@@ -494,7 +509,7 @@ def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, o
 
 def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: dict, intervals: dict[str, Interval],
               strict: bool, token_mask: Optional[str], first: Optional[tuple[tuple, dict]]) -> ConvertedModel:
-    """Stage 5: the converted model, with the fan-outs of its sites (from the graph, or observed on
+    """Assemble: the converted model, with the fan-outs of its sites (from the graph, or observed on
     the first batch with every site exact, so that no spike is counted)."""
     kept = {k: v for k, v in graph.sites.items() if k in intervals}
     synapses = fanouts(graph.work, graph.nodes) if graph.traced else None
@@ -528,23 +543,39 @@ def _positions(model: nn.Module, fixed: dict[str, Any]) -> dict[str, tuple[int, 
 
 def _flat_ends(spec: ActivationSpec, covered: Interval) -> tuple[bool, bool]:
     """Whether the activation is flat beyond the low and the high end of the range a neuron
-    covers (every channel's, for per-channel ranges): saturating there is exact."""
-    if spec.bounds is None:
-        return False, False
-    lo, hi = covered
-    return bool((torch.as_tensor(lo) <= spec.bounds[0]).all()), bool((torch.as_tensor(hi) >= spec.bounds[1]).all())
-
-
-def _clipped_fraction(obs: Observer, spec: ActivationSpec, covered: Interval) -> float:
-    """The share of calibration inputs outside the range the neuron represents, except
-    where the activation is flat anyway (beyond its ``bounds``: nothing is lost there)."""
-    lo, hi = covered  # numbers, or per-channel tensors
+    covers (every channel's, for per-channel ranges): saturating there is exact. Beyond a
+    clipped activation's ``bounds``; else where f takes the value of that end at every probe
+    ``FLAT_PROBES`` further out (ReLU below 0, ReLU6 above 6, Hardtanh, Hardsigmoid: exactly
+    constant; a GELU or sigmoid tail is not)."""
+    lo, hi = (float(torch.as_tensor(v).max()) if i == 0 else float(torch.as_tensor(v).min())
+              for i, v in enumerate(covered))
     if spec.bounds is not None:
-        lo = torch.where(lo <= spec.bounds[0], -math.inf, lo) if torch.is_tensor(lo) else \
-            -math.inf if lo <= spec.bounds[0] else lo
-        hi = torch.where(hi >= spec.bounds[1], math.inf, hi) if torch.is_tensor(hi) else \
-            math.inf if hi >= spec.bounds[1] else hi
-    return obs.clipped_fraction(lo, hi)
+        return lo <= spec.bounds[0], hi >= spec.bounds[1]
+    return _constant_beyond(spec.fn, lo, -1.0), _constant_beyond(spec.fn, hi, 1.0)
+
+
+# how far beyond a neuron's range an activation is probed for being constant there
+FLAT_PROBES = (1e-3, 1e-1, 1.0, 1e1, 1e3, 1e6)
+
+
+def _constant_beyond(fn: Any, end: float, direction: float) -> bool:
+    """Does ``fn`` take its value at ``end`` at every probe beyond it (in float64)?"""
+    if not math.isfinite(end):
+        return True  # nothing lies beyond
+    x = torch.tensor([end, *(end + direction * d for d in FLAT_PROBES)], dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            y = torch.as_tensor(fn(x))
+    except (RuntimeError, TypeError, ValueError):  # a module that takes float32 only: not probed, counted
+        return False
+    return bool((y == y[0]).all())
+
+
+def _clipped_fraction(obs: Observer, covered: Interval, flat: tuple[bool, bool]) -> float:
+    """The share of calibration inputs outside the range the neuron represents, except
+    beyond an end where the activation is flat anyway (``flat``: nothing is lost there)."""
+    lo, hi = covered  # numbers, or per-channel tensors
+    return obs.clipped_fraction(-math.inf if flat[0] else lo, math.inf if flat[1] else hi)
 
 
 def _note(report: ConversionReport, note: str) -> None:
@@ -555,9 +586,9 @@ def _note(report: ConversionReport, note: str) -> None:
 
 def _absent_defaults(model: nn.Module, call: Optional[tuple[tuple, dict]]) -> Optional[dict[str, Any]]:
     """Arguments of ``model.forward`` with a default that the first calibration call
-    does not give: traced at that default (an optional ``attention_mask=None``)."""
-    if call is None:
-        return None
+    does not give (without calibration data: every one): traced at that default (an optional
+    ``attention_mask=None``)."""
+    call = ((), {}) if call is None else call
     try:
         parameters = list(inspect.signature(model.forward).parameters.values())
     except (TypeError, ValueError):

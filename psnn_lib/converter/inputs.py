@@ -37,8 +37,9 @@ def as_call(batch: Any) -> Call:
 
 def batches(calibration: Union[torch.Tensor, Mapping, Iterable], limit: Optional[int]) -> Iterator[Call]:
     """The calls of the calibration data: one tensor or dict is one batch, and so is a lone
-    ``(inputs, targets)`` tuple of two tensors with the same first dimension (as ``[(x, y)]``;
-    never two batches ``x`` and ``y``)."""
+    ``(inputs, targets)`` tuple whose inputs hold as many samples as its targets tensor (as
+    ``[(x, y)]``; never two batches ``x`` and ``y``; two input batches of one size given as a
+    tuple are read that way too: give them as a list)."""
     if isinstance(calibration, (torch.Tensor, Mapping)) or _is_one_batch(calibration):
         calibration = [calibration]
     for i, batch in enumerate(calibration):
@@ -48,9 +49,14 @@ def batches(calibration: Union[torch.Tensor, Mapping, Iterable], limit: Optional
 
 
 def _is_one_batch(data: Any) -> bool:
-    """A tuple ``(x, y)`` of two tensors of one batch size (a dataset's tensors, not two batches)."""
-    return isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) and t.dim() > 0
-                                                              for t in data) and len(data[0]) == len(data[1])
+    """A tuple ``(inputs, targets)`` whose inputs (a tensor, a dict or a tuple of model inputs) hold
+    as many samples as the targets tensor: one batch, not two."""
+    if not (isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], torch.Tensor) and data[1].dim()):
+        return False
+    try:
+        return batch_size(as_call(data)) == len(data[1])
+    except (TypeError, ValueError):
+        return False
 
 
 def _each_tensor(call: Call, fn: Callable[[torch.Tensor], torch.Tensor]) -> Call:

@@ -38,8 +38,8 @@ def _build_ps(site: Site, o: dict) -> PSNeuron:
     """PS neuron fitted on the site's interval (Algorithm 1) with K steps (default 16) or precision dy,
     on a grid of step ``step`` (default: :func:`~psnn_lib.ps.grid.site_step`, the paper's 1e-3, finer on
     an interval narrower than 1). Warns when the grid, not the spikes, sets the site's error: the
-    snapping term of its a-priori bound (:mod:`psnn_lib.ps.bound`) above both the quantisation term
-    and ``SNAPPING_SHARE`` of the site's output range."""
+    snapping term of its a-priori bound (:mod:`psnn_lib.ps.bound`) above the quantisation term and
+    above ``SNAPPING_SHARE`` of the site's output range or the precision ``dy`` asked for."""
     l, r = site.interval
     if not r > l:
         raise ValueError(f"empty interval [{l}, {r}] (the calibration inputs are constant); "
@@ -49,7 +49,8 @@ def _build_ps(site: Site, o: dict) -> PSNeuron:
                     first_weight=o["first_weight"])
     params.activation = site.spec.name
     snapping, quantisation = params.snapping, params.error_bound - params.snapping
-    if snapping > quantisation and snapping > SNAPPING_SHARE * float(params.target.max() - params.b):
+    if snapping > quantisation and (snapping > SNAPPING_SHARE * float(params.target.max() - params.b)
+                                    or (o["dy"] is not None and snapping > o["dy"])):
         warnings.warn(f"its grid step {params.delta:.3g} gives {params.points} points on [{l:.4g}, {r:.4g}]: "
                       f"the error bound {params.error_bound:.3g} is mostly snapping ({snapping:.3g}), not the "
                       f"spikes' precision ({quantisation:.3g}); pass a smaller step")

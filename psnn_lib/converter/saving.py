@@ -84,7 +84,7 @@ def save_converted(snn: ConvertedModel, path: Union[str, Path]) -> Path:
     state = {
         "format": FORMAT, "version": VERSION, "psnn_lib": __version__, "torch": torch.__version__,
         "method": snn.method_name, "options": _json_options(snn.options), "strict": snn.strict,
-        "token_mask": snn.token_mask,
+        "token_mask": snn.token_mask, "traced_at_default": sorted(snn.fixed_arguments),
         "sites": {name: {"activation": snn.activations[name], "interval": list(snn.intervals[name]),
                          "fingerprint": _saved_fingerprint(name, neuron, snn.intervals[name], device)}
                   for name, neuron in snn.neurons.items()},
@@ -119,6 +119,11 @@ def load_converted(model: nn.Module, path: Union[str, Path], *,
                           strict=state.get("strict", True), token_mask=state.get("token_mask"),
                           interval={name: tuple(site["interval"]) for name, site in sites.items()},
                           **state["options"])
+    fixed = state.get("traced_at_default", [])
+    if sorted(snn.fixed_arguments) != fixed:
+        raise ConversionError(f"{path} was converted with the forward arguments {fixed} traced at their defaults, "
+                              f"this rebuild traced {sorted(snn.fixed_arguments)} so: pass calibration= a batch "
+                              "with the inputs the original calibration batches gave")
     changed = [f"{name} (saved {site['activation']}, now {snn.activations[name]})"
                for name, site in sites.items() if snn.activations[name] != site["activation"]]
     changed += [f"{name} (its neuron differs)" for name, site in sites.items()

@@ -311,6 +311,7 @@ _FUSED = {torch._transformer_encoder_layer_fwd: "fused transformer layer (its ac
 _PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
              torch.Tensor.__imul__, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm,
              torch.einsum, torch.div, torch.Tensor.div, torch.Tensor.__truediv__}
+_QUOTIENTS = {torch.div, torch.Tensor.div, torch.Tensor.__truediv__}
 
 
 class ActivationProbe(TorchFunctionMode):
@@ -372,7 +373,7 @@ class ActivationProbe(TorchFunctionMode):
             elif func in _ANALOG_FUNCTIONS:
                 _count(self.analog, f"{where}: {name} ({_ANALOG_FUNCTIONS[func]})")
             elif func in _PRODUCTS and self._signals(args) >= 2:
-                _count(self.analog, f"{where}: {name} (product of two signals)")
+                _count(self.analog, f"{where}: {name} ({'quotient' if func in _QUOTIENTS else 'product'} of two signals)")
         return func(*args, **(kwargs or {}))
 
     def __exit__(self, *exc) -> None:

@@ -117,7 +117,7 @@ class FSNeuron(FlatEnds, nn.Module):
         self.stats.spikes += int(count.sum())
         self.stats.clipped += int((v < self.params.l).sum()) * (not self.flat[0]) \
             + int((v > self.params.r).sum()) * (not self.flat[1])
-        return to_output(out, x.dtype)
+        return to_output(out.masked_fill(v.isnan(), math.nan), x.dtype)  # NaN in, NaN out (never a silent 0)
 
 
 def relu_params(alpha: float, K: int, name: str = "relu") -> FSParams:

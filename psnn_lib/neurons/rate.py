@@ -72,4 +72,4 @@ class IFNeuron(FlatEnds, nn.Module):
         self.v.sub_(z, alpha=self.threshold)
         self.stats.spikes += int(z.sum())
         self.t += 1
-        return to_output(z.mul_(self.threshold).add_(self.v - self.v), x.dtype)  # NaN where v is not finite
+        return to_output(z.mul_(self.threshold).add_((self.v - self.v).detach()), x.dtype)  # NaN where v is not finite
