@@ -244,16 +244,9 @@ def test_a_precision_the_grid_cannot_give_is_warned_about():
 
 
 def test_a_lone_inputs_targets_tuple_with_dict_or_tuple_inputs_is_one_batch():
-    class Kw(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.l = nn.Linear(4, 2)
-
-        def forward(self, x):
-            return torch.relu(self.l(x))
     x, y = torch.randn(8, 4), torch.arange(8)
     for data in ({"x": x}, y), ((x,), y):
-        _, rep, _ = _quiet_convert(Kw(), "ps", data, K=8)
+        _, rep, _ = _quiet_convert(Optional_(), "ps", data, K=8)
         assert rep.calibration_samples == 8
 
 
@@ -273,27 +266,19 @@ def test_an_argument_equal_to_its_traced_default_is_accepted():
 
 
 def test_save_and_load_keep_the_arguments_traced_at_their_default(tmp_path):
-    class Maskable(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.l = nn.Linear(4, 4)
-
-        def forward(self, x, mask=None):
-            h = torch.relu(self.l(x))
-            return h if mask is None else h * mask
     torch.manual_seed(0)
-    model, x = Maskable().eval(), torch.randn(8, 4)
+    model, x = Optional_().eval(), torch.randn(8, 4)
     snn, _, _ = _quiet_convert(model, "ps", x)
     P.save_converted(snn, tmp_path / "snn.json")
     again, _ = P.load_converted(model, tmp_path / "snn.json")  # no calibration: optional arguments at defaults
     assert torch.equal(again(x), snn(x))
     mask = torch.ones(8, 4)
-    with_mask, _, _ = _quiet_convert(model, "ps", {"x": x, "mask": mask})
+    with_mask, _, _ = _quiet_convert(model, "ps", {"x": x, "scale": mask})
     P.save_converted(with_mask, tmp_path / "mask.json")
     with pytest.raises(P.ConversionError, match="pass calibration="):
         P.load_converted(model, tmp_path / "mask.json")
-    assert torch.equal(P.load_converted(model, tmp_path / "mask.json", calibration={"x": x, "mask": mask})[0](
-        x=x, mask=mask), with_mask(x=x, mask=mask))
+    assert torch.equal(P.load_converted(model, tmp_path / "mask.json", calibration={"x": x, "scale": mask})[0](
+        x=x, scale=mask), with_mask(x=x, scale=mask))
 
 
 def test_a_quotient_is_labelled_as_one():
