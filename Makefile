@@ -45,6 +45,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/convert_speed.py
 	$(BIN)/python benchmarks/calibration_speed.py
 	$(BIN)/python benchmarks/transformer_speed.py
+	$(BIN)/python benchmarks/multi_pass_speed.py
 
 clean:
 	rm -rf _build

@@ -45,7 +45,7 @@ def main() -> None:
     t = time.perf_counter()
     snn, report = convert(model, "ps", calibration=calibration, token_mask="attention_mask", dy=0.001,
                           progress=False)
-    ks = [r["K"] for r in report.rows]
+    ks = [r.time_steps for r in report.rows]
     print(f"conversion (256 sentences, {len(ks)} GELU sites, K {min(ks)}-{max(ks)}): "
           f"{time.perf_counter() - t:.2f} s, {a.threads} threads")
     print(f"batch of {a.batch} sentences, {tuple(batch['input_ids'].shape)} tokens, {real} real")

@@ -8,6 +8,9 @@ No other module reads the environment or builds a path outside the package:
 ``PSNN_RESULTS_DIR``      where notebooks write their JSON records
 ``PSNN_CACHE_DIR``        fitted PS neurons and downloaded weights
                           (default ``~/.cache/psnn``)
+``PSNN_CURVE_CACHE``      paper 2's cached accuracy-against-T curves
+                          (default ``_build/cache/curves`` of the
+                          checkout; ``off``: none)
 ``PSNN_DATA``             torchvision datasets (default ``<cache>/data``)
 ``PSNN_FASHION_MNIST``    the four Fashion-MNIST IDX files (default
                           Debian's ``/usr/share/datasets/fashion-mnist``)
@@ -61,6 +64,15 @@ def data_dir() -> Path:
 def cache_dir() -> Path:
     """``$PSNN_CACHE_DIR``, else ``~/.cache/psnn``."""
     return _env("PSNN_CACHE_DIR") or Path.home() / ".cache" / "psnn"
+
+
+def curve_cache_dir() -> Optional[Path]:
+    """``$PSNN_CURVE_CACHE``, else ``_build/cache/curves`` of the checkout; None when it is
+    ``off`` (:mod:`psnn_lib.paper2.curve_cache`)."""
+    value = os.environ.get("PSNN_CURVE_CACHE")
+    if value == "off":
+        return None
+    return Path(value) if value else project_root() / "_build" / "cache" / "curves"
 
 
 def paper_networks_dir() -> Path:

@@ -9,6 +9,7 @@ from torch import nn
 import psnn_lib as P
 from psnn_lib.neurons.fs import FSNeuron, relu_params
 from psnn_lib.converter.registry import Method, Site
+from psnn_lib.converter.report import AnalogOp
 from psnn_lib.neurons.stats import SpikeStats
 from psnn_lib.neurons.rate import IFNeuron
 
@@ -41,15 +42,15 @@ def test_every_activation_found_and_converted(data):
     model = Mixed().eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cm, rep = P.convert(model, calibration=data.split(16), progress=False)
-    acts = [r["activation"] for r in rep.rows]
+    acts = [r.activation for r in rep.rows]
     assert sorted(acts) == sorted(["gelu", "silu", "sigmoid", "leaky_relu:0.1", "relu", "leaky_relu:0.1",
                                    "function:elu(alpha=0.5)"])
-    assert rep.traced and rep.unconverted == [] and rep.kept_analog == ["<Mixed, top level>: softmax (softmax) (x1)"]
-    assert len({r["site"] for r in rep.rows}) == 7  # the reused module got two sites
+    assert rep.traced and rep.unconverted == [] and rep.kept_analog == [AnalogOp("<Mixed, top level>", "softmax", "softmax", 1)]
+    assert len({r.site for r in rep.rows}) == 7  # the reused module got two sites
     with torch.no_grad():
         assert (cm(data) - model(data)).abs().max() < 1e-3
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input model untouched
-    assert all(r["neurons"] == 4 * 36 and r["K"] == 16 for r in rep.rows)
+    assert all(r.neurons == 4 * 36 and r.time_steps == 16 for r in rep.rows)
 
 
 def test_fast_and_stepped_give_equal_logits_and_spikes(data):
@@ -73,7 +74,7 @@ def test_spike_statistics_and_synops():
     cm(x)
     st = cm.spike_stats()
     neuron = cm.neurons["_1"]
-    assert st.neurons == 7 and st.K == 6
+    assert st.neurons == 7 and st.time_steps == 6
     assert st.spikes == neuron.stats.spikes / 10
     assert st.fire_rate == pytest.approx((st.spikes / st.neurons + 1) / 6)  # Eq. 26
     assert st.synops == pytest.approx(st.spikes * 2)  # each spike drives the 2 outputs
@@ -120,7 +121,7 @@ def test_untraceable_model_falls_back_and_reports_leftovers():
         warnings.simplefilter("always")
         cm, rep = P.convert(Untraceable(), calibration=x, progress=False, strict=False)
     assert any("not converted" in str(w.message) for w in caught)
-    assert not rep.traced and [r["activation"] for r in rep.rows] == ["relu"]
+    assert not rep.traced and [r.activation for r in rep.rows] == ["relu"]
     assert rep.unconverted and "tanh" in rep.unconverted[0]
     with pytest.raises(ValueError, match="calibration data"), pytest.warns(UserWarning):
         P.convert(Untraceable(), interval=(-4, 4))
@@ -152,7 +153,7 @@ def test_huggingface_activation_by_class_name():
     GELUActivation = type("GELUActivation", (nn.Module,), {"forward": lambda self, x: F.gelu(x)})
     model = nn.Sequential(nn.Linear(3, 3), GELUActivation())
     _, rep = P.convert(model, calibration=torch.randn(8, 3), progress=False)
-    assert [(r["activation"], r["source"].split()[-1]) for r in rep.rows] == [("gelu", "(GELUActivation)")]
+    assert [(r.activation, r.source.split()[-1]) for r in rep.rows] == [("gelu", "(GELUActivation)")]
 
 
 def test_percentile_interval_and_clipping():
@@ -160,14 +161,14 @@ def test_percentile_interval_and_clipping():
     x = torch.randn(100_000)
     _, rep = P.convert(model, calibration=x, observer=99.0, progress=False)
     row = rep.rows[0]
-    assert row["r"] == pytest.approx(2.326, abs=0.05) and row["l"] == pytest.approx(-2.326, abs=0.05)
-    assert row["clipped_fraction"] == pytest.approx(0.01, abs=0.002)  # above r; below l ReLU is flat: nothing lost
+    assert row.r == pytest.approx(2.326, abs=0.05) and row.l == pytest.approx(-2.326, abs=0.05)
+    assert row.clipped_fraction == pytest.approx(0.01, abs=0.002)  # above r; below l ReLU is flat: nothing lost
     _, rep = P.convert(model, calibration=x, progress=False)
-    assert rep.rows[0]["r"] == float(x.max()) and rep.rows[0]["clipped_fraction"] == 0
+    assert rep.rows[0].r == float(x.max()) and rep.rows[0].clipped_fraction == 0
 
 
 def test_if_neuron_rate_code():
-    n = IFNeuron(threshold=2.0, T=8)
+    n = IFNeuron(threshold=2.0, time_steps=8)
     x = torch.tensor([-1.0, 0.0, 0.3, 1.0, 1.9, 5.0])
     out = sum(n(x) for _ in range(8)) / 8
     # reset by subtraction with constant input: rate = floor(T x / theta) theta / T, clipped to [0, theta]
@@ -186,7 +187,7 @@ def test_rate_conversion_converges_with_T():
         cm, _ = P.convert(model, "rate", calibration=x, progress=False, T=T, v_init=0.5)
         with torch.no_grad():
             errors.append(float((cm(x) - model(x)).abs().max()))
-        assert cm.spike_stats().K == T
+        assert cm.spike_stats().time_steps == T
     assert errors[1] < errors[0] / 4 and errors[1] < 0.05
     with pytest.raises(ValueError, match="modes"):
         cm.set_mode("fast")
@@ -215,10 +216,10 @@ def test_a_new_method_plugs_in_without_touching_the_engine():
 
         def __init__(self):
             super().__init__()
-            self.stats = SpikeStats(K=1, bias_spike=False)
+            self.stats = SpikeStats(time_steps=1, bias_spike=False)
 
         def reset_stats(self):
-            self.stats = SpikeStats(K=1, bias_spike=False)
+            self.stats = SpikeStats(time_steps=1, bias_spike=False)
 
         def reset_state(self):
             pass
@@ -227,7 +228,7 @@ def test_a_new_method_plugs_in_without_touching_the_engine():
             self.stats.neurons += x.numel()
             return 2 * x
 
-    def build(site: Site, options: dict) -> nn.Module:
+    def build(site: Site, options: object) -> nn.Module:
         assert site.interval[0] < site.interval[1]
         return Doubler()
 

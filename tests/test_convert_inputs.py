@@ -45,7 +45,7 @@ def test_calibration_batches_as_loaders_yield_them(tokens, shape):
         "(args, labels)": [((ids[:6], mask[:6]), None), ((ids[6:], mask[6:]), None)],
     }[shape]
     snn, rep = P.convert(model, calibration=calibration, progress=False)
-    assert rep.calibration_samples == 12 and rep.rows[0]["activation"] == "gelu"
+    assert rep.calibration_samples == 12 and rep.rows[0].activation == "gelu"
     with torch.no_grad():
         ann = model(ids, attention_mask=mask)
         assert float((snn(ids, attention_mask=mask) - ann).abs().max()) < 1e-3
@@ -82,15 +82,15 @@ def test_rate_and_fs_options_are_checked():
     with pytest.raises(ValueError, match="alpha must be a positive number"):
         P.convert(relu, "fs", interval=(0, 1), alpha="a")
     _, rep = P.convert(relu, "ps", interval=(0, 1), K=np.int64(8))  # a NumPy int counts
-    assert rep.rows[0]["K"] == 8
+    assert rep.rows[0].time_steps == 8
 
 
 def test_ps_dy_sets_k_and_k_defaults_to_16():
     relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     _, rep = P.convert(relu, interval=(0.0, 4.0), dy=2 ** -10)
-    assert rep.rows[0]["K"] == 12  # Eq. 17: s = -10, M = 4 = 2^2
+    assert rep.rows[0].time_steps == 12  # Eq. 17: s = -10, M = 4 = 2^2
     _, rep = P.convert(relu, interval=(0.0, 4.0))
-    assert rep.rows[0]["K"] == 16
+    assert rep.rows[0].time_steps == 16
 
 
 def test_one_outlier_is_warned_and_noted_with_the_percentile_hint():
@@ -104,11 +104,11 @@ def test_one_outlier_is_warned_and_noted_with_the_percentile_hint():
     assert re.search(r"site _1: .* wider than the range .* of the central 98% .*observer=99.9", messages)
     # the grid is bounded, and the coarser step is named by site, noted and in the table
     assert re.search(r"site _1: fit_ps: .* needs more than 131072 grid points; using step 0.0763", messages)
-    assert len(rep.notes) == 2 and rep.rows[0]["r"] == 1e4 and rep.rows[0]["step"] == pytest.approx(0.0763, 1e-3)
+    assert len(rep.notes) == 2 and rep.rows[0].r == 1e4 and rep.rows[0].details["step"] == pytest.approx(0.0763, 1e-3)
     with pytest.warns() as caught:  # a percentile observer is not warned about
         warnings.warn("sentinel")
         _, rep = P.convert(model, calibration=x, observer=99.9, progress=False)
-    assert [str(w.message) for w in caught] == ["sentinel"] and rep.notes == [] and rep.rows[0]["r"] < 4
+    assert [str(w.message) for w in caught] == ["sentinel"] and rep.notes == [] and rep.rows[0].r < 4
 
 
 def test_one_corrupt_sample_is_noted_at_every_site_it_widens():
@@ -128,7 +128,7 @@ def test_one_corrupt_sample_is_noted_at_every_site_it_widens():
 def test_per_site_intervals_must_name_every_site():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), nn.GELU())
     snn, rep = P.convert(model, interval={"_1": (0, 2), "_3": (-3, 3)})
-    assert [(r["site"], r["l"], r["r"]) for r in rep.rows] == [("_1", 0, 2), ("_3", -3, 3)]
+    assert [(r.site, r.l, r.r) for r in rep.rows] == [("_1", 0, 2), ("_3", -3, 3)]
     with pytest.raises(ValueError, match=r"missing \['_3'\]"):
         P.convert(model, interval={"_1": (0, 2)})
     with pytest.raises(ValueError, match=r"unknown \['fc'\]"):
@@ -208,7 +208,68 @@ def test_a_lone_inputs_targets_tuple_is_one_batch():
     x, y = torch.randn(64, 4), 100 * torch.randn(64, 4)  # targets that the model would accept as inputs
     _, bare = P.convert(model, calibration=(x, y), progress=False, K=8)
     _, listed = P.convert(model, calibration=[(x, y)], progress=False, K=8)
-    assert bare.calibration_samples == 64 and (bare.rows[0]["l"], bare.rows[0]["r"]) == \
-        (listed.rows[0]["l"], listed.rows[0]["r"])
+    assert bare.calibration_samples == 64 and (bare.rows[0].l, bare.rows[0].r) == \
+        (listed.rows[0].l, listed.rows[0].r)
     _, both = P.convert(model, calibration=[x, y], progress=False, K=8)  # two batches, as asked
-    assert both.calibration_samples == 128 and both.rows[0]["r"] > 10 * bare.rows[0]["r"]
+    assert both.calibration_samples == 128 and both.rows[0].r > 10 * bare.rows[0].r
+
+
+def test_options_are_one_dataclass_per_method_with_their_defaults_in_it():
+    relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    snn, rep = P.convert(relu, "ps", interval=(-1, 1))
+    assert snn.options == P.get_method("ps").parse({}) and snn.options.K == 16  # the default, set once
+    assert P.convert(relu, "ps", interval=(-1, 1), dy=0.01)[0].options.K is None  # K follows from dy per site
+    with pytest.raises(TypeError, match=r"no option\(s\) \['steps'\]; it takes .*'train_steps'"):
+        P.convert(relu, "fs", interval=(0, 1), steps=10)  # FS's optimiser steps are not time steps
+    signed = P.convert(relu, "signed", interval=(-1, 1), T=5)[0]
+    assert signed.options.T == 5 == signed.passes == next(iter(signed.neurons.values())).time_steps
+    row = rep.rows[0]
+    assert (row.time_steps, row.l, row.r) == (16, -1, 1) and {"step", "error_bound", "table_bytes"} <= set(row.details)
+    assert list(rep.table().columns[:3]) == ["activation", "l", "r"] and rep.table()["time_steps"].tolist() == [16]
+
+
+def test_kept_analog_records_are_typed_and_summed_without_parsing():
+    from psnn_lib.paper1.language import analog_summary
+
+    class Gate(nn.Module):
+        def forward(self, x):
+            return torch.softmax(x, -1) * torch.tanh(x).relu() + torch.softmax(x, -1)
+
+    _, rep = P.convert(Gate(), "ps", calibration=torch.randn(8, 4), strict=False, progress=False)
+    softmax = [a for a in rep.kept_analog if a.op == "softmax"]
+    assert len(softmax) == 1 and softmax[0].calls == 2 and softmax[0].where == "<Gate, top level>"
+    assert analog_summary(rep).loc["softmax (softmax)", "calls per forward pass"] == 2
+
+
+def test_the_package_has_no_import_circle():
+    import ast
+    import pathlib
+    root = pathlib.Path(P.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+                found |= {target} | {f"{target}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("psnn_lib"):
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = found
+    modules = set(graph)
+    edges = {m: {t for t in targets if t in modules and t != m} for m, targets in graph.items()}
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for t in edges[m]:
+            assert state.get(t) != "open", "import circle: " + " -> ".join(path + [t])
+            if t not in state:
+                visit(t, path + [t])
+        state[m] = "done"
+
+    for m in sorted(modules):
+        if m not in state:
+            visit(m, [m])

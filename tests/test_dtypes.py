@@ -74,7 +74,7 @@ def test_fs_neuron_in_every_dtype(dtype, params):
 @pytest.mark.parametrize("dtype", OTHER)
 def test_if_neuron_in_every_dtype(dtype):
     x = values(scale=2.0).nan_to_num(0.0)
-    ref, n = IFNeuron(threshold=2.3, T=8), IFNeuron(threshold=2.3, T=8)
+    ref, n = IFNeuron(threshold=2.3, time_steps=8), IFNeuron(threshold=2.3, time_steps=8)
     for _ in range(8):
         assert same_as_float32(n(x.to(dtype)), ref(x))
     assert n.stats.spikes == ref.stats.spikes > 0

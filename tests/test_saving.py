@@ -96,7 +96,7 @@ def test_a_conversion_with_sites_kept_analog_reloads_with_them_analog(tmp_path):
     model = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 24), nn.GELU(), nn.Linear(24, 3)).eval()
     with pytest.warns(UserWarning, match="not converted"):
         snn, rep = P.convert(model, "rate", calibration=x, progress=False, strict=False, T=8)
-    assert [r["site"] for r in rep.rows] == ["_1"] and rep.unconverted
+    assert [r.site for r in rep.rows] == ["_1"] and rep.unconverted
     out, spikes = outputs_and_spikes(snn, x)
     path = P.save_converted(snn, tmp_path / "snn.json")
     with pytest.warns(UserWarning, match="not converted"):

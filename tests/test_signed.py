@@ -15,7 +15,7 @@ from psnn_lib.neurons.signed import SignedIFNeuron, signed_step
 def _run(neuron: SignedIFNeuron, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Rate (mean output) over the neuron's T steps and the signed spike train."""
     neuron.reset_state()
-    outs = [neuron(x) for _ in range(neuron.T)]
+    outs = [neuron(x) for _ in range(neuron.time_steps)]
     train = [torch.sign(o) for o in outs]
     return torch.stack(outs).mean(0), train
 
@@ -49,7 +49,7 @@ def test_spike_trains_are_signed_events_and_counted_apart():
         assert torch.equal(out, s * 1.0 * (s > 0) + s.abs() * neuron.negative_value * (s < 0))
         pos, neg = pos + int((s > 0).sum()), neg + int((s < 0).sum())
     assert neuron.stats.spikes == pos + neg and neuron.stats.negative == neg > 0 and pos > 0
-    assert neuron.stats.neurons == 1000 and neuron.stats.K == 16
+    assert neuron.stats.neurons == 1000 and neuron.stats.time_steps == 16
 
 
 def test_the_pair_never_fires_both_ways_in_one_step():
@@ -69,7 +69,7 @@ def test_beta_is_eq16_and_ibt_has_beta_one():
                                  dict(negative_slope=1.5), dict(negative_slope=-0.1),
                                  dict(positive_threshold=math.nan)])
 def test_neuron_rejects_bad_parameters(bad):
-    args = dict(positive_threshold=1.0, negative_threshold=-1.0, negative_slope=0.1, T=4)
+    args = dict(positive_threshold=1.0, negative_threshold=-1.0, negative_slope=0.1, time_steps=4)
     with pytest.raises(ValueError):
         SignedIFNeuron(**{**args, **bad})
 
@@ -170,8 +170,8 @@ def test_conversion_normalises_by_the_learned_thresholds():
     x = torch.randn(256, 6) * 3
     snn, report = P.convert(net, "signed", calibration=x, T=64, progress=False)
     (row,) = report.rows
-    assert (row["l"], row["r"]) == pytest.approx((-0.5, 0.3), rel=1e-6)
-    assert row["P_th"] == pytest.approx(0.3) and row["N_th"] == pytest.approx(-0.5)
+    assert (row.l, row.r) == pytest.approx((-0.5, 0.3), rel=1e-6)
+    assert row.details["P_th"] == pytest.approx(0.3) and row.details["N_th"] == pytest.approx(-0.5)
     with torch.no_grad():
         assert float((snn(x) - net(x)).abs().max()) < 0.3 / 64 * 20 * float(net[2].weight.abs().max()) + 1e-3
 
@@ -220,14 +220,14 @@ def test_clipped_fraction_counts_what_each_neuron_cannot_represent():
     share = {}
     for method in ("signed", "symmetric", "ibt", "unsigned"):
         _, report = P.convert(net, method, calibration=x, T=4, progress=False)
-        share[method] = report.rows[0]["clipped_fraction"]
+        share[method] = report.rows[0].clipped_fraction
     below = float((x < -1).float().mean())  # symmetric covers [-r, r] = [-1, 1]
     assert share["signed"] == 0.0 and share["ibt"] == 0.0  # -r / alpha = -10: all covered
     assert share["symmetric"] == pytest.approx(below, abs=2e-3)
     assert share["unsigned"] == pytest.approx(float((x < 0).float().mean()), abs=2e-3)
     clipped = nn.Sequential(nn.Linear(1, 1), ClippedLeakyReLU(0.1, 0.5, -0.2)).eval()
     _, report = P.convert(clipped, "signed", calibration=x, T=4, progress=False)
-    assert report.rows[0]["clipped_fraction"] == 0.0  # flat beyond the bounds: nothing lost
+    assert report.rows[0].clipped_fraction == 0.0  # flat beyond the bounds: nothing lost
 
 
 def test_ibt_refuses_a_clip_it_cannot_reproduce_and_bad_trained_thresholds_are_errors():

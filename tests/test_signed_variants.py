@@ -123,10 +123,10 @@ def test_channel_wise_thresholds_are_each_channels_range_and_help_small_channels
         pre = net.conv(x)  # the site's inputs, computed apart from the converter
         snn, report = P.convert(net, "signed", calibration=x, T=16, channel_wise=True, progress=False)
         layer, _ = P.convert(net, "signed", calibration=x, T=16, progress=False)
-        neuron = snn.neurons[report.rows[0]["site"]]
+        neuron = snn.neurons[report.rows[0].site]
         assert torch.allclose(neuron.p_th, pre.amax(dim=(0, 2, 3)).double())
         assert torch.allclose(neuron.n_th, pre.amin(dim=(0, 2, 3)).double())
-        assert report.rows[0]["channels"] == 4 and report.rows[0]["P_th"] == pytest.approx(float(pre.max()))
+        assert report.rows[0].details["channels"] == 4 and report.rows[0].details["P_th"] == pytest.approx(float(pre.max()))
         err = {k: float((m(x) - net(x)).abs().mean()) for k, m in (("channel", snn), ("layer", layer))}
     assert err["channel"] < 0.7 * err["layer"]
     for bad in ({"observer": 99.9}, {"interval": (-1.0, 1.0)}):
@@ -216,9 +216,9 @@ def test_channel_wise_thresholds_stay_inside_a_clipped_activations_bounds():
     net = nn.Sequential(nn.Linear(3, 4), ClippedLeakyReLU(0.1, 1.0, -0.05)).eval()
     x = torch.randn(256, 3) * 5  # most inputs beyond the clip
     snn, report = P.convert(net, "signed", calibration=x, T=8, channel_wise=True, progress=False)
-    neuron = snn.neurons[report.rows[0]["site"]]
+    neuron = snn.neurons[report.rows[0].site]
     assert float(neuron.p_th.max()) <= 1.0 and float(neuron.n_th.min()) >= -0.5 * (1 + 1e-6)  # theta_N / alpha
-    assert report.rows[0]["clipped_fraction"] == 0.0
+    assert report.rows[0].clipped_fraction == 0.0
     with pytest.raises(ConversionError, match="would not clip"):  # unbounded augmented spikes cannot clip
         P.convert(net, "augmented", calibration=x, progress=False)
 
@@ -230,7 +230,7 @@ def test_channel_wise_clipped_fraction_counts_each_input_against_its_own_channel
     share = {}
     for method in ("signed", "symmetric", "ibt"):
         _, report = P.convert(net, method, calibration=x, T=4, channel_wise=True, progress=False)
-        share[method] = report.rows[0]["clipped_fraction"]
+        share[method] = report.rows[0].clipped_fraction
     # symmetric: channel 2's thresholds are +-0.1, so its inputs below -0.1 are clipped (half the
     # inputs are channel 2's); ibt: -0.1 / alpha = -1 for channel 2
     by_hand = {"signed": 0.0, "symmetric": float((x[:, 1] < -0.1).double().mean()) / 2,
@@ -251,7 +251,7 @@ def test_shifted_membranes_keep_float64_thresholds_and_refuse_json(tmp_path):
                        SignedIFNeuron(0.1, None, 0.0, 1, v_init=0.0)(edge))
     net = nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.1))
     snn, report = P.convert(net, "ibt", calibration=torch.randn(32, 3), T=4, progress=False)
-    snn.neurons[report.rows[0]["site"]].shift_membranes(0.2)
+    snn.neurons[report.rows[0].site].shift_membranes(0.2)
     with pytest.raises(ValueError, match="shifted by 0.2"):
         save_converted(snn, tmp_path / "snn.json")
 

@@ -3,6 +3,7 @@ forward pass (``observed_fanouts``) equal those read from the fx graph (``fanout
 Hugging Face models, which do not trace, get them too."""
 import copy
 import warnings
+from collections import Counter
 
 import pytest
 import torch
@@ -56,7 +57,7 @@ def _swapped(model):
 ])
 def test_observed_fanouts_equal_the_traced_ones(build, x):
     model = build().eval()
-    gm, sites, nodes = engine._trace_sites(copy.deepcopy(model), [], None)
+    gm, sites, nodes = engine._trace_sites(copy.deepcopy(model), [], None, Counter())
     traced = fanouts(gm, nodes)
     assert observed_fanouts(gm, sites, lambda: gm(x)) == traced  # the same sites, both rules
     work, swapped = _swapped(model)

@@ -49,15 +49,15 @@ def test_padding_shapes_no_interval_and_no_spike(padded):
     batch = {"input_ids": ids, "attention_mask": mask}
     snn, rep = P.convert(model, calibration=batch, token_mask="attention_mask", progress=False)
     real = _gelu_inputs(model, ids, mask)
-    gelu = next(r for r in rep.rows if r["activation"] == "gelu")
-    tanh = next(r for r in rep.rows if r["activation"] == "tanh")
-    assert (gelu["l"], gelu["r"]) == (float(real.min()), float(real.max()))
-    assert gelu["per_token"] and not tanh["per_token"]
-    assert gelu["neurons"] == int(mask.sum()) * 8 // 12 and tanh["neurons"] == 8
+    gelu = next(r for r in rep.rows if r.activation == "gelu")
+    tanh = next(r for r in rep.rows if r.activation == "tanh")
+    assert (gelu.l, gelu.r) == (float(real.min()), float(real.max()))
+    assert gelu.per_token and not tanh.per_token
+    assert gelu.neurons == int(mask.sum()) * 8 // 12 and tanh.neurons == 8
     with pytest.warns(UserWarning, match="grid points"):  # the padding's inputs widen it 15x: a coarser grid
         _, unmasked = P.convert(model, calibration=batch, progress=False)
-    wide = next(r for r in unmasked.rows if r["activation"] == "gelu")
-    assert wide["r"] - wide["l"] > 10 * (gelu["r"] - gelu["l"])  # the padding's inputs would set it
+    wide = next(r for r in unmasked.rows if r.activation == "gelu")
+    assert wide.r - wide.l > 10 * (gelu.r - gelu.l)  # the padding's inputs would set it
     snn.reset_stats()
     with torch.no_grad():
         snn(**batch)
@@ -129,9 +129,9 @@ def test_huggingface_gelus_told_apart(kind, act, expected):
         warnings.simplefilter("ignore")  # torch.fx cannot trace these: modules are swapped
         snn, rep = P.convert(model, calibration={"input_ids": ids, "attention_mask": mask},
                              token_mask="attention_mask", progress=False)
-    assert [r["activation"] for r in rep.rows] == [expected] * 2
-    assert all(r["per_token"] for r in rep.rows)
-    analog = " ".join(rep.kept_analog)
+    assert [r.activation for r in rep.rows] == [expected] * 2
+    assert all(r.per_token for r in rep.rows)
+    analog = " ".join(map(str, rep.kept_analog))
     assert "layer_norm" in analog and ("scaled_dot_product_attention" in analog or "softmax" in analog)
     act_module = next(m for m in model.modules() if type(m).__name__.endswith(("GELUActivation", "GELU", "GELUTanh")))
     x = torch.linspace(-6, 6, 1201)
@@ -204,7 +204,7 @@ def test_minilm_ps_spikes_equal_on_both_simulators(rotten):
     with pytest.warns(UserWarning, match="torch.fx could not trace"):  # Hugging Face models: modules swapped
         snn, rep = P.convert(model, calibration=batch, token_mask="attention_mask", dy=0.01, progress=False)
     assert not rep.traced
-    assert [r["activation"] for r in rep.rows] == ["gelu"] * 6 and all(r["per_token"] for r in rep.rows)
+    assert [r.activation for r in rep.rows] == ["gelu"] * 6 and all(r.per_token for r in rep.rows)
     analog = language.analog_summary(rep)["calls per forward pass"]
     assert analog.filter(like="layer_norm").sum() == 13  # embeddings + 2 per layer
     with torch.no_grad():
@@ -280,7 +280,7 @@ def test_token_mask_layouts_the_converter_cannot_mask(padded):
     batch = {"input_ids": ids, "attention_mask": mask}
     with pytest.warns(UserWarning, match="not per token"):
         _, rep = P.convert(Gate().eval(), calibration=batch, token_mask="attention_mask", progress=False)
-    assert rep.rows[0]["per_token"] is False and any("not per token" in n for n in rep.notes)
+    assert rep.rows[0].per_token is False and any("not per token" in n for n in rep.notes)
     with pytest.raises(ValueError, match="sequence-first"):
         P.convert(SequenceFirst().eval(), calibration=batch, token_mask="attention_mask", progress=False)
     with pytest.raises(TypeError, match="keyword input"):
@@ -324,7 +324,7 @@ def test_hub_classifiers_run_the_table3_study(rotten, kind):
         assert any("tanh" in u for u in run.report.unconverted)
     else:
         assert any("not per token" in n for n in run.report.notes)
-        assert [r["activation"] for r in run.report.rows] == ["gelu", "gelu", "tanh"]
+        assert [r.activation for r in run.report.rows] == ["gelu", "gelu", "tanh"]
 
 
 def test_paper_tasks_name_everything_missing(monkeypatch):

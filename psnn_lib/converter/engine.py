@@ -3,8 +3,9 @@
 ``convert(model, method="ps", calibration=loader)`` returns a
 :class:`ConvertedModel` and a :class:`ConversionReport`. It is a pipeline of
 named stages: ``_validate`` (model, method, options), ``_trace`` (sites),
-``_calibrate``, ``_judge`` (what was not converted), ``_build`` (neurons and
-report rows) and ``_assemble`` (the converted model and its fan-outs):
+``_accepted`` (the sites the method converts), ``_calibrate``, ``_judge`` (what
+was not converted), ``_build`` (neurons and report rows) and ``_assemble`` (the
+converted model and its fan-outs):
 
 1. *validate*: trace the model with torch.fx and find every element-wise
    activation, as a module (``nn.GELU``, Hugging Face ``GELUActivation``, ...)
@@ -23,7 +24,8 @@ report rows) and ``_assemble`` (the converted model and its fan-outs):
 3. *replace*: the method from the registry (``methods``) builds a
    neuron per site on its interval.
 4. *simulate*: the converted model runs the neurons (``set_mode`` picks a
-   simulator where the method has two) and counts spikes.
+   simulator where the method has two) and counts spikes; a multi-pass method
+   computes what depends on no site once per inference (:mod:`.invariant`).
 
 Nothing is left analog silently: unsupported or leftover activations raise
 :class:`ConversionError` (``strict=True``, the default) or are listed in the
@@ -39,6 +41,7 @@ import inspect
 import itertools
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
@@ -52,10 +55,11 @@ from .calibration import OUTLIER_RATIO, Observer, check_how
 from .inputs import batch_size, batches, clone, tensors, to_device, tree_map
 from .registry import Method, Site, get_method
 from .network_stats import NetworkStats, fanouts, network_stats, observed_fanouts
-from .report import ConversionReport
+from .report import AnalogOp, ConversionReport, SiteRow
 from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
                     site_scope)
-from .stateful import PassStates, private_states
+from . import invariant
+from .stateful import PassStates, is_stateful, private_states
 from .tokens import active_mask, check_mask, real_tokens, token_positions
 
 Interval = tuple[float, float]
@@ -121,12 +125,12 @@ class ConvertedModel(nn.Module):
     """
 
     def __init__(self, model: nn.Module, sites: dict[str, ActivationSite], method: Method,
-                 options: dict, intervals: dict[str, Interval], synapses: Optional[dict[str, float]],
+                 options: Any, intervals: dict[str, Interval], synapses: Optional[dict[str, float]],
                  strict: bool = True, token_mask: Optional[str] = None) -> None:
         super().__init__()
         self.model = model
         self.method_name = method.name
-        self.options = dict(options)
+        self.options = options  # the method's options dataclass
         self.strict = strict
         self.token_mask = token_mask
         self.tokens = 0
@@ -172,11 +176,28 @@ class ConvertedModel(nn.Module):
         if self.passes == 1:
             yield _run(self.model, (args, kwargs), mask)
         else:
-            for _ in range(self.passes):  # each pass on copies of the inputs (and of any cache, :mod:`.stateful`)
-                yield _run(self.model, private_states(clone((args, kwargs))), mask)
+            cut = self._split(args, kwargs)
+            for t in range(self.passes):  # each pass on copies of the inputs (and of any cache, :mod:`.stateful`)
+                call = private_states(clone((args, kwargs)))
+                if cut is None:
+                    yield _run(self.model, call, mask)
+                    continue
+                if t == 0:
+                    cut.start(_run(cut.prefix, call, mask))
+                yield _run(cut.step, call, mask)
             for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
                 neuron.reset_state()
         self._warn_clipping(before)
+
+    def _split(self, args: tuple, kwargs: dict) -> Optional[invariant.Split]:
+        """The traced graph cut into what depends on no site, computed once per inference, and the
+        rest, computed at every pass (:mod:`.invariant`); None where every pass runs the whole graph:
+        swapped modules, a stateful argument, gradients on, a module of the prefix training."""
+        if not isinstance(self.model, fx.GraphModule) or any(is_stateful(v) for v in (*args, *kwargs.values())):
+            return None
+        cut = invariant.split(self.model, lambda node: node.op == "call_module" and
+                              isinstance(self.model.get_submodule(node.target), ActivationSite))
+        return cut if cut is not None and cut.usable() else None
 
     def _without_fixed(self, args: tuple, kwargs: dict) -> dict:
         """The keyword arguments without those traced at their default (a constant now), which a
@@ -286,7 +307,8 @@ class _Tracer(fx.Tracer):
         return super().is_leaf_module(m, qualname)
 
 
-def _trace_sites(model: nn.Module, problems: list[str], concrete_args: Optional[dict[str, Any]]
+def _trace_sites(model: nn.Module, problems: list[str], concrete_args: Optional[dict[str, Any]],
+                 refused_calls: Counter
                  ) -> tuple[fx.GraphModule, dict[str, ActivationSite], dict[str, fx.Node]]:
     graph = _Tracer().trace(model, concrete_args=concrete_args)
     gm = fx.GraphModule(model, graph, class_name=type(model).__name__)
@@ -302,6 +324,8 @@ def _trace_sites(model: nn.Module, problems: list[str], concrete_args: Optional[
                 spec, source = call_activation(node), f"call {node.name}"
         except UnsupportedActivation as err:
             problems.append(f"{'module ' + node.target if module is not None else 'call ' + node.name}: {err}")
+            if module is None:  # it stays in the graph: the probe will see it run, and not list it again
+                refused_calls[node.target if isinstance(node.target, str) else node.target.__name__] += 1
             continue
         if spec is None:
             continue
@@ -377,7 +401,8 @@ def convert(
     input that marks a sequence model's real tokens (``"attention_mask"``; see
     :mod:`.tokens`): padding then shapes no interval and no spike count, and
     every call of the converted model must pass it. ``options`` go to the method
-    (see ``get_method(name).defaults``). The input model is not modified.
+    (``K=16`` for ``ps``; each method's options are a dataclass, ``get_method(name).options``).
+    The input model is not modified.
     """
     chosen, opts, how, interval = _validate(model, method, options, observer, calibration, interval, token_mask)
     calls = batches(calibration, max_batches) if calibration is not None else None
@@ -386,15 +411,13 @@ def convert(
         raise ValueError("the calibration data yielded no batch")
     graph = _trace(model, first)
     problems = list(graph.problems)
-    refused = {name: why for name, site in graph.sites.items() if (why := chosen.accepts(site.spec))}
-    problems.extend(f"{graph.sites[n].source}: {graph.sites[n].spec.name}: {why}" for n, why in refused.items())
-    to_build = {name: site for name, site in graph.sites.items() if name not in refused}
+    to_build = _accepted(graph, chosen, problems)
     given = (_site_intervals(interval, to_build) if isinstance(interval, Mapping)  # None: calibrated
              else None if interval is None else dict.fromkeys(to_build, interval))
-    analog: list[str] = []
+    analog: list[AnalogOp] = []
     samples = 0
     if calls is not None:
-        samples = _calibrate(model, graph.work, itertools.chain([first], calls), progress, problems, analog,
+        samples = _calibrate(model, graph, itertools.chain([first], calls), progress, problems, analog,
                              token_mask)
     _judge(problems, method, strict)
     report = ConversionReport(method, chosen.spikes, graph.traced, samples, unconverted=problems, kept_analog=analog)
@@ -418,14 +441,15 @@ class _Graph:
     traced: bool
     fixed: dict[str, Any]
     problems: list[str]
+    refused_calls: Counter  # functional activations refused by name (in the traced graph), and how often
 
 
 def _validate(model: Any, method: str, options: dict, observer: Union[str, float], calibration: Any,
-              interval: Any, token_mask: Optional[str]) -> tuple[Method, dict, Union[str, float], Any]:
+              interval: Any, token_mask: Optional[str]) -> tuple[Method, Any, Union[str, float], Any]:
     """Validate: the model, the method and its options, the observer, the interval (before any pass)."""
     _check_model(model)
     chosen = get_method(method)
-    opts = chosen.options(options)
+    opts = chosen.parse(options)
     how = check_how(observer)
     if token_mask is not None and not (isinstance(token_mask, str) and token_mask):
         raise TypeError(f"token_mask names a keyword input (e.g. 'attention_mask'), not {token_mask!r}")
@@ -442,8 +466,9 @@ def _trace(model: nn.Module, first: Optional[tuple[tuple, dict]]) -> _Graph:
     problems: list[str] = []
     fixed = _absent_defaults(model, first)
     try:
-        work, sites, nodes = _trace_sites(copy.deepcopy(model).eval(), problems, fixed)
-        return _Graph(work, sites, nodes, True, fixed or {}, problems)
+        refused: Counter = Counter()
+        work, sites, nodes = _trace_sites(copy.deepcopy(model).eval(), problems, fixed, refused)
+        return _Graph(work, sites, nodes, True, fixed or {}, problems, refused)
     except Exception as err:  # any tracing failure: fall back to module swap
         warnings.warn(f"torch.fx could not trace {type(model).__name__} ({type(err).__name__}: {err}); "
                       "swapping activation modules instead", stacklevel=3)
@@ -452,7 +477,14 @@ def _trace(model: nn.Module, first: Optional[tuple[tuple, dict]]) -> _Graph:
                              "the converter can check no functional activation is left") from err
         problems.clear()
         work = copy.deepcopy(model).eval()
-        return _Graph(work, _swap_sites(work, problems), {}, False, {}, problems)
+        return _Graph(work, _swap_sites(work, problems), {}, False, {}, problems, Counter())
+
+
+def _accepted(graph: _Graph, chosen: Method, problems: list[str]) -> dict[str, ActivationSite]:
+    """The sites the method converts; each one it refuses is added to ``problems`` with why."""
+    refused = {name: why for name, site in graph.sites.items() if (why := chosen.accepts(site.spec))}
+    problems.extend(f"{graph.sites[n].source}: {graph.sites[n].spec.name}: {why}" for n, why in refused.items())
+    return {name: site for name, site in graph.sites.items() if name not in refused}
 
 
 def _judge(problems: list[str], method: str, strict: bool) -> None:
@@ -465,7 +497,7 @@ def _judge(problems: list[str], method: str, strict: bool) -> None:
     warnings.warn(message, stacklevel=3)
 
 
-def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, opts: dict,
+def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, opts: Any,
            given: Optional[dict[str, Interval]], how: Union[str, float], token_mask: Optional[str], samples: int,
            report: ConversionReport, progress: bool) -> dict[str, Interval]:
     """Build: a neuron per site on its interval (given, or calibrated by ``how``), a report row
@@ -495,19 +527,15 @@ def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, o
         covered = chosen.covers(site.impl) or (l, r)
         site.impl.flat = _flat_ends(site.spec, covered)
         intervals[name] = (l, r)
-        report.rows.append({
-            "site": name, "source": site.source, "activation": site.spec.name, "l": l, "r": r,
-            "K": site.impl.stats.K,
-            "neurons": obs.count // samples if samples else 0,
-            "clipped_fraction": _clipped_fraction(obs, covered, site.impl.flat),
-            "nonfinite_inputs": obs.nonfinite,
-            **({"per_token": site.per_token} if token_mask else {}),
-            **chosen.details(site.impl),
-        })
+        report.rows.append(SiteRow(
+            name, site.source, site.spec.name, l, r, site.impl.stats.time_steps,
+            neurons=obs.count // samples if samples else 0,
+            clipped_fraction=_clipped_fraction(obs, covered, site.impl.flat), nonfinite_inputs=obs.nonfinite,
+            per_token=site.per_token if token_mask else None, details=chosen.details(site.impl)))
     return intervals
 
 
-def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: dict, intervals: dict[str, Interval],
+def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: Any, intervals: dict[str, Interval],
               strict: bool, token_mask: Optional[str], first: Optional[tuple[tuple, dict]]) -> ConvertedModel:
     """Assemble: the converted model, with the fan-outs of its sites (from the graph, or observed on
     the first batch with every site exact, so that no spike is counted)."""
@@ -652,14 +680,14 @@ NEAR_CONSTANT = 1e-6
 _SAME_OUTPUT_RTOL = 1e-3
 
 
-def _calibrate(model: nn.Module, work: nn.Module, calls: Iterable[tuple[tuple, dict]], progress: bool,
-               problems: list[str], analog: list[str], token_mask: Optional[str]) -> int:
+def _calibrate(model: nn.Module, graph: _Graph, calls: Iterable[tuple[tuple, dict]], progress: bool,
+               problems: list[str], analog: list[AnalogOp], token_mask: Optional[str]) -> int:
     """One pass over the calibration data (copies: the model may act in place).
     The first batch runs the original model (in eval mode, restored after) under
     a probe that lists its analog non-linearities, then the copy under a probe
     that finds activations left outside the sites, and the two outputs must agree.
     The copy runs with each batch's token mask in place (observers see real tokens only)."""
-    device = next((p.device for p in work.parameters()), torch.device("cpu"))
+    device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
     samples = 0
     with torch.no_grad():
         for i, call in enumerate(progress_bar(calls, desc="calibrating", enabled=progress)):
@@ -669,20 +697,31 @@ def _calibrate(model: nn.Module, work: nn.Module, calls: Iterable[tuple[tuple, d
                 if i == 0:
                     with ActivationProbe(model) as original:
                         reference = _eval_output(model, clone((args, kwargs)))
-                    analog.extend(f"{where} (x{n})" for where, n in original.analog.items())
-                    with ActivationProbe(work) as probe:
-                        out = _run(work, (args, kwargs), mask)
-                    problems.extend(f"{where} (called {n}x outside any converted site)"
-                                    for where, n in probe.found.items())
+                    analog.extend(AnalogOp(*key, n) for key, n in original.analog.items())
+                    with ActivationProbe(graph.work) as probe:
+                        out = _run(graph.work, (args, kwargs), mask)
+                    problems.extend(_unlisted(probe.found, graph.refused_calls))
                     if not problems:
                         _check_same(reference, out)
                 else:
-                    _run(work, (args, kwargs), mask)
+                    _run(graph.work, (args, kwargs), mask)
             except Exception as err:
                 err.add_note(f"psnn_lib.convert: while running calibration batch {i} through the model")
                 raise
             samples += batch_size((args, kwargs))
     return samples
+
+
+def _unlisted(found: dict[tuple[str, str], int], refused: Counter) -> list[str]:
+    """The probe's activations outside any site, less the functional calls the trace refused
+    already (listed once, by the trace)."""
+    left, out = Counter(refused), []
+    for (where, name), n in found.items():
+        known = min(n, left[name])
+        left[name] -= known
+        if n > known:
+            out.append(f"{where}: {name} (called {n - known}x outside any converted site)")
+    return out
 
 
 def _eval_output(model: nn.Module, call: tuple[tuple, dict]) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Optional
 
 from ..activations import ActivationSpec
@@ -19,23 +20,37 @@ from .registry import Method, Site, number, positive_int, register_method
 PS_DEFAULT_K = 16
 
 
-def _check_ps(o: dict) -> None:
-    """K or dy (Eq. 17 or 18), never both; a valid step and mode."""
-    if o["K"] is not None and o["dy"] is not None:
-        raise ValueError(f"give K (time steps) or dy (precision), not both: K={o['K']!r}, dy={o['dy']!r}")
-    if o["K"] is not None:
-        positive_int("K", o["K"])
-    for name in ("dy", "step"):
-        if o[name] is not None:
-            number(name, o[name], positive=True)
-    if o["mode"] not in PSNeuron.MODES:
-        raise ValueError(f"mode must be one of {PSNeuron.MODES}, got {o['mode']!r}")
-    if o["first_weight"] not in FIRST_WEIGHTS:
-        raise ValueError(f"first_weight must be one of {FIRST_WEIGHTS}, got {o['first_weight']!r}")
+@dataclass(frozen=True)
+class PSOptions:
+    """Options of ``ps``: ``K`` time steps (Eq. 17; 16 unless ``dy`` is given) or the precision
+    ``dy`` (Eq. 18: each site's K then follows from its range, Eq. 19), never both; the grid
+    ``step`` (None: :func:`~psnn_lib.ps.grid.site_step`); the ``first_weight`` reading; ``mode``
+    "fast" (a look-up) or "stepped" (Eqs. 1-3 spike by spike)."""
+
+    K: Optional[int] = None
+    dy: Optional[float] = None
+    step: Optional[float] = None
+    first_weight: str = "paper"
+    mode: str = "fast"
+
+    def __post_init__(self) -> None:
+        if self.K is not None and self.dy is not None:
+            raise ValueError(f"give K (time steps) or dy (precision), not both: K={self.K!r}, dy={self.dy!r}")
+        if self.K is not None:
+            positive_int("K", self.K)
+        for name in ("dy", "step"):
+            if getattr(self, name) is not None:
+                number(name, getattr(self, name), positive=True)
+        if self.mode not in PSNeuron.MODES:
+            raise ValueError(f"mode must be one of {PSNeuron.MODES}, got {self.mode!r}")
+        if self.first_weight not in FIRST_WEIGHTS:
+            raise ValueError(f"first_weight must be one of {FIRST_WEIGHTS}, got {self.first_weight!r}")
+        if self.K is None and self.dy is None:
+            object.__setattr__(self, "K", PS_DEFAULT_K)
 
 
-def _build_ps(site: Site, o: dict) -> PSNeuron:
-    """PS neuron fitted on the site's interval (Algorithm 1) with K steps (default 16) or precision dy,
+def _build_ps(site: Site, o: PSOptions) -> PSNeuron:
+    """PS neuron fitted on the site's interval (Algorithm 1) with K steps or precision dy,
     on a grid of step ``step`` (default: :func:`~psnn_lib.ps.grid.site_step`, the paper's 1e-3, finer on
     an interval narrower than 1). Warns when the grid, not the spikes, sets the site's error: the
     snapping term of its a-priori bound (:mod:`psnn_lib.ps.bound`) above the quantisation term and
@@ -44,17 +59,16 @@ def _build_ps(site: Site, o: dict) -> PSNeuron:
     if not r > l:
         raise ValueError(f"empty interval [{l}, {r}] (the calibration inputs are constant); "
                          "widen it with convert(..., interval=(l, r))")
-    K = None if o["dy"] is not None else int(o["K"] or PS_DEFAULT_K)
-    params = fit_ps(site.spec.fn, l, r, o["dy"], o["step"] or site_step(l, r), K=K,
-                    first_weight=o["first_weight"])
+    params = fit_ps(site.spec.fn, l, r, o.dy, o.step or site_step(l, r), K=None if o.K is None else int(o.K),
+                    first_weight=o.first_weight)
     params.activation = site.spec.name
     snapping, quantisation = params.snapping, params.error_bound - params.snapping
     if snapping > quantisation and (snapping > SNAPPING_SHARE * float(params.target.max() - params.b)
-                                    or (o["dy"] is not None and snapping > o["dy"])):
+                                    or (o.dy is not None and snapping > o.dy)):
         warnings.warn(f"its grid step {params.delta:.3g} gives {params.points} points on [{l:.4g}, {r:.4g}]: "
                       f"the error bound {params.error_bound:.3g} is mostly snapping ({snapping:.3g}), not the "
                       f"spikes' precision ({quantisation:.3g}); pass a smaller step")
-    return PSNeuron(params, mode=o["mode"])
+    return PSNeuron(params, mode=o.mode)
 
 
 # a site's snapping term above this share of its output range (and above its quantisation term) is warned about
@@ -65,46 +79,60 @@ register_method(Method(
     name="ps",
     build=_build_ps,
     spikes=PSNeuron.spikes,
-    defaults={"K": None, "dy": None, "step": None, "first_weight": "paper", "mode": "fast"},
-    check=_check_ps,
+    options=PSOptions,
     details=lambda neuron: {"step": neuron.params.delta, "error_bound": neuron.params.error_bound,
                             "table_bytes": neuron.table_bytes()},
 ))
 
 
-def _build_fs(site: Site, o: dict) -> FSNeuron:
-    name, K = site.spec.name, int(o["K"])
+@dataclass(frozen=True)
+class FSOptions:
+    """Options of ``fs``: ``K`` time steps; ``alpha`` (ReLU's range; None: the site's r);
+    ``table`` (a file of trained FS parameters; None: the table that ships with psnn_lib);
+    ``train`` (train parameters missing from the table, with ``restarts``, ``train_steps``
+    optimiser steps and ``points`` samples of the activation)."""
+
+    K: int = 16
+    alpha: Optional[float] = None
+    table: Optional[str] = None
+    train: bool = False
+    restarts: int = 8
+    train_steps: int = 1000
+    points: int = 20_000
+
+    def __post_init__(self) -> None:
+        positive_int("K", self.K)
+        if self.alpha is not None:
+            number("alpha", self.alpha, positive=True)
+        for name in ("restarts", "train_steps", "points"):
+            positive_int(name, getattr(self, name))
+
+
+def _build_fs(site: Site, o: FSOptions) -> FSNeuron:
+    name, K = site.spec.name, int(o.K)
     if name in ("relu", "relu6"):
-        alpha = o["alpha"] if o["alpha"] is not None else site.interval[1]
+        alpha = o.alpha if o.alpha is not None else site.interval[1]
         alpha = min(alpha, 6.0) if name == "relu6" else alpha
         if not alpha > 0:
             raise ValueError(f"FS ReLU needs alpha > 0, got {alpha:g}")
         return FSNeuron(relu_params(alpha, K, name))
-    params = lookup(load_table(o["table"]), name, K)
+    params = lookup(load_table(o.table), name, K)
     if params is None:
-        where = o["table"] or "the FS table that ships with psnn_lib"
-        if not o["train"]:
+        where = o.table or "the FS table that ships with psnn_lib"
+        if not o.train:
             raise ValueError(f"no trained FS parameters for {name} with K={K} in {where}; train them "
                              f"with `python -m psnn_lib.neurons.fs_train --activations {name} --K {K} "
                              "--out FILE` and pass table=FILE, or pass train=True")
-        params = train_fs(site.spec.fn, K, restarts=o["restarts"], steps=o["steps"], points=o["points"])
+        params = train_fs(site.spec.fn, K, restarts=o.restarts, steps=o.train_steps, points=o.points)
         params.activation = name
     return FSNeuron(params)
-
-
-def _check_fs(o: dict) -> None:
-    positive_int("K", o["K"])
-    if o["alpha"] is not None:
-        number("alpha", o["alpha"], positive=True)
 
 
 register_method(Method(
     name="fs",
     build=_build_fs,
     spikes=FSNeuron.spikes,
-    defaults={"K": 16, "alpha": None, "table": None, "train": False,
-              "restarts": 8, "steps": 1000, "points": 20_000},
-    check=_check_fs,
+    options=FSOptions,
     details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))
 
@@ -115,23 +143,33 @@ def _accepts_rate(spec: ActivationSpec) -> Optional[str]:
     return "rate-coded IF neurons convert ReLU and ReLU6 only (use method='ps' or 'fs')"
 
 
-def _build_rate(site: Site, o: dict) -> IFNeuron:
+@dataclass(frozen=True)
+class RateOptions:
+    """Options of ``rate``: ``T`` time steps; ``v_init``, the initial membrane in thresholds."""
+
+    T: int = 32
+    v_init: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive_int("T", self.T)
+        number("v_init", self.v_init)
+
+
+def _build_rate(site: Site, o: RateOptions) -> IFNeuron:
     l, r = site.interval
     theta = min(r, 6.0) if site.spec.name == "relu6" else r
     if not theta > 0:
         raise ValueError(f"its calibrated inputs are never positive (r = {r:g}); "
                          "an IF threshold needs r > 0")
-    return IFNeuron(theta, int(o["T"]), o["v_init"])
+    return IFNeuron(theta, int(o.T), o.v_init)
 
 
 register_method(Method(
     name="rate",
     build=_build_rate,
     spikes=IFNeuron.spikes,
-    defaults={"T": 32, "v_init": 0.0},
+    options=RateOptions,
     accepts=_accepts_rate,
-    passes=lambda o: int(o["T"]),
-    check=lambda o: (positive_int("T", o["T"]), number("v_init", o["v_init"])),
+    passes=lambda o: int(o.T),
     details=lambda neuron: {"table_bytes": neuron.table_bytes()},
 ))
-

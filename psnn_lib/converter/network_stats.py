@@ -1,6 +1,6 @@
 """Spike statistics of a converted network (paper 1, Sect. 4.3, Table 4).
 
-Per site and in total, *per inference sample*: neurons, spikes, K,
+Per site and in total, *per inference sample*: neurons, spikes, time steps,
 FireRate (Eq. 26) and synaptic operations (SOPs). A SOP is one spike
 arriving at one synapse: spikes of a site times its fan-out, the number of
 weights each of its neurons drives in the next weight layer(s). The fan-out
@@ -182,7 +182,7 @@ class NetworkStats:
     samples: int
     neurons: float
     spikes: float
-    K: int
+    time_steps: int
     fire_rate: float
     synops: Optional[float]
     clipped_fraction: float = 0.0  # of all neuron inputs: outside the site's interval
@@ -195,7 +195,7 @@ class NetworkStats:
 
     def as_dict(self) -> dict:
         per_token = {"tokens": self.tokens, "spikes_per_token": self.spikes_per_token} if self.tokens else {}
-        return {"samples": self.samples, "neurons": self.neurons, "spikes": self.spikes, "K": self.K,
+        return {"samples": self.samples, "neurons": self.neurons, "spikes": self.spikes, "time_steps": self.time_steps,
                 "fire_rate": self.fire_rate, "synops": self.synops, "clipped_fraction": self.clipped_fraction,
                 **per_token}
 
@@ -205,8 +205,8 @@ def network_stats(neurons: dict[str, nn.Module], samples: int, synapses: Optiona
     """Collect the counters of every neuron module (after ``samples`` inputs holding
     ``tokens`` real tokens, for a sequence model converted with a token mask).
 
-    The network FireRate applies Eq. 26 to the totals with the largest K
-    of the network (all sites share K when converted with a fixed K).
+    The network FireRate applies Eq. 26 to the totals with the largest time steps
+    of the network (all sites share them when converted with a fixed K or T).
     """
     if samples == 0:
         raise RuntimeError("no input has run through the converted model since its stats were reset")
@@ -215,15 +215,15 @@ def network_stats(neurons: dict[str, nn.Module], samples: int, synapses: Optiona
         st = neuron.stats
         sop = st.spikes * synapses[name] / samples if synapses is not None else None
         rows.append({"site": name, "neurons": st.neurons / samples, "spikes": st.spikes / samples,
-                     "negative_spikes": st.negative / samples, "K": st.K,
+                     "negative_spikes": st.negative / samples, "time_steps": st.time_steps,
                      "fire_rate": st.fire_rate, "clipped_fraction": st.clipped_fraction, "synops": sop})
         total_n += st.neurons
         total_s += st.spikes
         total_c += st.clipped
         synops += sop or 0.0
-    K = max((r["K"] for r in rows), default=0)
+    steps = max((r["time_steps"] for r in rows), default=0)
     bias = any(n.stats.bias_spike for n in neurons.values())
-    rate = (total_s / total_n + bias) / K if total_n and K else float("nan")
-    return NetworkStats(samples, total_n / samples, total_s / samples, K, rate,
+    rate = (total_s / total_n + bias) / steps if total_n and steps else float("nan")
+    return NetworkStats(samples, total_n / samples, total_s / samples, steps, rate,
                         synops if synapses is not None else None, total_c / total_n if total_n else 0.0, rows,
                         tokens / samples if tokens is not None else None)

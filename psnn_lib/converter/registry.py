@@ -8,18 +8,26 @@ once with :func:`register_method` and says
   its :class:`Site` (activation, interval, observer and how the interval was
   chosen from it);
 - ``accepts(spec)``: None if it can convert that activation, else why not;
+- ``options``: its options, one frozen dataclass (the defaults in one place;
+  ``__post_init__`` rejects bad values), built once from the keyword options
+  of :func:`~.engine.convert` by :meth:`Method.parse` before any calibration
+  pass (an unknown option is an error); ``build`` and the other functions get
+  that instance;
 - ``passes(options)``: how many forward passes one inference takes (1 for
-  neurons that finish within one layer pass such as PS and FS; T for
-  rate coding, whose IF neurons integrate over T network time steps);
+  neurons that finish within one layer pass such as PS and FS; the time steps
+  for rate coding and paper 2's neurons, which integrate over network time steps);
 - ``spikes``: what its neurons emit (binary spikes, signed spikes, a look-up),
   shown in reports so nobody mistakes real values for spikes;
-- ``defaults``: its options; unknown options are an error, and ``check(options)``
-  rejects bad values before any calibration pass;
 - ``details(neuron)``: extra report columns of one built neuron (its table
   memory in bytes, a PS grid step, ...);
 - ``covers(neuron)``: the input range its neuron represents, where that is not
   the site's interval (numbers, or per-channel tensors; the report's
   ``clipped_fraction`` counts inputs outside it).
+
+Time steps have one name, ``time_steps``, everywhere but at the front door: the
+options keep each paper's letter (``K`` for paper 1's PS and FS neurons, ``T`` for
+rate coding and paper 2's neurons), and :class:`~psnn_lib.ps.fit.PSParams` keeps
+paper 1's notation (``K`` steps, ``T`` the thresholds T(t) of Eq. 1).
 
 Every neuron module exposes ``stats`` (a :class:`~psnn_lib.neurons.stats.SpikeStats`),
 ``reset_stats()``, ``reset_state()``, ``MODES`` and a ``mode`` attribute.
@@ -32,7 +40,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional, Union
 
 from torch import nn
@@ -54,29 +62,32 @@ class Site:
 
 
 @dataclass(frozen=True)
+class NoOptions:
+    """The options of a method that takes none."""
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
-    build: Callable[[Site, dict], nn.Module]
+    build: Callable[[Site, Any], nn.Module]
     spikes: str
-    defaults: dict = field(default_factory=dict)
+    options: type = NoOptions
     accepts: Callable[[ActivationSpec], Optional[str]] = lambda spec: None
-    passes: Callable[[dict], int] = lambda options: 1
-    check: Callable[[dict], None] = lambda options: None
+    passes: Callable[[Any], int] = lambda options: 1
     details: Callable[[nn.Module], dict] = lambda neuron: {}
     covers: Callable[[nn.Module], Optional[tuple[Any, Any]]] = lambda neuron: None
 
-    def options(self, given: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(given) - set(self.defaults)
+    def parse(self, given: dict[str, Any]) -> Any:
+        """The method's options (its ``options`` dataclass) from keyword options; an unknown one is an error."""
+        names = [f.name for f in fields(self.options)]
+        unknown = set(given) - set(names)
         if unknown:
-            raise TypeError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
-                            f"it takes {sorted(self.defaults)}")
-        options = {**self.defaults, **given}
-        self.check(options)
-        return options
+            raise TypeError(f"method {self.name!r} has no option(s) {sorted(unknown)}; it takes {sorted(names)}")
+        return self.options(**given)
 
 
 def positive_int(name: str, value: Any) -> None:
-    """An option that counts (K, T): a positive integer (a Python or NumPy int), not a bool or a float."""
+    """An option that counts (time steps, ...): a positive integer (a Python or NumPy int), not a bool or a float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 

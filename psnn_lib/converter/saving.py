@@ -16,6 +16,7 @@ a whole converted model (with pickle, as for any torch module).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -47,9 +48,10 @@ def fingerprint(neuron: nn.Module, interval: tuple[float, float], device: torch.
     return hashlib.sha256(y.float().cpu().numpy().tobytes()).hexdigest()[:16]
 
 
-def _json_options(options: dict) -> dict:
+def _json_options(options: Any) -> dict:
+    """A method's options dataclass as JSON values (a path as its string)."""
     out = {}
-    for key, value in options.items():
+    for key, value in dataclasses.asdict(options).items():
         value = str(value) if isinstance(value, Path) else value
         try:
             json.dumps(value)

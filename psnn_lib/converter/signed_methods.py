@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -69,16 +70,38 @@ def _accepts(spec: ActivationSpec) -> Optional[str]:
     return "signed-spike neurons convert the ReLU family only (LeakyReLU with slope in [0, 1], ReLU)"
 
 
-def _check(o: dict) -> None:
-    positive_int("T", o["T"])
-    number("v_init", o["v_init"])
-    number("kappa", o["kappa"], positive=True)
-    if not 0 <= o["v_init"] < 1:
-        raise ValueError(f"v_init is a fraction of the thresholds in [0, 1), got {o['v_init']!r}")
-    if not isinstance(o["channel_wise"], bool):
-        raise ValueError(f"channel_wise is True or False, got {o['channel_wise']!r}")
-    if "max_magnitude" in o and o["max_magnitude"] is not None:
-        positive_int("max_magnitude", o["max_magnitude"])
+@dataclass(frozen=True)
+class SignedOptions:
+    """Options of ``signed``, ``ibt``, ``symmetric``, ``unsigned`` (module docstring): ``T`` time
+    steps, ``v_init`` (initial membranes, a fraction of each threshold in [0, 1)), ``kappa``
+    (Eq. 32's surrogate steepness) and ``channel_wise``."""
+
+    T: int = 8
+    v_init: float = 0.5
+    kappa: float = DEFAULT_KAPPA
+    channel_wise: bool = False
+
+    def __post_init__(self) -> None:
+        positive_int("T", self.T)
+        number("v_init", self.v_init)
+        number("kappa", self.kappa, positive=True)
+        if not 0 <= self.v_init < 1:
+            raise ValueError(f"v_init is a fraction of the thresholds in [0, 1), got {self.v_init!r}")
+        if not isinstance(self.channel_wise, bool):
+            raise ValueError(f"channel_wise is True or False, got {self.channel_wise!r}")
+
+
+@dataclass(frozen=True)
+class AugmentedOptions(SignedOptions):
+    """Options of ``augmented``: those of :class:`SignedOptions` and ``max_magnitude``, the
+    largest spike (None: no bound)."""
+
+    max_magnitude: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_magnitude is not None:
+            positive_int("max_magnitude", self.max_magnitude)
 
 
 def _negative_threshold(rule: str, l: Threshold, r: Threshold, alpha: float) -> Optional[Threshold]:
@@ -106,22 +129,22 @@ def _channel_range(site: Site) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(lo < 0, lo.clamp(min=l), l), torch.where(hi > 0, hi.clamp(max=r), r)
 
 
-def _builder(name: str, rule: str, magnitude_option: bool = False):
-    """The build function of method ``name``: thresholds by ``rule``; augmented spikes when
-    ``magnitude_option`` (the option ``max_magnitude``)."""
-    def build(site: Site, o: dict) -> SignedIFNeuron:
+def _builder(name: str, rule: str):
+    """The build function of method ``name``: thresholds by ``rule``; augmented spikes where the
+    options have a ``max_magnitude``."""
+    def build(site: Site, o: SignedOptions) -> SignedIFNeuron:
         l, r = site.interval
         if not r > 0:
             raise ValueError(f"its calibrated inputs are never positive (r = {r:g}); a positive threshold "
                              "needs r > 0")
         alpha = float(site.spec.negative_slope)
-        magnitude = o["max_magnitude"] if magnitude_option else 1
+        magnitude = o.max_magnitude if isinstance(o, AugmentedOptions) else 1
         bounds = site.spec.bounds
         if bounds is not None and magnitude != 1:
             raise ValueError(f"method {name!r}: a spike of magnitude above one passes on more than P_th in a step, "
                              "so its neurons would not clip where this clipped activation does (use "
                              "max_magnitude=1, or method 'signed')")
-        if o["channel_wise"]:
+        if o.channel_wise:
             l_c, r_c = _channel_range(site)
             p_th = r_c
             n_th = None if rule == "signed" and not l < 0 else _negative_threshold(rule, l_c, r_c, alpha)
@@ -132,7 +155,7 @@ def _builder(name: str, rule: str, magnitude_option: bool = False):
             raise ValueError(f"method {name!r} puts the negative threshold at {lowest:.6g}, below the input "
                              f"{bounds[0]:.6g} where this clipped activation stops falling: its neurons would "
                              "not clip there (use method 'signed', or clip symmetrically)")
-        return SignedIFNeuron(p_th, n_th, alpha, int(o["T"]), float(o["v_init"]), float(o["kappa"]),
+        return SignedIFNeuron(p_th, n_th, alpha, int(o.T), float(o.v_init), float(o.kappa),
                               max_magnitude=magnitude)
     return build
 
@@ -173,30 +196,26 @@ _SPIKES = {"signed": "signed spikes, thresholds at the site's range [l, r] (pape
            "ibt": "signed spikes, negative threshold r / alpha (IBT, Spiking-YOLO)",
            "symmetric": "signed spikes, thresholds +-r (symmetric, stReLU-style)",
            "unsigned": "binary spikes, negative inputs dropped (plain IF, as for ReLU)"}
-_DEFAULTS = {"T": 8, "v_init": 0.5, "kappa": DEFAULT_KAPPA, "channel_wise": False}
-
 for _rule, _what in _SPIKES.items():
     register_method(Method(
         name=_rule,
         build=_builder(_rule, _rule),
         spikes=f"{_what}: {SignedIFNeuron.spikes}",
-        defaults=dict(_DEFAULTS),
+        options=SignedOptions,
         accepts=_accepts,
-        passes=lambda o: int(o["T"]),
-        check=_check,
+        passes=lambda o: int(o.T),
         details=_details,
         covers=_covers,
     ))
 
 register_method(Method(
     name="augmented",
-    build=_builder("augmented", "ibt", magnitude_option=True),
+    build=_builder("augmented", "ibt"),
     spikes="augmented signed spikes: one event per neuron and step, of integer magnitude m (+m worth m P_th, "
            "-m worth m alpha |N_th|), IBT thresholds (AugMapping, Yu et al. 2022), over T network time steps",
-    defaults={**_DEFAULTS, "max_magnitude": None},
+    options=AugmentedOptions,
     accepts=_accepts,
-    passes=lambda o: int(o["T"]),
-    check=_check,
+    passes=lambda o: int(o.T),
     details=_details,
     covers=_covers,
 ))

@@ -333,8 +333,8 @@ class ActivationProbe(TorchFunctionMode):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.found: dict[str, int] = {}
-        self.analog: dict[str, int] = {}
+        self.found: dict[tuple[str, str], int] = {}  # (where, activation) -> calls
+        self.analog: dict[tuple[str, str, str], int] = {}  # (where, op, kind) -> calls
         self._inside = 0
         self._stack: list[str] = []
         self._weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
@@ -367,13 +367,13 @@ class ActivationProbe(TorchFunctionMode):
             where = self._stack[-1] if self._stack else "<model>"
             name = getattr(func, "__name__", str(func))
             if func in _PROBED or (func in _CLAMPS and _relu_clamp(args, kwargs or {})):
-                _count(self.found, f"{where}: {name}")
+                _count(self.found, (where, name))
             elif func in _FUSED:
-                _count(self.found, f"{where}: {_FUSED[func]}")
+                _count(self.found, (where, _FUSED[func]))
             elif func in _ANALOG_FUNCTIONS:
-                _count(self.analog, f"{where}: {name} ({_ANALOG_FUNCTIONS[func]})")
+                _count(self.analog, (where, name, _ANALOG_FUNCTIONS[func]))
             elif func in _PRODUCTS and self._signals(args) >= 2:
-                _count(self.analog, f"{where}: {name} ({'quotient' if func in _QUOTIENTS else 'product'} of two signals)")
+                _count(self.analog, (where, name, f"{'quotient' if func in _QUOTIENTS else 'product'} of two signals"))
         return func(*args, **(kwargs or {}))
 
     def __exit__(self, *exc) -> None:
@@ -383,7 +383,7 @@ class ActivationProbe(TorchFunctionMode):
         return super().__exit__(*exc)
 
 
-def _count(counter: dict[str, int], label: str) -> None:
+def _count(counter: dict, label: Any) -> None:
     counter[label] = counter.get(label, 0) + 1
 
 

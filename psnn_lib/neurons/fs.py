@@ -95,13 +95,13 @@ class FSNeuron(FlatEnds, nn.Module):
         self.mode = "stepped"
         # float64 tensors, not buffers, so Module.half() leaves them exact
         self.h, self.d, self.T = (torch.tensor(getattr(params, key), dtype=torch.float64) for key in ("h", "d", "T"))
-        self.stats = SpikeStats(K=params.K, bias_spike=False)
+        self.stats = SpikeStats(time_steps=params.K, bias_spike=False)
 
     def extra_repr(self) -> str:
         return f"{self.params.activation}, K={self.params.K}, trained on [{self.params.l:g}, {self.params.r:g}]"
 
     def reset_stats(self) -> None:
-        self.stats = SpikeStats(K=self.params.K, bias_spike=False)
+        self.stats = SpikeStats(time_steps=self.params.K, bias_spike=False)
 
     def reset_state(self) -> None:
         """FS neurons keep no state between inputs."""

@@ -70,7 +70,7 @@ class PSNeuron(FlatEnds, nn.Module):
         self.params = params.slim()
         self.mode = mode
         self.record_stats = record_stats
-        self.stats = SpikeStats(K=params.K)
+        self.stats = SpikeStats(time_steps=params.K)
         counts = next(t for t in (torch.uint8, torch.int16, torch.int32) if params.K <= torch.iinfo(t).max)
         # tables by (kind, device); plain tensors, not buffers, so Module.half() leaves them exact
         self._tables: dict[tuple[str, torch.device], torch.Tensor] = {
@@ -97,7 +97,7 @@ class PSNeuron(FlatEnds, nn.Module):
         return f"{p.activation}, [{p.l:g}, {p.r:g}], K={p.K}, mode={self.mode}"
 
     def reset_stats(self) -> None:
-        self.stats = SpikeStats(K=self.params.K)
+        self.stats = SpikeStats(time_steps=self.params.K)
 
     def reset_state(self) -> None:
         """PS neurons keep no state between inputs (each input is K fresh steps)."""

@@ -35,24 +35,24 @@ class IFNeuron(FlatEnds, nn.Module):
     MODES = ("stepped",)
     spikes = "binary spikes worth theta, integrated over T network time steps (rate code)"
 
-    def __init__(self, threshold: float, T: int, v_init: float = 0.0) -> None:
+    def __init__(self, threshold: float, time_steps: int, v_init: float = 0.0) -> None:
         super().__init__()
         if not threshold > 0:
             raise ValueError(f"IF threshold must be > 0, got {threshold}")
-        self.threshold, self.T, self.v_init = float(threshold), int(T), float(v_init)
+        self.threshold, self.time_steps, self.v_init = float(threshold), int(time_steps), float(v_init)
         self.mode = "stepped"
-        self.stats = SpikeStats(K=self.T, bias_spike=False)
+        self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
         self.reset_state()
 
     def extra_repr(self) -> str:
-        return f"theta={self.threshold:.4g}, T={self.T}, v_init={self.v_init:g} theta"
+        return f"theta={self.threshold:.4g}, time_steps={self.time_steps}, v_init={self.v_init:g} theta"
 
     def reset_stats(self) -> None:
-        self.stats = SpikeStats(K=self.T, bias_spike=False)
+        self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
 
     def reset_state(self) -> None:
-        """Start a new inference; one that ran its T steps counts its clipped neurons first."""
-        if getattr(self, "v", None) is not None and self.t == self.T and not self.flat[1]:
+        """Start a new inference; one that ran its time steps counts its clipped neurons first."""
+        if getattr(self, "v", None) is not None and self.t == self.time_steps and not self.flat[1]:
             self.stats.clipped += int((self.v >= self.threshold).sum())
         self.v: Optional[torch.Tensor] = None
         self.t = 0
@@ -62,8 +62,9 @@ class IFNeuron(FlatEnds, nn.Module):
         return 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.t >= self.T:
-            raise RuntimeError(f"IF neuron stepped {self.t + 1} times but T = {self.T}: call reset_state()")
+        if self.t >= self.time_steps:
+            raise RuntimeError(f"IF neuron stepped {self.t + 1} times but time_steps = {self.time_steps}: "
+                               "call reset_state()")
         if self.v is None:
             self.v = torch.full(x.shape, self.v_init * self.threshold, dtype=torch.float64, device=x.device)
             self.stats.neurons += x.numel()

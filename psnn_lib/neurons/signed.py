@@ -152,42 +152,56 @@ def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: Thre
     for float64 inputs, else float32, as :func:`.to_output` rounds). The thresholds and the
     negative spike's value are numbers, or float64 tensors of the membranes' shape (per-channel
     thresholds); ``magnitude``: the largest spike (1: binary; else augmented spikes, None: no
-    bound). On a CPU ``CHUNK`` elements at a time (on a GPU all at once), every operation in
-    float64 (no casts); with binary spikes the same spikes and values as :func:`signed_step`:
-    (v - P_th) / P_th > 0 is v > P_th, (N_th - v) / -N_th > 0 is v < N_th, and the output
-    p P_th + n (alpha N_th) is exact (one of the two terms is 0)."""
+    bound). On a CPU ``CHUNK`` elements at a time (on a GPU all at once) into scratch buffers
+    made once per step, every operation in float64; with binary spikes the same spikes and
+    values as :func:`signed_step`: (v - P_th) / P_th > 0 is v > P_th, (N_th - v) / -N_th > 0
+    is v < N_th, and the output p P_th + n (alpha N_th) is exact (one of the two terms is 0)."""
     out = torch.empty(x.shape, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
                       device=x.device)
     chunk = CHUNK if x.device.type == "cpu" else max(x.numel(), 1)
     size = min(chunk, x.numel())
-    spiked = torch.empty(size, dtype=torch.float64, device=x.device)  # spikes (or magnitudes)
-    worth_of = torch.empty(size, dtype=torch.float64, device=x.device)  # what they are worth
-    sums = []
+    # the input in float64, the spikes (or magnitudes), their value, a product or difference
+    x64, spiked, values, scratch = (torch.empty(size, dtype=torch.float64, device=x.device) for _ in range(4))
+    sums = torch.zeros(-(-x.numel() // chunk), 2, dtype=torch.float64, device=x.device)  # per chunk
 
-    def events(fired: torch.Tensor) -> torch.Tensor:
-        return fired.sum() if magnitude == 1 else torch.count_nonzero(fired).to(torch.float64)
+    def events(fired: torch.Tensor, into: torch.Tensor) -> None:
+        if magnitude == 1:
+            torch.sum(fired, 0, out=into)
+        else:
+            into.copy_(torch.count_nonzero(fired))
+
+    def add_spikes(v: torch.Tensor, fired: torch.Tensor, worth: Threshold, sign: int, room: torch.Tensor) -> None:
+        """v += sign * fired * worth, rounded as a product and a sum apart (no fused multiply-add:
+        the same rounding on every CPU). A binary spike's product is exact (0 or the threshold),
+        so one pass (alpha=, addcmul_: fused or not) rounds the same; a magnitude's product is
+        not, so it is made apart, into ``room``."""
+        if magnitude != 1:
+            v.add_(torch.mul(fired, worth, out=room), alpha=sign)
+        elif torch.is_tensor(worth):
+            v.addcmul_(fired, worth, value=sign)
+        else:
+            v.add_(fired, alpha=sign * worth)
 
     parts = zip(x.reshape(-1).split(chunk), v_p.view(-1).split(chunk), v_n.view(-1).split(chunk),
                 out.view(-1).split(chunk), _pieces(p_th, chunk), _pieces(n_th, chunk),
-                _pieces(negative_value, chunk))
-    for xc, vp, vn, oc, pc, nc, worth in parts:
-        xc, fired, scaled = xc.to(torch.float64), spiked[:len(xc)], worth_of[:len(xc)]
+                _pieces(negative_value, chunk), sums)
+    for xc, vp, vn, oc, pc, nc, worth, total in parts:
+        n = len(xc)
+        fired, value, room = spiked[:n], values[:n], scratch[:n]
+        xc = xc if xc.dtype == torch.float64 else x64[:n].copy_(xc)
         vp.add_(xc)
         _fire(vp, pc, False, magnitude, fired)
-        positive = events(fired)
-        value = torch.mul(fired, pc)  # products apart from the sums (no fused multiply-add: the
-        vp.sub_(value)                # same rounding on every CPU, exact for binary spikes)
-        if n_th is None:
-            sums.append(torch.stack([positive, torch.zeros_like(positive)]))
-        else:
+        events(fired, total[0])
+        torch.mul(fired, pc, out=value)
+        vp.sub_(value)
+        if n_th is not None:
             vn.add_(xc)
             _fire(vn, nc, True, magnitude, fired)
-            sums.append(torch.stack([positive, events(fired)]))
-            vn.sub_(torch.mul(fired, nc, out=scaled))
-            value.add_(torch.mul(fired, worth, out=scaled))
-        oc.copy_(value.add_(torch.sub(vp, vp, out=scaled)))  # + 0, or NaN where the membrane is not finite
-    if sums:
-        counts += torch.stack(sums).sum(0)
+            events(fired, total[1])
+            add_spikes(vn, fired, nc, -1, room)
+            add_spikes(value, fired, worth, 1, room)
+        oc.copy_(value.add_(torch.sub(vp, vp, out=room)))  # + 0, or NaN where the membrane is not finite
+    counts += sums.sum(0)
     return out
 
 
@@ -211,7 +225,7 @@ def _per_channel(value: Union[float, torch.Tensor, None], what: str, sign: int) 
 
 
 class SignedIFNeuron(FlatEnds, nn.Module):
-    """The neuron pair of Eqs. 19-20; one call is one time step, T steps per inference.
+    """The neuron pair of Eqs. 19-20; one call is one time step, ``time_steps`` (paper 2's T) per inference.
 
     Thresholds are numbers, or 1-D tensors with one value per channel (dimension 1 of the
     input: channel-wise normalisation); ``max_magnitude`` other than 1 makes the spikes
@@ -223,7 +237,7 @@ class SignedIFNeuron(FlatEnds, nn.Module):
 
     def __init__(self, positive_threshold: Union[float, torch.Tensor],
                  negative_threshold: Union[float, torch.Tensor, None], negative_slope: float,
-                 T: int, v_init: float = 0.5, kappa: float = DEFAULT_KAPPA, max_magnitude: Optional[int] = 1,
+                 time_steps: int, v_init: float = 0.5, kappa: float = DEFAULT_KAPPA, max_magnitude: Optional[int] = 1,
                  v_shift: Union[float, torch.Tensor] = 0.0) -> None:
         super().__init__()
         self.p_th = _per_channel(positive_threshold, "positive", 1)
@@ -233,7 +247,8 @@ class SignedIFNeuron(FlatEnds, nn.Module):
         if max_magnitude is not None and (isinstance(max_magnitude, bool) or
                                           not isinstance(max_magnitude, numbers.Integral) or max_magnitude < 1):
             raise ValueError(f"max_magnitude is a positive int (1: binary spikes) or None, got {max_magnitude!r}")
-        self.slope, self.T, self.v_init, self.kappa = float(negative_slope), int(T), float(v_init), kappa
+        self.slope, self.time_steps = float(negative_slope), int(time_steps)
+        self.v_init, self.kappa = float(v_init), kappa
         self.max_magnitude = None if max_magnitude is None else int(max_magnitude)
         self.v_shift: Union[float, torch.Tensor] = 0.0
         self.channels: Optional[int] = None
@@ -280,7 +295,7 @@ class SignedIFNeuron(FlatEnds, nn.Module):
         augmented = "" if self.max_magnitude == 1 else f", augmented spikes (magnitude {bound})"
         shifted = "" if not torch.is_tensor(self.v_shift) and self.v_shift == 0 else f", v_shift={show(self.v_shift)}"
         return f"P_th={show(self.p_th)}, N_th={show(self.n_th)}, alpha={self.slope:g}, beta={show(self.beta)}, " \
-               f"T={self.T}, v_init={self.v_init:g}{shifted}{augmented}"
+               f"time_steps={self.time_steps}, v_init={self.v_init:g}{shifted}{augmented}"
 
     def shaped(self, value: Union[float, torch.Tensor], x: torch.Tensor) -> Union[float, torch.Tensor]:
         """A number as it is; a per-channel value as float64 on x's device, shaped to broadcast
@@ -318,12 +333,12 @@ class SignedIFNeuron(FlatEnds, nn.Module):
         return self._counts.sum() + self._stats.spikes
 
     def reset_stats(self) -> None:
-        self.stats = SpikeStats(K=self.T, bias_spike=False)
+        self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
 
     def reset_state(self) -> None:
-        """Start a new inference; one that ran its T steps counts its clipped neurons first
+        """Start a new inference; one that ran its time steps counts its clipped neurons first
         (kept as a tensor: no wait for the device)."""
-        if getattr(self, "v_p", None) is not None and self.t == self.T:
+        if getattr(self, "v_p", None) is not None and self.t == self.time_steps:
             with torch.no_grad():
                 shift_p, shift_n = self._shifts(self.v_p)
                 held = torch.zeros(self.v_p.shape, dtype=torch.bool, device=self.v_p.device)
@@ -373,8 +388,9 @@ class SignedIFNeuron(FlatEnds, nn.Module):
         return self._full
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.t >= self.T:
-            raise RuntimeError(f"signed neuron stepped {self.t + 1} times but T = {self.T}: call reset_state()")
+        if self.t >= self.time_steps:
+            raise RuntimeError(f"signed neuron stepped {self.t + 1} times but time_steps = {self.time_steps}: "
+                               "call reset_state()")
         if self.v_p is None:
             self._start(x)
         self.t += 1

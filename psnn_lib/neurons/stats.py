@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 @dataclass
 class SpikeStats:
-    """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K.
+    """Counters for Eq. 26: FireRate = (spikes / neurons + 1) / K, K the neuron's ``time_steps``.
 
     Every neuron type of the library keeps one (PS, FS, rate-coded IF, signed),
     so converted networks report spikes the same way. ``spikes`` counts every
@@ -20,7 +20,7 @@ class SpikeStats:
     spikes: int = 0
     negative: int = 0
     clipped: int = 0
-    K: int = 0
+    time_steps: int = 0
     bias_spike: bool = True
 
     @property
@@ -28,7 +28,7 @@ class SpikeStats:
         """Eq. 26 (without the +1 when ``bias_spike`` is False)."""
         if not self.neurons:
             return float("nan")
-        return (self.spikes / self.neurons + self.bias_spike) / self.K
+        return (self.spikes / self.neurons + self.bias_spike) / self.time_steps
 
     @property
     def clipped_fraction(self) -> float:

@@ -134,7 +134,7 @@ def convert_and_evaluate(model: nn.Module, method: str, calibration: Any, x: tor
         ann_logits = predict(model, x, batch_size)
     snn, report = convert(model, method, calibration=calibration, progress=False, **options)
     logits = predict(snn, x, batch_size, progress=True, desc=f"{method} {options}")
-    steps = report.rows[0]["K"] if report.rows else 0
+    steps = report.rows[0].time_steps if report.rows else 0
     return outcome(method, steps, ann_logits, logits, y, snn.spike_stats().as_dict(), report)
 
 
@@ -290,7 +290,7 @@ def table2_row(name: str, folds: list[Outcome]) -> dict[str, Any]:
             "agreement": fold_mean(folds, "agreement"), "at risk": fold_mean(folds, "at_risk"),
             "max |logit error|": max(o.max_logit_error for o in folds),
             "mean |logit error|": fold_mean(folds, "mean_logit_error"),
-            "K per layer": sorted({r["K"] for o in folds for r in o.report.rows}),
+            "K per layer": sorted({r.time_steps for o in folds for r in o.report.rows}),
             "layers": len(folds[0].report.rows), "FireRate": fold_mean(folds, "fire_rate"),
             "inputs clipped": fold_mean(folds, "clipped_fraction")}
 
@@ -394,7 +394,7 @@ def spike_row(label: str, model: nn.Module, calibration: Any, x: torch.Tensor, K
         for i in range(0, len(x), 100):
             snn(x[i:i + 100])
     s = snn.spike_stats()
-    return {"network": label, "neurons (M)": s.neurons / 1e6, "spikes (M)": s.spikes / 1e6, "K": s.K,
+    return {"network": label, "neurons (M)": s.neurons / 1e6, "spikes (M)": s.spikes / 1e6, "K": s.time_steps,
             "FireRate": s.fire_rate, "SOPs (M)": s.synops / 1e6}
 
 

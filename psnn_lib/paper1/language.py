@@ -149,7 +149,7 @@ def short_site(name: str) -> str:
 
 def k_range(report: ConversionReport) -> list[int]:
     """The smallest and largest K of the converted sites (Table 3's K column is one number)."""
-    ks = [r["K"] for r in report.rows]
+    ks = [r.time_steps for r in report.rows]
     return [min(ks), max(ks)]
 
 
@@ -165,7 +165,7 @@ def method_row(task: Task, ann: SentenceOutput, method: str, **options: Any
     """Convert, evaluate and compare one method (its row, the SNN, its report and stats)."""
     snn, report = convert_task(task, method, **options)
     out, stats = evaluate(task, snn)
-    steps = k_range(report) if method == "ps" else snn.options["K"]
+    steps = k_range(report) if method == "ps" else snn.options.K
     return compare(method, steps, ann, out, task.test.all_labels, stats.as_dict(), report), snn, report, stats
 
 
@@ -173,10 +173,10 @@ def site_table(report: ConversionReport, stats: NetworkStats) -> list[dict[str, 
     """Per site (by :func:`short_site`): the calibrated interval, K, the share of calibration
     and of test inputs outside the interval, and the test neurons and spikes per sentence."""
     tested = {r["site"]: r for r in stats.rows}
-    return [{"site": short_site(r["site"]), "activation": r["activation"], "l": r["l"], "r": r["r"], "K": r["K"],
-             "neurons per sentence": tested[r["site"]]["neurons"], "calibration inputs outside": r["clipped_fraction"],
-             "test inputs outside": tested[r["site"]]["clipped_fraction"],
-             "spikes per sentence": tested[r["site"]]["spikes"]} for r in report.rows]
+    return [{"site": short_site(r.site), "activation": r.activation, "l": r.l, "r": r.r, "K": r.time_steps,
+             "neurons per sentence": tested[r.site]["neurons"], "calibration inputs outside": r.clipped_fraction,
+             "test inputs outside": tested[r.site]["clipped_fraction"],
+             "spikes per sentence": tested[r.site]["spikes"]} for r in report.rows]
 
 
 def dy_sweep(task: Task, ann: SentenceOutput, dys: Sequence[float], done: dict[float, dict[str, Any]]
@@ -263,9 +263,9 @@ def paper_rows() -> pd.DataFrame:
 def analog_summary(report: ConversionReport) -> pd.DataFrame:
     """The operations that stay analog by design, counted by kind (calls per forward pass)."""
     counts: dict[str, int] = {}
-    for item in report.kept_analog:
-        kind = item.split(": ", 1)[1].rsplit(" (x", 1)
-        counts[kind[0]] = counts.get(kind[0], 0) + int(kind[1].rstrip(")"))
+    for op in report.kept_analog:
+        kind = f"{op.op} ({op.kind})"
+        counts[kind] = counts.get(kind, 0) + op.calls
     return pd.DataFrame({"calls per forward pass": counts}).rename_axis("analog operation")
 
 

@@ -112,7 +112,7 @@ def firing_rates(snn: ConvertedModel, x: torch.Tensor, batch_size: int = SNN_BAT
     rows = []
     for name, neuron in snn.neurons.items():
         st = neuron.stats
-        per = st.neurons * st.K
+        per = st.neurons * st.time_steps
         rows.append({"site": name, "firing rate": st.spikes / per, "negative share": st.negative / max(st.spikes, 1),
                      "signed rate (Eq. 15)": (st.spikes - 2 * st.negative) / per})
     snn.reset_stats()

@@ -440,7 +440,7 @@ def _make_calibrated(name: str, r: dict, device: str, scale: str) -> tuple[nn.Mo
     # the calibrated weights back into the ANN's own module tree (same parameter names)
     trained = dict(snn.model.named_parameters())
     model.load_state_dict({k: trained.get(k, v) for k, v in model.state_dict().items()})
-    return model, {"intervals": {row["site"]: [row["l"], row["r"]] for row in report.rows},
+    return model, {"intervals": {row.site: [row.l, row.r] for row in report.rows},
                    **({"membrane shifts": shifts} if shifts else {}), "history": history.epochs,
                    "layers": history.layers, "layer losses": control}
 

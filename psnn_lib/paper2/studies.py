@@ -19,8 +19,9 @@ from ..through_time.calibrate import calibration_loss, joint_calibration
 from ..models.training import default_device, predict
 from ..peers import sinabs, snntorch_ternary
 from . import networks
-from .evaluation import (SNN_BATCH, StepCurve, accuracy_by_step, activation_samples, binomial_se, firing_rates,
-                         paired_se, settled_steps, tail_ratio)
+from .curve_cache import cached_curve
+from .evaluation import (SNN_BATCH, StepCurve, activation_samples, binomial_se, firing_rates, paired_se,
+                         settled_steps, tail_ratio)
 from .numbers import FIG3_EXTRA_STEPS, FIG3_LEVELS, TABLE1, TABLE2, TABLE3, TABLE4, TABLE5
 
 LAYERS = ("act1", "act2", "act3")  # Net4's activation modules: Table 4's layers 1-3
@@ -114,8 +115,8 @@ def table4_rows(n_test: int, T: int, scale: str) -> list[dict[str, Any]]:
     for label, name in [("without", "net4_ann"), ("with", "net4_thresholds")]:
         snn, report = converted(name, "signed", T, scale)
         for i, (r, rep) in enumerate(zip(firing_rates(snn, x), report.rows)):
-            rows.append({"threshold optimisation": label, "layer": i + 1, **r, "P_th": rep["P_th"],
-                         "N_th": rep["N_th"]})
+            rows.append({"threshold optimisation": label, "layer": i + 1, **r, "P_th": rep.details["P_th"],
+                         "N_th": rep.details["N_th"]})
     return rows
 
 
@@ -153,14 +154,17 @@ TABLE1_RUNS = {"AugMapping": ("net4_ann", "augmented", {"v_init": 0.0}),
 def run_curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,
               **options: Any) -> tuple[StepCurve, torch.Tensor]:
     """A committed network (a calibrated SNN, or an ANN stage converted by ``method`` with
-    ``options``) run for 1..T_max steps on (x, y), and which images its ANN gets right."""
-    if networks.RECIPES[name]["stage"] == "calibrate":
+    ``options``) run for 1..T_max steps on (x, y), and which images its ANN gets right. A curve
+    another notebook ran already is read from the curve cache (:mod:`.curve_cache`)."""
+    if networks.RECIPES[name]["stage"] == "calibrate":  # ``method`` and ``options`` play no part
         snn, _ = networks.load_snn(name, T_max, scale)
         ann, _ = networks.load_ann(networks.RECIPES[name]["from"], scale)
+        label = f"{name} calibrated {scale}"
     else:
         snn, _ = converted(name, method, T_max, scale, **options)
         ann, _ = networks.load_ann(name, scale)
-    return accuracy_by_step(snn, x, y), predict(ann, x).argmax(-1) == y
+        label = f"{name} {method} {sorted(options.items())} {scale}"
+    return cached_curve(snn, x, y, label), predict(ann, x).argmax(-1) == y
 
 
 def curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,

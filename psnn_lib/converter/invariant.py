@@ -1,0 +1,135 @@
+"""The time-invariant part of a multi-pass inference, computed once per inference.
+
+A rate-coded SNN (``rate``, paper 2's neurons) runs its network ``passes`` times on
+the same input. Whatever depends on no converted site (in a CNN the first
+convolution of the input, in paper 2's Net4 a third of a time step's work) gives
+the same values at every pass. :func:`split` cuts a traced model's graph in two:
+
+- ``prefix``: the nodes that depend on no site, evaluated once per inference, up
+  to the *frontier* (those of them that a site-dependent node, or the output, reads);
+- ``step``: the rest, evaluated at every pass, reading the frontier's values from an
+  :class:`Frontier` module instead of recomputing them.
+
+Both graphs share the model's modules (parameters, sites and neurons), and the
+values are the very tensors a pass would compute again, so every pass gives the
+same bits as running the whole graph (``tests/test_invariant.py``). A frontier
+value handed to the caller (a model output that depends on no site), or any
+frontier value in a graph with an in-place site, is read as a fresh copy at every pass.
+
+The split is refused (None: every pass runs the whole graph, as before) where
+skipping a node could change a result: a node outside the sites that is in place
+(``relu_``, ``out=``, ``x[i] = v``) or has side effects, a random function
+(``rand``, ``dropout``, ``bernoulli``, ...) among the nodes computed once, and an in-place site that reads a value computed once
+(it would write into what other nodes read: torchvision's ``ReLU(inplace=True)``
+straight after the first convolution). The caller uses it only in inference (no
+gradients) with every module of the prefix in eval mode, and for calls without
+stateful arguments (:mod:`.stateful`: a cache is updated once per pass).
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+from torch import fx, nn
+
+from .sites import is_inplace
+
+_RANDOM = ("rand", "dropout", "bernoulli", "normal", "multinomial", "poisson", "uniform", "exponential")
+_INPLACE_OPERATORS = {operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv,
+                      operator.ifloordiv, operator.imod, operator.ipow, operator.iand, operator.ior,
+                      operator.ixor, operator.ilshift, operator.irshift, operator.imatmul}
+
+
+class Frontier(nn.Module):
+    """The frontier's values of the current inference, by index; the indices in ``fresh``
+    are read as copies."""
+
+    def __init__(self, fresh: set[int]) -> None:
+        super().__init__()
+        self.fresh = fresh
+        self.values: tuple = ()
+
+    def forward(self, index: int) -> Any:
+        value = self.values[index]
+        return value.clone() if index in self.fresh and isinstance(value, torch.Tensor) else value
+
+
+@dataclass
+class Split:
+    """A graph cut at its frontier: run ``prefix`` once (:meth:`start`), then ``step`` per pass."""
+
+    prefix: fx.GraphModule
+    step: fx.GraphModule
+    frontier: Frontier
+    modules: list[nn.Module]  # the prefix's modules: every one must be in eval mode
+
+    def start(self, values: Any) -> None:
+        self.frontier.values = tuple(values)
+
+    def usable(self) -> bool:
+        """In inference, with every module of the prefix in eval mode."""
+        return not torch.is_grad_enabled() and not any(m.training for m in self.modules)
+
+
+def _name(node: fx.Node) -> str:
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def _writes(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """Does this node write into a tensor (in place, ``out=``, ``x[i] = v``) or have side effects?"""
+    if node.op in ("placeholder", "get_attr", "output"):
+        return False
+    if node.op == "call_module":
+        return bool(getattr(gm.get_submodule(node.target), "inplace", False))
+    return node.is_impure() or node.target in _INPLACE_OPERATORS or "out" in node.kwargs or is_inplace(node)
+
+
+def _random(node: fx.Node) -> bool:
+    """Is this a call of a random function (its modules are judged at run time: eval mode)?"""
+    return node.op in ("call_function", "call_method") and any(w in _name(node).lower() for w in _RANDOM)
+
+
+def split(gm: fx.GraphModule, sites: Callable[[fx.Node], bool]) -> Optional[Split]:
+    """Cut ``gm`` at the frontier of the nodes that depend on no site (``sites(node)``: is it one);
+    None where no computation lies before the sites or skipping a node could change a result."""
+    varying: set[fx.Node] = set()
+    for node in gm.graph.nodes:
+        if node.op != "output" and (sites(node) or any(a in varying for a in node.all_input_nodes)):
+            varying.add(node)
+    fixed = [n for n in gm.graph.nodes if n not in varying and n.op != "output"]
+    in_place = [n for n in varying if sites(n) and gm.get_submodule(n.target).inplace]
+    if any(_writes(gm, n) or _random(n) for n in fixed) or any(_writes(gm, n) for n in varying if not sites(n)) \
+            or any(a not in varying for n in in_place for a in n.all_input_nodes):
+        return None  # an in-place site on a value computed once would write into what other nodes read
+    frontier = [n for n in fixed if n.op not in ("placeholder", "get_attr")
+                and any(u in varying or u.op == "output" for u in n.users)]
+    if not frontier:
+        return None
+    fresh = {i for i, n in enumerate(frontier) if in_place or any(u.op == "output" for u in n.users)}
+    holder = Frontier(fresh)
+
+    prefix_graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in fixed:
+        env[node] = prefix_graph.node_copy(node, lambda n: env[n])
+    prefix_graph.output(tuple(env[n] for n in frontier))  # with every placeholder: the model's arguments
+
+    step_graph = fx.Graph()
+    env = {}
+    index = {n: i for i, n in enumerate(frontier)}
+    for node in gm.graph.nodes:
+        if node in index:
+            env[node] = step_graph.call_module("psnn_frontier", (index[node],))
+        elif node in varying or node.op in ("placeholder", "get_attr", "output"):
+            env[node] = step_graph.node_copy(node, lambda n: env[n])
+    gm.psnn_frontier = holder  # for a moment a submodule of the model, where the step graph finds it
+    try:
+        prefix = fx.GraphModule(gm, prefix_graph, class_name="InvariantPrefix")
+        step = fx.GraphModule(gm, step_graph, class_name="Step")
+    finally:
+        del gm.psnn_frontier
+    modules = [prefix.get_submodule(n.target) for n in prefix_graph.nodes if n.op == "call_module"]
+    return Split(prefix, step, holder, modules)
