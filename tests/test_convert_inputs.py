@@ -273,3 +273,16 @@ def test_the_package_has_no_import_circle():
     for m in sorted(modules):
         if m not in state:
             visit(m, [m])
+
+
+def test_option_values_are_stored_as_plain_python_numbers_and_fs_flags_are_checked():
+    relu = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    snn, _ = P.convert(relu, "ps", interval=(-1, 1), K=np.int64(8))
+    assert type(snn.options.K) is int
+    snn, _ = P.convert(relu, "signed", interval=(-1, 1), T=np.int64(4), v_init=np.float32(0.25))
+    assert (type(snn.options.T), type(snn.options.v_init)) == (int, float)
+    assert P.convert(relu, "ps", interval=(-1, 1), dy=np.float32(0.05))[1].rows[0].time_steps > 0
+    with pytest.raises(ValueError, match="train is True or False"):
+        P.convert(relu, "fs", interval=(0, 1), train="yes")
+    with pytest.raises(ValueError, match="table is the path"):
+        P.convert(relu, "fs", interval=(0, 1), table=123)

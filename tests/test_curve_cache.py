@@ -117,3 +117,30 @@ def test_off_computes_every_time(cache, monkeypatch):
     for _ in range(2):
         curve_cache.cached_curve(_snn(_net(), x), x, y, "net")
     assert runs == [1, 1]
+
+
+class _Skip(nn.Module):
+    """Net's weights with another forward (a flag read when it was traced)."""
+
+    def __init__(self, skip: bool) -> None:
+        super().__init__()
+        self.net, self.skip = _net(), skip
+
+    def forward(self, x):
+        h = self.net[1](self.net[0](x))
+        return self.net[2](h + h if self.skip else h)
+
+
+@torch.no_grad()
+def test_the_same_weights_with_another_graph_compute_and_an_unwritable_cache_warns(cache, monkeypatch):
+    folder, runs = cache
+    x = torch.randn(40, 12)
+    y = _net()(x).argmax(1)
+    curve_cache.cached_curve(_snn(_Skip(False).eval(), x), x, y, "net")
+    curve_cache.cached_curve(_snn(_Skip(True).eval(), x), x, y, "net")
+    assert runs == [1, 1]
+    monkeypatch.setenv("PSNN_CURVE_CACHE", str(folder / "a-file"))
+    (folder / "a-file").write_text("not a folder")
+    with pytest.warns(RuntimeWarning, match="cannot write"):
+        curve = curve_cache.cached_curve(_snn(_net(), x), x, y, "net")
+    assert runs == [1, 1, 1] and _same(curve, accuracy_by_step(_snn(_net(), x), x, y))

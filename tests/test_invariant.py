@@ -70,14 +70,62 @@ def test_the_split_is_refused_where_skipping_could_change_a_result(monkeypatch):
         assert len(_steps(snn, x, True, monkeypatch)) == 1  # one pass: nothing to split
 
 
-def test_an_output_computed_once_is_a_fresh_tensor_at_every_pass(monkeypatch):
+class Alias(nn.Module):
+    """An in-place site on a view of the input, which the head reads after it (as the ANN does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.act1, self.act2, self.fc2 = nn.Linear(6, 6), nn.ReLU(), nn.ReLU(inplace=True), nn.Linear(6, 3)
+
+    def forward(self, x):
+        a = self.act1(self.fc1(x))
+        v = self.act2(x.view_as(a))
+        return self.fc2(x) + v.sum(-1, keepdim=True)
+
+
+class Features(nn.Module):
+    """Returns a view of a value computed once beside the logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        y = self.act(h)
+        return self.fc2(y), h.view_as(y)
+
+
+@pytest.mark.parametrize("model", [Alias, Features, lambda: Net(features=True, slope=0.0)])
+def test_no_value_computed_once_is_written_into_or_shared_between_passes(model, monkeypatch):
     torch.manual_seed(0)
-    x = torch.randn(8, 1, 8, 8)
-    snn, _ = P.convert(Net(features=True).eval(), "signed", calibration=x, T=3, progress=False)
+    x = torch.randn(8, 6) if model in (Alias, Features) else torch.randn(8, 1, 8, 8)
+    snn, _ = P.convert(model().eval(), "rate", calibration=x, T=4, progress=False)
     with torch.no_grad():
-        outs = list(snn.steps(x))
-        assert snn._split((x,), {}) is not None
-    features = [h for _, h in outs]
-    features[0].add_(1.0)  # a caller writing into one pass's output touches no other pass
-    assert torch.equal(features[1], features[2]) and not torch.equal(features[0], features[1])
-    assert features[1].data_ptr() != features[2].data_ptr()
+        assert snn._split((x,), {}) is None  # an in-place site; a value computed once reaching the output
+    fast, slow = _steps(snn, x, True, monkeypatch), _steps(snn, x, False, monkeypatch)
+    assert all(torch.equal(a, b) for f, s in zip(fast, slow) for a, b in zip(f if isinstance(f, tuple) else (f,),
+                                                                         s if isinstance(s, tuple) else (s,)))
+
+
+def test_the_cut_is_made_once_and_again_after_a_move_a_copy_or_a_pickle(monkeypatch):
+    import copy
+    import io
+
+    from psnn_lib.converter import invariant
+    cuts = []
+    monkeypatch.setattr(invariant, "split", lambda *a, f=invariant.split: cuts.append(1) or f(*a))
+    x = torch.randn(4, 1, 8, 8)
+    snn, _ = P.convert(Net().eval(), "signed", calibration=x, T=3, progress=False)
+    with torch.no_grad():
+        snn(x), snn(x)
+        assert len(cuts) == 1
+        snn.double()
+        snn(x.double())  # the cut's graphs would hold the float32 weights: cut again
+        assert len(cuts) == 2
+        buffer = io.BytesIO()
+        torch.save(snn, buffer)
+        buffer.seek(0)
+        for other in (copy.deepcopy(snn), torch.load(buffer, weights_only=False)):
+            assert torch.equal(other(x.double()), snn(x.double()))
+        assert len(cuts) == 4

@@ -144,6 +144,7 @@ class ConvertedModel(nn.Module):
         self._warned: set[str] = set()  # sites already warned about clipping
         # forward arguments the calibration batch did not give, traced at their default: name -> (position, default)
         self.fixed_arguments: dict[str, tuple[int, Any]] = {}
+        self._cut: Union[invariant.Split, None, bool] = False  # False: not cut yet; None: the cut was refused
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """One inference: ``passes`` network time steps, outputs averaged
@@ -191,13 +192,23 @@ class ConvertedModel(nn.Module):
 
     def _split(self, args: tuple, kwargs: dict) -> Optional[invariant.Split]:
         """The traced graph cut into what depends on no site, computed once per inference, and the
-        rest, computed at every pass (:mod:`.invariant`); None where every pass runs the whole graph:
-        swapped modules, a stateful argument, gradients on, a module of the prefix training."""
-        if not isinstance(self.model, fx.GraphModule) or any(is_stateful(v) for v in (*args, *kwargs.values())):
+        rest, computed at every pass (:mod:`.invariant`; cut once, again after ``.to()`` and the
+        like); None where every pass runs the whole graph: swapped modules, gradients on, a stateful
+        argument, a module of the prefix training, or a graph the cut refuses."""
+        if not isinstance(self.model, fx.GraphModule) or torch.is_grad_enabled() \
+                or any(is_stateful(v) for v in (*args, *kwargs.values())):
             return None
-        cut = invariant.split(self.model, lambda node: node.op == "call_module" and
-                              isinstance(self.model.get_submodule(node.target), ActivationSite))
-        return cut if cut is not None and cut.usable() else None
+        if getattr(self, "_cut", False) is False:
+            self._cut = invariant.split(self.model, lambda node: node.op == "call_module" and
+                                        isinstance(self.model.get_submodule(node.target), ActivationSite))
+        return self._cut if self._cut is not None and self._cut.usable() else None
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "ConvertedModel":
+        self._cut = False  # the cut's graphs hold the model's tensors as they were: cut again
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cut": False}  # a copy or a pickle cuts its own graph
 
     def _without_fixed(self, args: tuple, kwargs: dict) -> dict:
         """The keyword arguments without those traced at their default (a constant now), which a
@@ -256,7 +267,7 @@ class ConvertedModel(nn.Module):
             neuron.reset_stats()
 
     def spike_stats(self) -> NetworkStats:
-        """Neurons, spikes, K, FireRate (Eq. 26) and synaptic operations per sample
+        """Neurons, spikes, time steps, FireRate (Eq. 26) and synaptic operations per sample
         (and the real tokens per sample, with a token mask)."""
         return network_stats(self.neurons, self.samples, self._synapses,
                              self.tokens if self.token_mask else None)
@@ -308,7 +319,7 @@ class _Tracer(fx.Tracer):
 
 
 def _trace_sites(model: nn.Module, problems: list[str], concrete_args: Optional[dict[str, Any]],
-                 refused_calls: Counter
+                 refused_calls: Counter[str]
                  ) -> tuple[fx.GraphModule, dict[str, ActivationSite], dict[str, fx.Node]]:
     graph = _Tracer().trace(model, concrete_args=concrete_args)
     gm = fx.GraphModule(model, graph, class_name=type(model).__name__)
@@ -441,7 +452,7 @@ class _Graph:
     traced: bool
     fixed: dict[str, Any]
     problems: list[str]
-    refused_calls: Counter  # functional activations refused by name (in the traced graph), and how often
+    refused_calls: Counter[str]  # functional activations refused by name (in the traced graph), and how often
 
 
 def _validate(model: Any, method: str, options: dict, observer: Union[str, float], calibration: Any,
@@ -466,7 +477,7 @@ def _trace(model: nn.Module, first: Optional[tuple[tuple, dict]]) -> _Graph:
     problems: list[str] = []
     fixed = _absent_defaults(model, first)
     try:
-        refused: Counter = Counter()
+        refused: Counter[str] = Counter()
         work, sites, nodes = _trace_sites(copy.deepcopy(model).eval(), problems, fixed, refused)
         return _Graph(work, sites, nodes, True, fixed or {}, problems, refused)
     except Exception as err:  # any tracing failure: fall back to module swap
@@ -712,7 +723,7 @@ def _calibrate(model: nn.Module, graph: _Graph, calls: Iterable[tuple[tuple, dic
     return samples
 
 
-def _unlisted(found: dict[tuple[str, str], int], refused: Counter) -> list[str]:
+def _unlisted(found: dict[tuple[str, str], int], refused: Counter[str]) -> list[str]:
     """The probe's activations outside any site, less the functional calls the trace refused
     already (listed once, by the trace)."""
     left, out = Counter(refused), []

@@ -2,28 +2,33 @@
 
 A rate-coded SNN (``rate``, paper 2's neurons) runs its network ``passes`` times on
 the same input. Whatever depends on no converted site (in a CNN the first
-convolution of the input, in paper 2's Net4 a third of a time step's work) gives
-the same values at every pass. :func:`split` cuts a traced model's graph in two:
+convolution of the input) gives the same values at every pass. :func:`split` cuts a
+traced model's graph in two:
 
 - ``prefix``: the nodes that depend on no site, evaluated once per inference, up
-  to the *frontier* (those of them that a site-dependent node, or the output, reads);
-- ``step``: the rest, evaluated at every pass, reading the frontier's values from an
+  to the *frontier* (those of them that a site-dependent node reads);
+- ``step``: the rest, evaluated at every pass, reading the frontier's values from a
   :class:`Frontier` module instead of recomputing them.
 
 Both graphs share the model's modules (parameters, sites and neurons), and the
 values are the very tensors a pass would compute again, so every pass gives the
-same bits as running the whole graph (``tests/test_invariant.py``). A frontier
-value handed to the caller (a model output that depends on no site), or any
-frontier value in a graph with an in-place site, is read as a fresh copy at every pass.
+same bits as running the whole graph (``tests/test_invariant.py``).
 
-The split is refused (None: every pass runs the whole graph, as before) where
-skipping a node could change a result: a node outside the sites that is in place
-(``relu_``, ``out=``, ``x[i] = v``) or has side effects, a random function
-(``rand``, ``dropout``, ``bernoulli``, ...) among the nodes computed once, and an in-place site that reads a value computed once
-(it would write into what other nodes read: torchvision's ``ReLU(inplace=True)``
-straight after the first convolution). The caller uses it only in inference (no
-gradients) with every module of the prefix in eval mode, and for calls without
-stateful arguments (:mod:`.stateful`: a cache is updated once per pass).
+The split is refused (None: every pass runs the whole graph, as before) wherever
+skipping a node or sharing a value between passes could change anything:
+
+- a node outside the sites that writes in place (``relu_``, ``+=``, ``out=``,
+  ``x[i] = v``) or has side effects, and any in-place site (it could write into a
+  value computed once, through a view);
+- among the nodes computed once, a random function (``rand``, ``dropout``,
+  ``bernoulli``, ``gumbel_softmax``, ...) or a normalisation that may update its
+  running statistics (``batch_norm``, ``instance_norm`` called functionally);
+- a frontier value that reaches the output without passing a site (a pass's output
+  would share its memory with the other passes').
+
+The caller (``ConvertedModel``) uses it only in inference (no gradients) with every
+module of the prefix in eval mode, and for calls without stateful arguments
+(:mod:`.stateful`: a cache is updated once per pass).
 """
 from __future__ import annotations
 
@@ -36,24 +41,22 @@ from torch import fx, nn
 
 from .sites import is_inplace
 
-_RANDOM = ("rand", "dropout", "bernoulli", "normal", "multinomial", "poisson", "uniform", "exponential")
+_RANDOM = ("rand", "dropout", "bernoulli", "normal", "multinomial", "poisson", "uniform", "exponential", "gumbel",
+           "binomial", "rrelu", "gamma", "dirichlet", "batch_norm", "instance_norm")  # or running statistics
 _INPLACE_OPERATORS = {operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv,
                       operator.ifloordiv, operator.imod, operator.ipow, operator.iand, operator.ior,
                       operator.ixor, operator.ilshift, operator.irshift, operator.imatmul}
 
 
 class Frontier(nn.Module):
-    """The frontier's values of the current inference, by index; the indices in ``fresh``
-    are read as copies."""
+    """The frontier's values of the current inference, by index."""
 
-    def __init__(self, fresh: set[int]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.fresh = fresh
         self.values: tuple = ()
 
     def forward(self, index: int) -> Any:
-        value = self.values[index]
-        return value.clone() if index in self.fresh and isinstance(value, torch.Tensor) else value
+        return self.values[index]
 
 
 @dataclass
@@ -69,8 +72,8 @@ class Split:
         self.frontier.values = tuple(values)
 
     def usable(self) -> bool:
-        """In inference, with every module of the prefix in eval mode."""
-        return not torch.is_grad_enabled() and not any(m.training for m in self.modules)
+        """Every module of the prefix in eval mode (a training one may be random)."""
+        return not any(m.training for m in self.modules)
 
 
 def _name(node: fx.Node) -> str:
@@ -88,8 +91,21 @@ def _writes(gm: fx.GraphModule, node: fx.Node) -> bool:
 
 
 def _random(node: fx.Node) -> bool:
-    """Is this a call of a random function (its modules are judged at run time: eval mode)?"""
+    """Is this a call of a random function, or of a normalisation that may update running
+    statistics (modules are judged at run time: eval mode)?"""
     return node.op in ("call_function", "call_method") and any(w in _name(node).lower() for w in _RANDOM)
+
+
+def _site_free_to_output(gm: fx.GraphModule, sites: Callable[[fx.Node], bool]) -> set[fx.Node]:
+    """The nodes from which a path reaches the output without passing a site."""
+    found: set[fx.Node] = set()
+    todo = [n for n in gm.graph.nodes if n.op == "output"]
+    while todo:
+        for a in todo.pop().all_input_nodes:
+            if a not in found and not sites(a):
+                found.add(a)
+                todo.append(a)
+    return found
 
 
 def split(gm: fx.GraphModule, sites: Callable[[fx.Node], bool]) -> Optional[Split]:
@@ -100,16 +116,14 @@ def split(gm: fx.GraphModule, sites: Callable[[fx.Node], bool]) -> Optional[Spli
         if node.op != "output" and (sites(node) or any(a in varying for a in node.all_input_nodes)):
             varying.add(node)
     fixed = [n for n in gm.graph.nodes if n not in varying and n.op != "output"]
-    in_place = [n for n in varying if sites(n) and gm.get_submodule(n.target).inplace]
-    if any(_writes(gm, n) or _random(n) for n in fixed) or any(_writes(gm, n) for n in varying if not sites(n)) \
-            or any(a not in varying for n in in_place for a in n.all_input_nodes):
-        return None  # an in-place site on a value computed once would write into what other nodes read
+    if any(_writes(gm, n) or _random(n) for n in fixed) \
+            or any(gm.get_submodule(n.target).inplace if sites(n) else _writes(gm, n) for n in varying):
+        return None
     frontier = [n for n in fixed if n.op not in ("placeholder", "get_attr")
                 and any(u in varying or u.op == "output" for u in n.users)]
-    if not frontier:
+    if not frontier or set(frontier) & _site_free_to_output(gm, sites):
         return None
-    fresh = {i for i, n in enumerate(frontier) if in_place or any(u.op == "output" for u in n.users)}
-    holder = Frontier(fresh)
+    holder = Frontier()
 
     prefix_graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}

@@ -3,9 +3,10 @@
 :func:`~.registry.register_method` call (paper 2's neurons: :mod:`.signed_methods`)."""
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from ..activations import ActivationSpec
 from ..neurons.fs import FSNeuron, load_table, lookup, relu_params
@@ -14,7 +15,7 @@ from ..neurons.ps import PSNeuron
 from ..neurons.rate import IFNeuron
 from ..ps.fit import FIRST_WEIGHTS, fit_ps
 from ..ps.grid import site_step
-from .registry import Method, Site, number, positive_int, register_method
+from .registry import Method, Site, checked, number, positive_int, register_method
 
 
 PS_DEFAULT_K = 16
@@ -37,10 +38,10 @@ class PSOptions:
         if self.K is not None and self.dy is not None:
             raise ValueError(f"give K (time steps) or dy (precision), not both: K={self.K!r}, dy={self.dy!r}")
         if self.K is not None:
-            positive_int("K", self.K)
+            checked(self, "K", positive_int)
         for name in ("dy", "step"):
             if getattr(self, name) is not None:
-                number(name, getattr(self, name), positive=True)
+                checked(self, name, number, positive=True)
         if self.mode not in PSNeuron.MODES:
             raise ValueError(f"mode must be one of {PSNeuron.MODES}, got {self.mode!r}")
         if self.first_weight not in FIRST_WEIGHTS:
@@ -94,18 +95,21 @@ class FSOptions:
 
     K: int = 16
     alpha: Optional[float] = None
-    table: Optional[str] = None
+    table: Union[str, os.PathLike, None] = None
     train: bool = False
     restarts: int = 8
     train_steps: int = 1000
     points: int = 20_000
 
     def __post_init__(self) -> None:
-        positive_int("K", self.K)
+        for name in ("K", "restarts", "train_steps", "points"):
+            checked(self, name, positive_int)
         if self.alpha is not None:
-            number("alpha", self.alpha, positive=True)
-        for name in ("restarts", "train_steps", "points"):
-            positive_int(name, getattr(self, name))
+            checked(self, "alpha", number, positive=True)
+        if not isinstance(self.train, bool):
+            raise ValueError(f"train is True or False, got {self.train!r}")
+        if self.table is not None and not isinstance(self.table, (str, os.PathLike)):
+            raise ValueError(f"table is the path of a file of FS parameters (or None), got {self.table!r}")
 
 
 def _build_fs(site: Site, o: FSOptions) -> FSNeuron:
@@ -151,8 +155,8 @@ class RateOptions:
     v_init: float = 0.0
 
     def __post_init__(self) -> None:
-        positive_int("T", self.T)
-        number("v_init", self.v_init)
+        checked(self, "T", positive_int)
+        checked(self, "v_init", number)
 
 
 def _build_rate(site: Site, o: RateOptions) -> IFNeuron:

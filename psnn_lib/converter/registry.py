@@ -86,17 +86,26 @@ class Method:
         return self.options(**given)
 
 
-def positive_int(name: str, value: Any) -> None:
-    """An option that counts (time steps, ...): a positive integer (a Python or NumPy int), not a bool or a float."""
+def positive_int(name: str, value: Any) -> int:
+    """An option that counts (time steps, ...): a positive integer (a Python or NumPy int), not a
+    bool or a float; returned as an ``int``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
-def number(name: str, value: Any, positive: bool = False) -> None:
-    """A real option value (finite, and > 0 when ``positive``)."""
+def number(name: str, value: Any, positive: bool = False) -> float:
+    """A real option value (finite, and > 0 when ``positive``); returned as a ``float``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or (positive and value <= 0):
         raise ValueError(f"{name} must be a {'positive ' if positive else ''}number, got {value!r}")
+    return float(value)
+
+
+def checked(options: Any, name: str, check: Callable[..., Any], **how: Any) -> None:
+    """Set a frozen options dataclass's field ``name`` to ``check(name, value, **how)`` (a checked
+    value of the plain Python type: ``K=np.int64(8)`` is stored as ``8``)."""
+    object.__setattr__(options, name, check(name, getattr(options, name), **how))
 
 
 _METHODS: dict[str, Method] = {}

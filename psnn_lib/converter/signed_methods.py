@@ -61,7 +61,7 @@ import torch
 
 from ..activations import ActivationSpec
 from ..neurons.signed import DEFAULT_KAPPA, SignedIFNeuron, Threshold
-from .registry import Method, Site, number, positive_int, register_method
+from .registry import Method, Site, checked, number, positive_int, register_method
 
 
 def _accepts(spec: ActivationSpec) -> Optional[str]:
@@ -82,9 +82,9 @@ class SignedOptions:
     channel_wise: bool = False
 
     def __post_init__(self) -> None:
-        positive_int("T", self.T)
-        number("v_init", self.v_init)
-        number("kappa", self.kappa, positive=True)
+        checked(self, "T", positive_int)
+        checked(self, "v_init", number)
+        checked(self, "kappa", number, positive=True)
         if not 0 <= self.v_init < 1:
             raise ValueError(f"v_init is a fraction of the thresholds in [0, 1), got {self.v_init!r}")
         if not isinstance(self.channel_wise, bool):
@@ -101,7 +101,7 @@ class AugmentedOptions(SignedOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.max_magnitude is not None:
-            positive_int("max_magnitude", self.max_magnitude)
+            checked(self, "max_magnitude", positive_int)
 
 
 def _negative_threshold(rule: str, l: Threshold, r: Threshold, alpha: float) -> Optional[Threshold]:

@@ -185,7 +185,8 @@ _TABLE_AT: dict[tuple[str, tuple], str] = {
     ("clamp", (0,)): "relu",
 }
 # element-wise functions the converter cannot handle (per-channel, random or gated)
-_UNSUPPORTED_FUNCTIONS = {F.prelu: "prelu", F.rrelu: "rrelu", F.rrelu_: "rrelu", F.glu: "glu"}
+_UNSUPPORTED_FUNCTIONS = {F.prelu: "prelu", F.rrelu: "rrelu", F.rrelu_: "rrelu", F.glu: "glu",
+                          torch.prelu: "prelu", torch.rrelu: "rrelu", torch.rrelu_: "rrelu"}
 # maximum with zero is ReLU too
 _MAXIMUM = {torch.maximum, torch.max, torch.fmax, "maximum", "max", "fmax"}
 

@@ -10,21 +10,23 @@ found is the same computation, never a stale one:
 
 - the library's code and the checkpoint manifests (:func:`.library_digest` of
   the imported ``psnn_lib``), and torch's version;
-- the SNN's state: every module's parameters and buffers, and its plain
+- the SNN's state: its traced graph's code, every module's parameters and buffers, and its plain
   attributes (thresholds, intervals, T, initial membranes and their shifts,
   spike magnitudes, the conversion's options), all of them exactly (tensors by
   their bytes, floats by their shortest exact repr);
 - a label of how the SNN was made (the network, the method and its options,
   the scale);
-- the images and labels (dtype, shape and bytes) and the batch size.
+- the images and labels (dtype, shape and bytes), the batch size and the device.
 
 Files live in ``_build/cache/curves/`` of the checkout, or in
 ``$PSNN_CURVE_CACHE`` (``off``: no cache; :func:`psnn_lib.paths.curve_cache_dir`),
 written atomically (a temporary file, then a rename). Each holds its key and
 a digest of its own content: a file that cannot be read, or whose key, shape
 or content digest does not check out, is never used; the curve is computed
-again, with a warning, and the file rewritten. The tests run with a cache of
-their own session (``tests/conftest.py``).
+again, with a warning, and the file rewritten (a file that cannot be written
+is a warning, not an error). A curve read from the cache is not run again, so
+the SNN's spike counters and run-time clipping warnings stay as they were.
+The tests run with a cache of their own session (``tests/conftest.py``).
 """
 from __future__ import annotations
 
@@ -77,10 +79,13 @@ def _encoded(value) -> Optional[bytes]:
 
 
 def model_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's parameters, buffers and every module's plain public attributes."""
+    """SHA-256 of a model's parameters, buffers, every module's plain public attributes and the
+    code of its traced graphs."""
     h = hashlib.sha256()
     for name, module in model.named_modules():
         h.update(f"module {name} {type(module).__qualname__}\n".encode())
+        if isinstance(module, torch.fx.GraphModule):  # its forward is its graph's code, not its class's
+            h.update(module.code.encode())
         for key, value in sorted(vars(module).items()):
             encoded = None if key.startswith("_") else _encoded(value)
             if encoded is not None:
@@ -93,8 +98,9 @@ def model_digest(model: torch.nn.Module) -> str:
 def curve_key(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, label: str, batch_size: int) -> str:
     """The cache key of a curve (module docstring)."""
     h = hashlib.sha256()
+    device = str(next((p.device for p in snn.parameters()), x.device))
     for part in (_code_digest().encode(), model_digest(snn).encode(), label.encode(), _encoded(x), _encoded(y),
-                 str(batch_size).encode()):
+                 f"{batch_size} {device}".encode()):
         h.update(len(part).to_bytes(8, "little") + part)
     return h.hexdigest()
 
@@ -152,5 +158,9 @@ def cached_curve(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, label: s
     curve = _read(path, key, snn.passes, len(x))
     if curve is None:
         curve = accuracy_by_step(snn, x, y, batch_size)
-        _write(path, key, curve)
+        try:
+            _write(path, key, curve)
+        except OSError as exc:
+            warnings.warn(f"curve cache: cannot write {path} ({exc}); the curve is computed, not stored",
+                          RuntimeWarning, stacklevel=2)
     return curve
