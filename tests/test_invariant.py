@@ -129,3 +129,16 @@ def test_the_cut_is_made_once_and_again_after_a_move_a_copy_or_a_pickle(monkeypa
         for other in (copy.deepcopy(snn), torch.load(buffer, weights_only=False)):
             assert torch.equal(other(x.double()), snn(x.double()))
         assert len(cuts) == 4
+
+
+def test_no_value_computed_once_outlives_its_inference():
+    x = torch.randn(4, 1, 8, 8)
+    snn, _ = P.convert(Net().eval(), "signed", calibration=x, T=3, progress=False)
+    with torch.no_grad():
+        snn(x)
+        assert snn._cut.frontier.values == ()
+        steps = snn.steps(x)
+        next(steps)
+        assert len(snn._cut.frontier.values) == 1  # held while the inference runs
+        steps.close()  # a caller that stops half way
+        assert snn._cut.frontier.values == ()

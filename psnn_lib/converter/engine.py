@@ -178,14 +178,18 @@ class ConvertedModel(nn.Module):
             yield _run(self.model, (args, kwargs), mask)
         else:
             cut = self._split(args, kwargs)
-            for t in range(self.passes):  # each pass on copies of the inputs (and of any cache, :mod:`.stateful`)
-                call = private_states(clone((args, kwargs)))
-                if cut is None:
-                    yield _run(self.model, call, mask)
-                    continue
-                if t == 0:
-                    cut.start(_run(cut.prefix, call, mask))
-                yield _run(cut.step, call, mask)
+            try:
+                for t in range(self.passes):  # each pass on copies of the inputs (and of any cache, :mod:`.stateful`)
+                    call = private_states(clone((args, kwargs)))
+                    if cut is None:
+                        yield _run(self.model, call, mask)
+                        continue
+                    if t == 0:
+                        cut.start(_run(cut.prefix, call, mask))
+                    yield _run(cut.step, call, mask)
+            finally:
+                if cut is not None:
+                    cut.start(())  # no value of this inference outlives it (nor one left half run)
             for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
                 neuron.reset_state()
         self._warn_clipping(before)

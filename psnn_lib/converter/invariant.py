@@ -41,8 +41,9 @@ from torch import fx, nn
 
 from .sites import is_inplace
 
-_RANDOM = ("rand", "dropout", "bernoulli", "normal", "multinomial", "poisson", "uniform", "exponential", "gumbel",
-           "binomial", "rrelu", "gamma", "dirichlet", "batch_norm", "instance_norm")  # or running statistics
+# calls that may give another value at every pass: random, or updating running statistics
+_NOT_ONCE = ("rand", "dropout", "bernoulli", "normal", "multinomial", "poisson", "uniform", "exponential", "gumbel",
+             "binomial", "rrelu", "gamma", "dirichlet", "batch_norm", "instance_norm")
 _INPLACE_OPERATORS = {operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv,
                       operator.ifloordiv, operator.imod, operator.ipow, operator.iand, operator.ior,
                       operator.ixor, operator.ilshift, operator.irshift, operator.imatmul}
@@ -69,6 +70,7 @@ class Split:
     modules: list[nn.Module]  # the prefix's modules: every one must be in eval mode
 
     def start(self, values: Any) -> None:
+        """Hold an inference's frontier values (``()`` once it has run: nothing outlives it)."""
         self.frontier.values = tuple(values)
 
     def usable(self) -> bool:
@@ -93,7 +95,7 @@ def _writes(gm: fx.GraphModule, node: fx.Node) -> bool:
 def _random(node: fx.Node) -> bool:
     """Is this a call of a random function, or of a normalisation that may update running
     statistics (modules are judged at run time: eval mode)?"""
-    return node.op in ("call_function", "call_method") and any(w in _name(node).lower() for w in _RANDOM)
+    return node.op in ("call_function", "call_method") and any(w in _name(node).lower() for w in _NOT_ONCE)
 
 
 def _site_free_to_output(gm: fx.GraphModule, sites: Callable[[fx.Node], bool]) -> set[fx.Node]:
