@@ -18,7 +18,7 @@ def _book(args: argparse.Namespace) -> int:
         root = project_root()
         outcomes = run_notebooks(root, args.profile, only=args.only, force=args.force,
                                  out_dir=args.out_dir, results_dir=args.results_dir,
-                                 cell_timeout=args.cell_timeout)
+                                 cell_timeout=args.cell_timeout, jobs=args.jobs)
     except (NotebookFailed, FileNotFoundError) as exc:
         print(f"psnn book: {exc}", file=sys.stderr)
         return 1
@@ -96,6 +96,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     book.add_argument("--out-dir", type=Path, default=None, help="where executed notebooks go")
     book.add_argument("--results-dir", type=Path, default=None, help="where results JSON goes")
     book.add_argument("--cell-timeout", type=int, default=1800, help="seconds one cell may run")
+    book.add_argument("--jobs", type=int, default=None,
+                      help="notebooks at a time, each kernel with an equal share of the cores as its threads "
+                           "(default: 2 where there are at least two cores)")
     book.set_defaults(func=_book)
     site = sub.add_parser("site", help="build the HTML book from the notebooks executed at a profile")
     site.add_argument("--profile", default="default", choices=PROFILES)

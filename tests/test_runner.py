@@ -3,6 +3,7 @@ import os
 import nbformat
 import pytest
 
+from psnn_lib.book import runner
 from psnn_lib.book.runner import NotebookFailed, run_notebooks
 
 HEADER = """---
@@ -78,3 +79,34 @@ def test_a_cell_past_the_timeout_stops_the_run(tmp_path):
     root = _project(tmp_path, _cell('profile = "default"', "parameters") + _cell("import time; time.sleep(30)"))
     with pytest.raises(NotebookFailed, match="nb.md: a cell ran longer than 2 s"):
         run_notebooks(root, "smoke", cell_timeout=2)
+
+
+def test_notebooks_run_jobs_at_a_time_with_a_share_of_the_cores(tmp_path, monkeypatch):
+    """Two notebooks with jobs=2 overlap in time (each waits to see the other start), each
+    kernel with OMP_NUM_THREADS = cores // jobs; they come back in source order."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runner, "available_cores", lambda: 4)
+    root = _project(tmp_path, "")
+    (root / "notebooks" / "nb.md").unlink()
+    for me, other in [("a", "b"), ("b", "a")]:
+        (root / "notebooks" / f"{me}.md").write_text(HEADER + _cell('profile = "default"', "parameters") + _cell(
+            "import os, time, pathlib\n"
+            f"pathlib.Path('{me}.started').touch()\n"
+            f"for _ in range(600):\n    time.sleep(0.1)\n    if pathlib.Path('{other}.started').exists(): break\n"
+            f"else:\n    raise RuntimeError('ran alone')\n"
+            f"open('{me}.threads', 'w').write(os.environ['OMP_NUM_THREADS'])"))
+    assert [o.name for o in run_notebooks(root, "smoke", jobs=2)] == ["a", "b"]
+    assert (root / "notebooks" / "a.threads").read_text() == (root / "notebooks" / "b.threads").read_text() == "2"
+    with pytest.raises(ValueError, match="jobs must be a whole number >= 1"):
+        run_notebooks(root, "smoke", jobs=0)
+
+
+def test_a_failing_notebook_stops_the_others_from_starting(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"', "parameters") + _cell("raise RuntimeError('boom')"))
+    (root / "notebooks" / "z.md").write_text(HEADER + _cell('profile = "default"', "parameters")
+                                             + _cell("open('z.ran', 'w').write('yes')"))
+    with pytest.raises(NotebookFailed, match="nb.md failed"):
+        run_notebooks(root, "smoke", jobs=1)
+    assert not (root / "notebooks" / "z.ran").exists()
+    cache = (root / "_build" / "executed" / "smoke" / ".psnn-cache.json").read_text()
+    assert "nb" not in cache and "z" not in cache

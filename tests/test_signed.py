@@ -250,7 +250,7 @@ def test_fused_inference_step_is_the_differentiable_step_bit_for_bit(dtype, n_th
     the same spikes, membranes, outputs and counts, step by step (thresholds that are not
     exact in binary, inputs on and around them, more elements than one chunk, a transposed
     input)."""
-    from psnn_lib.neurons.signed import CHUNK
+    from psnn_lib.neurons.fused import CHUNK
     torch.manual_seed(1)
     p_th = 0.3
     x = torch.cat([torch.randn(2 * CHUNK + 5000) * 0.4, torch.tensor([p_th, -0.7, 0.0, -0.0, 0.1, 0.2])])

@@ -5,9 +5,18 @@ into a notebook, injects the profile with papermill, and writes the executed
 copy to ``_build/executed/<profile>/``. A notebook whose source, profile and
 library code are unchanged since its last successful run is skipped (a
 content-hash cache). A failing notebook, or a cell running longer than
-``cell_timeout`` seconds, stops the run with its name and the failing cell.
-Progress bars show here, per notebook, and never inside the executed
-notebooks (the kernels run with ``TQDM_DISABLE=1``).
+``cell_timeout`` seconds, stops the run with its name and the failing cell
+(the notebooks already running finish first). Progress bars show here, per
+notebook, and never inside the executed notebooks (the kernels run with
+``TQDM_DISABLE=1``).
+
+``jobs`` notebooks run at a time (default: two where the machine has at
+least two cores), each kernel with an equal share of the cores as its
+threads (``OMP_NUM_THREADS``, unless the caller set it). On two cores that
+is two one-thread kernels: a notebook's small per-step operations use one
+core well and two poorly, so two at a time finish the book sooner than one
+at a time with two threads. The records' claims do not depend on the
+thread count; their last digits may.
 """
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +80,23 @@ def _set_env(values: dict[str, Optional[str]]) -> None:
             os.environ[key] = value
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """Notebooks at a time when the caller does not say: two where there are two cores or more."""
+    return min(2, available_cores())
+
+
 @contextmanager
-def _kernel_env(root: Path, results_dir: Optional[Path]) -> Iterator[None]:
+def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int) -> Iterator[None]:
     """Set the variables the kernels read (they inherit this process's
     environment) and restore the caller's environment afterwards."""
     wanted = {"PSNN_ROOT": str(root), "TQDM_DISABLE": "1",
-              "PSNN_RESULTS_DIR": None if results_dir is None else str(results_dir)}
+              "PSNN_RESULTS_DIR": None if results_dir is None else str(results_dir),
+              "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, available_cores() // jobs)))}
     saved = {key: os.environ.get(key) for key in wanted}
     _set_env(wanted)
     try:
@@ -84,15 +105,43 @@ def _kernel_env(root: Path, results_dir: Optional[Path]) -> Iterator[None]:
         _set_env(saved)
 
 
-def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None,
-                  out_dir: Optional[Path] = None, force: bool = False,
-                  results_dir: Optional[Path] = None, cell_timeout: int = 1800) -> list[RunOutcome]:
-    """Execute the notebooks at ``profile``; returns what ran and what was cached."""
+def _execute(src: Path, text: str, output: Path, profile: str, cell_timeout: int) -> float:
+    """Execute one notebook source into ``output``; its seconds, or NotebookFailed."""
     import jupytext
     import papermill
     from nbclient.exceptions import CellTimeoutError
 
+    nb = jupytext.reads(text, fmt="md:myst")
+    if _parameters_cell_count(nb) != 1:
+        raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    staged = output.with_name(f"{src.stem}.source.ipynb")
+    jupytext.write(nb, staged)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(staged), str(output), parameters={"profile": profile},
+                                   kernel_name="python3", cwd=str(src.parent),
+                                   progress_bar=False, execution_timeout=cell_timeout)
+    except CellTimeoutError as exc:
+        raise NotebookFailed(f"notebook {src.name}: a cell ran longer than {cell_timeout} s ({exc})") from None
+    except papermill.PapermillExecutionError as exc:
+        raise NotebookFailed(f"notebook {src.name} failed in cell {exc.exec_count} "
+                             f"(index {exc.cell_index}): {exc.ename}: {exc.evalue}") from None
+    finally:
+        staged.unlink(missing_ok=True)
+    return round(time.perf_counter() - start, 1)
+
+
+def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None,
+                  out_dir: Optional[Path] = None, force: bool = False,
+                  results_dir: Optional[Path] = None, cell_timeout: int = 1800,
+                  jobs: Optional[int] = None) -> list[RunOutcome]:
+    """Execute the notebooks at ``profile``, ``jobs`` at a time; returns what ran and what was
+    cached, in source order."""
     check_profile(profile)
+    jobs = default_jobs() if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
     root = Path(root).resolve()
     sources = notebook_sources(root)
     if only:
@@ -107,38 +156,42 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     cache_file = out_dir / ".psnn-cache.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     lib = library_digest(root)
-    outcomes = []
-    bar = progress_bar(sources, desc=f"notebooks ({profile})", unit="nb")  # before the kernels' TQDM_DISABLE
-    with _kernel_env(root, results_dir):
-        for src in bar:
-            text = src.read_text()
-            key = hashlib.sha256(f"{text}\0{profile}\0{lib}\0{results_dir}".encode()).hexdigest()
-            output = out_dir / f"{src.stem}.ipynb"
-            if not force and cache.get(src.stem) == key and output.exists():
-                outcomes.append(RunOutcome(src.stem, "cached", output))
-                continue
-            nb = jupytext.reads(text, fmt="md:myst")
-            if _parameters_cell_count(nb) != 1:
-                raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
-            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-            staged = out_dir / f"{src.stem}.source.ipynb"
-            jupytext.write(nb, staged)
-            start = time.perf_counter()
-            try:
-                papermill.execute_notebook(str(staged), str(output), parameters={"profile": profile},
-                                           kernel_name="python3", cwd=str(src.parent),
-                                           progress_bar=False, execution_timeout=cell_timeout)
-            except (papermill.PapermillExecutionError, CellTimeoutError) as exc:
-                cache.pop(src.stem, None)
+    outcomes: dict[str, RunOutcome] = {}
+    to_run = []
+    for src in sources:
+        text = src.read_text()
+        key = hashlib.sha256(f"{text}\0{profile}\0{lib}\0{results_dir}".encode()).hexdigest()
+        output = out_dir / f"{src.stem}.ipynb"
+        if not force and cache.get(src.stem) == key and output.exists():
+            outcomes[src.stem] = RunOutcome(src.stem, "cached", output)
+        else:
+            cache.pop(src.stem, None)  # until it has run again
+            to_run.append((src, text, key, output))
+    cache_file.write_text(json.dumps(cache, indent=1))
+    bar = progress_bar(total=len(to_run), desc=f"notebooks ({profile}, {jobs} at a time)",
+                       unit="nb")  # before the kernels' TQDM_DISABLE
+    failure: Optional[NotebookFailed] = None
+    with _kernel_env(root, results_dir, jobs), ThreadPoolExecutor(max_workers=jobs) as pool:
+        waiting, running = list(reversed(to_run)), {}
+        while waiting or running:
+            while waiting and len(running) < jobs and failure is None:  # none starts after a failure
+                src, text, key, output = waiting.pop()
+                running[pool.submit(_execute, src, text, output, profile, cell_timeout)] = (src, key, output)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                src, key, output = running.pop(future)
+                try:
+                    seconds = future.result()
+                except NotebookFailed as exc:
+                    failure = failure or exc
+                    continue
+                cache[src.stem] = key
                 cache_file.write_text(json.dumps(cache, indent=1))
-                if isinstance(exc, CellTimeoutError):
-                    raise NotebookFailed(f"notebook {src.name}: a cell ran longer than {cell_timeout} s "
-                                         f"({exc})") from None
-                raise NotebookFailed(f"notebook {src.name} failed in cell {exc.exec_count} "
-                                     f"(index {exc.cell_index}): {exc.ename}: {exc.evalue}") from None
-            finally:
-                staged.unlink(missing_ok=True)
-            cache[src.stem] = key
-            cache_file.write_text(json.dumps(cache, indent=1))
-            outcomes.append(RunOutcome(src.stem, "executed", output, round(time.perf_counter() - start, 1)))
-    return outcomes
+                outcomes[src.stem] = RunOutcome(src.stem, "executed", output, seconds)
+                bar.update()
+    bar.close()
+    if failure is not None:
+        raise failure
+    return [outcomes[s.stem] for s in sources]

@@ -60,7 +60,8 @@ from typing import Optional
 import torch
 
 from ..activations import ActivationSpec
-from ..neurons.signed import DEFAULT_KAPPA, SignedIFNeuron, Threshold
+from ..neurons.fused import Threshold
+from ..neurons.signed import DEFAULT_KAPPA, SignedIFNeuron
 from .registry import Method, Site, checked, number, positive_int, register_method
 
 

@@ -25,12 +25,13 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .precision import to_output
-from .stats import FlatEnds, SpikeStats
+from .fused import fused_step
+from .stats import DeviceCounters, FlatEnds, SpikeStats
 
 
-class IFNeuron(FlatEnds, nn.Module):
-    """Integrate-and-fire, reset by subtraction; one call = one time step."""
+class IFNeuron(DeviceCounters, FlatEnds, nn.Module):
+    """Integrate-and-fire, reset by subtraction; one call = one time step (the fused step of
+    :mod:`.fused`: one membrane, firing when it reaches theta)."""
 
     MODES = ("stepped",)
     spikes = "binary spikes worth theta, integrated over T network time steps (rate code)"
@@ -41,7 +42,7 @@ class IFNeuron(FlatEnds, nn.Module):
             raise ValueError(f"IF threshold must be > 0, got {threshold}")
         self.threshold, self.time_steps, self.v_init = float(threshold), int(time_steps), float(v_init)
         self.mode = "stepped"
-        self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
+        self.reset_stats()
         self.reset_state()
 
     def extra_repr(self) -> str:
@@ -51,9 +52,10 @@ class IFNeuron(FlatEnds, nn.Module):
         self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
 
     def reset_state(self) -> None:
-        """Start a new inference; one that ran its time steps counts its clipped neurons first."""
+        """Start a new inference; one that ran its time steps counts its clipped neurons first
+        (kept as a tensor: no wait for the device)."""
         if getattr(self, "v", None) is not None and self.t == self.time_steps and not self.flat[1]:
-            self.stats.clipped += int((self.v >= self.threshold).sum())
+            self.add_clipped((self.v >= self.threshold).sum())
         self.v: Optional[torch.Tensor] = None
         self.t = 0
 
@@ -67,10 +69,8 @@ class IFNeuron(FlatEnds, nn.Module):
                                "call reset_state()")
         if self.v is None:
             self.v = torch.full(x.shape, self.v_init * self.threshold, dtype=torch.float64, device=x.device)
-            self.stats.neurons += x.numel()
-        self.v += x
-        z = (self.v >= self.threshold).to(torch.float64)
-        self.v.sub_(z, alpha=self.threshold)
-        self.stats.spikes += int(z.sum())
+            self._stats.neurons += x.numel()
         self.t += 1
-        return to_output(z.mul_(self.threshold).add_((self.v - self.v).detach()), x.dtype)  # NaN where v is not finite
+        # NaN where v is not finite; the output rounded as to_output rounds
+        out = fused_step(x, self.v, None, self.threshold, None, 0.0, self.counts_for(x), at_threshold=True)
+        return out.to(x.dtype)

@@ -40,7 +40,7 @@ output is rounded to the input's dtype (:mod:`.precision`).
 
 Two implementations of one step, chosen per call: with gradients on and an
 input that needs them, :func:`signed_step` (differentiable, for training
-through time); otherwise :func:`fused_step`, the same operations in place on
+through time); otherwise :func:`.fused.fused_step` (shared with the rate-coded IF neuron), the same operations in place on
 the membranes (no temporaries of the membrane's size but the spike masks, and
 per-channel thresholds expanded once per inference) with
 the spike counts kept as tensors, so that no step waits for the device. Both
@@ -69,7 +69,6 @@ Three generalisations, each off by default:
 """
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 from typing import Optional, Union
@@ -77,13 +76,12 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .fused import Threshold, fused_step
 from .gradients import no_gradient
 from .precision import to_output
-from .stats import FlatEnds, SpikeStats
+from .stats import DeviceCounters, FlatEnds, SpikeStats
 
 DEFAULT_KAPPA = 6.7  # Sect. 5.1
-# a threshold: one value, or a tensor (per channel, broadcast over the input; per element in a fused step)
-Threshold = Union[float, torch.Tensor]
 
 
 class SigmoidSurrogateSpike(torch.autograd.Function):
@@ -125,86 +123,6 @@ def signed_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: Thr
     return p, n, v_p, v_n
 
 
-CHUNK = 1 << 16  # elements a fused step updates at a time on a CPU: its temporaries stay in cache
-
-def _pieces(value: Threshold, chunk: int):
-    """A per-element tensor in chunks of ``chunk``; a number repeated."""
-    return value.view(-1).split(chunk) if torch.is_tensor(value) else itertools.repeat(value)
-
-
-def _fire(v: torch.Tensor, threshold: Threshold, below: bool, magnitude: Optional[int],
-          out: torch.Tensor) -> torch.Tensor:
-    """The spikes of membrane ``v`` into ``out``: 1 where v passes the threshold (above it, or
-    below a negative one), or with augmented spikes their magnitude ceil(v / threshold) - 1,
-    at least 0 and at most ``magnitude``."""
-    if magnitude == 1:
-        return (torch.lt if below else torch.gt)(v, threshold, out=out)
-    torch.div(v, threshold, out=out).ceil_().sub_(1)
-    return out.nan_to_num_(0.0).clamp_(0, magnitude)  # a NaN membrane fires nothing
-
-
-@torch.no_grad()
-def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: torch.Tensor, p_th: Threshold, n_th: Optional[Threshold],
-               negative_value: Threshold, counts: torch.Tensor, magnitude: Optional[int] = 1) -> torch.Tensor:
-    """One inference step of the neuron pair in place: the membranes ``v_p``, ``v_n`` (float64,
-    contiguous, of ``x``'s shape) integrate ``x`` and reset, ``counts`` (float64: positive,
-    negative; exact below 2^53) adds the step's spike events; returns the step's output (float64
-    for float64 inputs, else float32, as :func:`.to_output` rounds). The thresholds and the
-    negative spike's value are numbers, or float64 tensors of the membranes' shape (per-channel
-    thresholds); ``magnitude``: the largest spike (1: binary; else augmented spikes, None: no
-    bound). On a CPU ``CHUNK`` elements at a time (on a GPU all at once) into scratch buffers
-    made once per step, every operation in float64; with binary spikes the same spikes and
-    values as :func:`signed_step`: (v - P_th) / P_th > 0 is v > P_th, (N_th - v) / -N_th > 0
-    is v < N_th, and the output p P_th + n (alpha N_th) is exact (one of the two terms is 0)."""
-    out = torch.empty(x.shape, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
-                      device=x.device)
-    chunk = CHUNK if x.device.type == "cpu" else max(x.numel(), 1)
-    size = min(chunk, x.numel())
-    # the input in float64, the spikes (or magnitudes), their value, a product or difference
-    x64, spiked, values, scratch = (torch.empty(size, dtype=torch.float64, device=x.device) for _ in range(4))
-    sums = torch.zeros(-(-x.numel() // chunk), 2, dtype=torch.float64, device=x.device)  # per chunk
-
-    def events(fired: torch.Tensor, into: torch.Tensor) -> None:
-        if magnitude == 1:
-            torch.sum(fired, 0, out=into)
-        else:
-            into.copy_(torch.count_nonzero(fired))
-
-    def add_spikes(v: torch.Tensor, fired: torch.Tensor, worth: Threshold, sign: int, room: torch.Tensor) -> None:
-        """v += sign * fired * worth, rounded as a product and a sum apart (no fused multiply-add:
-        the same rounding on every CPU). A binary spike's product is exact (0 or the threshold),
-        so one pass (alpha=, addcmul_: fused or not) rounds the same; a magnitude's product is
-        not, so it is made apart, into ``room``."""
-        if magnitude != 1:
-            v.add_(torch.mul(fired, worth, out=room), alpha=sign)
-        elif torch.is_tensor(worth):
-            v.addcmul_(fired, worth, value=sign)
-        else:
-            v.add_(fired, alpha=sign * worth)
-
-    parts = zip(x.reshape(-1).split(chunk), v_p.view(-1).split(chunk), v_n.view(-1).split(chunk),
-                out.view(-1).split(chunk), _pieces(p_th, chunk), _pieces(n_th, chunk),
-                _pieces(negative_value, chunk), sums)
-    for xc, vp, vn, oc, pc, nc, worth, total in parts:
-        n = len(xc)
-        fired, value, room = spiked[:n], values[:n], scratch[:n]
-        xc = xc if xc.dtype == torch.float64 else x64[:n].copy_(xc)
-        vp.add_(xc)
-        _fire(vp, pc, False, magnitude, fired)
-        events(fired, total[0])
-        torch.mul(fired, pc, out=value)
-        vp.sub_(value)
-        if n_th is not None:
-            vn.add_(xc)
-            _fire(vn, nc, True, magnitude, fired)
-            events(fired, total[1])
-            add_spikes(vn, fired, nc, -1, room)
-            add_spikes(value, fired, worth, 1, room)
-        oc.copy_(value.add_(torch.sub(vp, vp, out=room)))  # + 0, or NaN where the membrane is not finite
-    counts += sums.sum(0)
-    return out
-
-
 def _per_channel(value: Union[float, torch.Tensor, None], what: str, sign: int) -> Union[float, torch.Tensor, None]:
     """A threshold as a float, or a 1-D float64 tensor (one per channel); finite, of the sign asked."""
     if value is None:
@@ -224,7 +142,7 @@ def _per_channel(value: Union[float, torch.Tensor, None], what: str, sign: int) 
     return float(value)
 
 
-class SignedIFNeuron(FlatEnds, nn.Module):
+class SignedIFNeuron(DeviceCounters, FlatEnds, nn.Module):
     """The neuron pair of Eqs. 19-20; one call is one time step, ``time_steps`` (paper 2's T) per inference.
 
     Thresholds are numbers, or 1-D tensors with one value per channel (dimension 1 of the
@@ -307,31 +225,6 @@ class SignedIFNeuron(FlatEnds, nn.Module):
                              f"{tuple(x.shape)} (channels on dimension 1)")
         return value.to(x.device).view(1, -1, *([1] * (x.dim() - 2)))
 
-    @property
-    def stats(self) -> SpikeStats:
-        """The spike counters, with the counts of the fused steps and the clipped neurons since
-        the last read."""
-        if self._counts is not None:
-            positive, negative = (int(c) for c in self._counts.tolist())
-            self._stats.spikes += positive + negative
-            self._stats.negative += negative
-            self._counts = None
-        if self._clipped is not None:
-            self._stats.clipped += int(self._clipped)
-            self._clipped = None
-        return self._stats
-
-    @stats.setter
-    def stats(self, value: SpikeStats) -> None:
-        self._stats, self._counts, self._clipped = value, None, None
-
-    def spike_total(self) -> torch.Tensor:
-        """Spikes of both signs counted so far, as a float64 tensor (read without waiting for the
-        device)."""
-        if self._counts is None:
-            return torch.tensor(self._stats.spikes, dtype=torch.float64)
-        return self._counts.sum() + self._stats.spikes
-
     def reset_stats(self) -> None:
         self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
 
@@ -347,7 +240,7 @@ class SignedIFNeuron(FlatEnds, nn.Module):
                 if self.n_th is not None and not self.flat[0]:
                     held |= self.v_n - shift_n < self.shaped(self.n_th, self.v_n)
                 clipped = held.sum()
-            self._clipped = clipped if self._clipped is None else self._clipped + clipped
+            self.add_clipped(clipped)
         self.v_p: Optional[torch.Tensor] = None
         self.v_n: Optional[torch.Tensor] = None
         self._full: Optional[tuple] = None  # per-element thresholds of a fused step (per-channel neurons)
@@ -396,12 +289,7 @@ class SignedIFNeuron(FlatEnds, nn.Module):
         self.t += 1
         differentiable = torch.is_grad_enabled() and (x.requires_grad or self.v_p.requires_grad)
         if not differentiable or self.max_magnitude != 1:
-            if self._counts is not None and (self._counts.device != x.device or
-                                             self._counts.is_inference() != torch.is_inference_mode_enabled()):
-                self.stats  # noqa: B018 (folds the counts kept on another device, or in inference mode)
-            if self._counts is None:
-                self._counts = torch.zeros(2, dtype=torch.float64, device=x.device)
-            out = fused_step(x, self.v_p, self.v_n, *self._fused_thresholds(x), self._counts,
+            out = fused_step(x, self.v_p, self.v_n, *self._fused_thresholds(x), self.counts_for(x),
                              self.max_magnitude).to(x.dtype)
             return no_gradient(x, out, "augmented spikes have no surrogate gradient: no backward pass "
                                        "through them (training through time needs binary signed spikes, "

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
+import torch
 
 
 @dataclass
@@ -42,3 +45,52 @@ class FlatEnds:
     it per site; (False, False) by default."""
 
     flat: tuple[bool, bool] = (False, False)
+
+
+class DeviceCounters:
+    """Spike counters that a fused step keeps as a tensor on the neuron's device (positive,
+    negative), and clipped neurons counted as a tensor at the end of an inference: no step waits
+    for the device. They are folded into ``stats`` (a :class:`SpikeStats`) when it is read."""
+
+    _counts: Optional[torch.Tensor]
+    _clipped: Optional[torch.Tensor]
+
+    @property
+    def stats(self) -> SpikeStats:
+        """The spike counters, with the counts of the fused steps and the clipped neurons since
+        the last read."""
+        if self._counts is not None:
+            positive, negative = (int(c) for c in self._counts.tolist())
+            self._stats.spikes += positive + negative
+            self._stats.negative += negative
+            self._counts = None
+        if self._clipped is not None:
+            self._stats.clipped += int(self._clipped)
+            self._clipped = None
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: SpikeStats) -> None:
+        self._stats, self._counts, self._clipped = value, None, None
+
+    def counts_for(self, x: torch.Tensor) -> torch.Tensor:
+        """The (positive, negative) counter tensor a fused step on ``x`` adds to: on x's device,
+        and made in inference mode when the step runs in it (counts kept otherwise are folded
+        into ``stats`` first)."""
+        if self._counts is not None and (self._counts.device != x.device or
+                                         self._counts.is_inference() != torch.is_inference_mode_enabled()):
+            self.stats  # noqa: B018 (folds the counts kept on another device, or in inference mode)
+        if self._counts is None:
+            self._counts = torch.zeros(2, dtype=torch.float64, device=x.device)
+        return self._counts
+
+    def add_clipped(self, clipped: torch.Tensor) -> None:
+        """Count ``clipped`` neurons (a tensor, read when ``stats`` is)."""
+        self._clipped = clipped if self._clipped is None else self._clipped + clipped
+
+    def spike_total(self) -> torch.Tensor:
+        """Spikes of both signs counted so far, as a float64 tensor (read without waiting for the
+        device)."""
+        if self._counts is None:
+            return torch.tensor(self._stats.spikes, dtype=torch.float64)
+        return self._counts.sum() + self._stats.spikes
