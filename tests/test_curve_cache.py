@@ -144,3 +144,35 @@ def test_the_same_weights_with_another_graph_compute_and_an_unwritable_cache_war
     with pytest.warns(RuntimeWarning, match="cannot write"):
         curve = curve_cache.cached_curve(_snn(_net(), x), x, y, "net")
     assert runs == [1, 1, 1] and _same(curve, accuracy_by_step(_snn(_net(), x), x, y))
+
+
+def test_two_callers_at_once_compute_one_curve(cache):
+    """Two notebooks asking for one curve at the same time (the runner's two jobs): the one
+    that takes the lock computes it, the other waits and reads it."""
+    import threading
+    import time
+
+    folder, runs = cache
+    x, y = _data()
+    slow = curve_cache.accuracy_by_step
+
+    def slower(*args, **kwargs):
+        time.sleep(0.5)  # long enough for the second caller to arrive meanwhile
+        return slow(*args, **kwargs)
+
+    curve_cache.accuracy_by_step = slower
+    try:
+        curves = []
+
+        def ask():
+            with torch.no_grad():
+                curves.append(curve_cache.cached_curve(_snn(_net(), x), x, y, "net"))
+
+        threads = [threading.Thread(target=ask) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        curve_cache.accuracy_by_step = slow
+    assert runs == [1] and len(curves) == 2 and _same(*curves)

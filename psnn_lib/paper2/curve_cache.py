@@ -20,7 +20,9 @@ found is the same computation, never a stale one:
 
 Files live in ``_build/cache/curves/`` of the checkout, or in
 ``$PSNN_CURVE_CACHE`` (``off``: no cache; :func:`psnn_lib.paths.curve_cache_dir`),
-written atomically (a temporary file, then a rename). Each holds its key and
+written atomically (a temporary file, then a rename); a curve is computed
+under a lock on its file, so two notebooks running at once compute it once.
+Each holds its key and
 a digest of its own content: a file that cannot be read, or whose key, shape
 or content digest does not check out, is never used; the curve is computed
 again, with a warning, and the file rewritten (a file that cannot be written
@@ -30,6 +32,7 @@ The tests run with a cache of their own session (``tests/conftest.py``).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -37,7 +40,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 
@@ -155,12 +158,31 @@ def cached_curve(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, label: s
         return accuracy_by_step(snn, x, y, batch_size)
     key = curve_key(snn, x, y, label, batch_size)
     path = folder / f"{key}.pt"
-    curve = _read(path, key, snn.passes, len(x))
-    if curve is None:
-        curve = accuracy_by_step(snn, x, y, batch_size)
-        try:
-            _write(path, key, curve)
-        except OSError as exc:
-            warnings.warn(f"curve cache: cannot write {path} ({exc}); the curve is computed, not stored",
-                          RuntimeWarning, stacklevel=2)
+    with _one_at_a_time(path):
+        curve = _read(path, key, snn.passes, len(x))
+        if curve is None:
+            curve = accuracy_by_step(snn, x, y, batch_size)
+            try:
+                _write(path, key, curve)
+            except OSError as exc:
+                warnings.warn(f"curve cache: cannot write {path} ({exc}); the curve is computed, not stored",
+                              RuntimeWarning, stacklevel=3)
     return curve
+
+
+@contextlib.contextmanager
+def _one_at_a_time(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``'s lock file while its curve is looked up and computed: two
+    notebooks that ask for one curve at once (the runner runs two at a time) compute it once,
+    the second reads what the first stored. No lock where ``fcntl`` is missing (not POSIX) or
+    the folder cannot be written (then the curve cannot be stored either)."""
+    try:
+        import fcntl
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with lock:  # closing the file releases the lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
