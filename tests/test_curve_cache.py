@@ -162,13 +162,13 @@ def test_two_callers_at_once_compute_one_curve(cache):
 
     curve_cache.accuracy_by_step = slower
     try:
-        curves = []
+        curves, snns = [], [_snn(_net(), x) for _ in range(2)]  # made here: the threads share one RNG
 
-        def ask():
+        def ask(snn):
             with torch.no_grad():
-                curves.append(curve_cache.cached_curve(_snn(_net(), x), x, y, "net"))
+                curves.append(curve_cache.cached_curve(snn, x, y, "net"))
 
-        threads = [threading.Thread(target=ask) for _ in range(2)]
+        threads = [threading.Thread(target=ask, args=(snn,)) for snn in snns]
         for t in threads:
             t.start()
         for t in threads:
