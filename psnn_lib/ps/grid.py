@@ -88,7 +88,9 @@ def release_scratch() -> None:
 
 
 def snap(x: torch.Tensor, l: float, delta: float, points: int, reuse: bool = False) -> Snapped:
-    """Padded table index of each input: index = trunc(clamp((x - l) / delta + 3/2, 0, points + 1)).
+    """Padded table index of each input: index = trunc(clamp(x * (1/delta) + (3/2 - l/delta), 0, points + 1)),
+    in float64, the product and the sum each rounded (never a fused multiply-add), so that every
+    CPU and instruction set snaps every input to the same point.
 
     Grid point j (0-based) has index j + 1; index 0 holds inputs below
     l - delta/2 and ``points + 1`` those above r + delta/2 (both saturate to
@@ -108,7 +110,9 @@ def snap(x: torch.Tensor, l: float, delta: float, points: int, reuse: bool = Fal
         pos = x.detach().reshape(-1).to(torch.float64, copy=True)
         index = torch.empty(n, dtype=torch.int32, device=x.device)
     inv = 1.0 / delta
-    torch.add(torch.tensor(1.5 - l * inv, dtype=torch.float64), pos, alpha=inv, out=pos)
+    # x * inv and + c as two operations, each rounded: a fused multiply-add (what add(alpha=)
+    # becomes under AVX2) rounds once, and another CPU build would snap near-ties elsewhere
+    pos.mul_(inv).add_(1.5 - l * inv)
     nan = None
     if n:
         lo, hi = (float(v) for v in torch.aminmax(pos))
