@@ -108,3 +108,16 @@ def test_back_to_the_fast_path_frees_the_reset_table(fits):
     assert n.table_bytes() * 10 < stepped and torch.equal(n(x), PSNeuron(fits["gelu"])(x))
     with pytest.raises(ValueError, match="mode must be one of"):
         n.mode = "slow"
+
+
+def test_stepped_trace_of_nan_and_clipped_inputs(fits):
+    """Inputs simulated once per grid point and read back: a NaN input never spikes and its
+    membrane reads NaN; inputs beyond [l, r] follow the end points' dynamics."""
+    p = fits["gelu"]
+    x = torch.tensor([float("nan"), -9.0, -6.0, 0.5, 6.0, 9.0, float("nan")], dtype=torch.float64)
+    tr = PSNeuron(p, "stepped").simulate(x, record=True)
+    nan = torch.isnan(x)
+    assert not tr.spikes[:, nan].any() and torch.isnan(tr.membrane[:, nan]).all()
+    assert torch.isnan(tr.accumulated[:, nan]).all()
+    assert torch.equal(tr.membrane[:, 1], tr.membrane[:, 2]) and torch.equal(tr.membrane[:, 4], tr.membrane[:, 5])
+    assert torch.equal(tr.accumulated[-1][~nan], PSNeuron(p, "fast")(x)[~nan])

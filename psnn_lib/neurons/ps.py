@@ -165,31 +165,42 @@ class PSNeuron(FlatEnds, nn.Module):
 
         v(1) = h_i(1); for t = 1..K: z(t) = Theta(v(t) - T(t)) (Eq. 1),
         v(t+1) = z h_i(t+1) + (1 - z) v(t) (Eq. 2), and the output is
-        sum_t d(t) z(t) + b (Eq. 3). With ``record=True`` the trace holds
-        every step; otherwise only the final one.
+        sum_t d(t) z(t) + b (Eq. 3). An input's dynamics depend on it only
+        through its grid point i, so they run once per grid point present (at
+        most G rows, however many inputs) and are read back per input. With
+        ``record=True`` the trace holds every step; otherwise only the final
+        one. A NaN input emits no spike and its membrane reads NaN.
         """
         p = self.params
         at = self._snap(x, reuse=False)
-        row = (at.index - 1).clamp_(0, p.points - 1)  # grid point of each padded index
+        row = (at.index - 1).clamp_(0, p.points - 1).long()  # grid point of each padded index
+        present = torch.bincount(row, minlength=p.points) > 0
+        points = present.nonzero().squeeze(1)  # the grid points the inputs snap to
+        which = (present.cumsum(0) - 1).index_select(0, row)  # each input's position among them
         h = self._table("h", x.device)
         T, d = p.T.to(x.device), p.d.to(x.device)
-        v = h[0].index_select(0, row)
+        v = h[0].index_select(0, points)
         acc = torch.zeros_like(v)
-        spikes = 0
-        mems, zs, accs = [], [], []
+        fired = torch.zeros_like(v)  # spikes per grid point (exact in float64)
+        steps = []
         for t in range(p.K):
             z = v >= T[t]
-            if at.nan is not None:
-                z &= ~at.nan
             acc += z * d[t]
-            spikes += int(z.sum())
-            if record:
-                mems.append(v.view(x.shape))
-                zs.append(z.view(x.shape))
-                accs.append(self._output(acc, at, x))
+            fired += z
+            if record or t + 1 == p.K:
+                steps.append((v, z, acc.clone()))
             if t + 1 < p.K:
-                v = torch.where(z, h[t + 1].index_select(0, row), v)
-        self._record(at, spikes)
-        if record:
-            return Trace(torch.stack(mems), torch.stack(zs), torch.stack(accs))
-        return Trace(v.view(x.shape)[None], z.view(x.shape)[None], self._output(acc, at, x)[None])
+                v = torch.where(z, h[t + 1].index_select(0, points), v)
+        live = which if at.nan is None else which[~at.nan]
+        self._record(at, int(torch.bincount(live, minlength=len(points)).to(fired.dtype) @ fired))
+        trace = [self._per_input(step, which, at, x) for step in steps]
+        return Trace(*(torch.stack(parts) for parts in zip(*trace)))
+
+    def _per_input(self, step: tuple[torch.Tensor, torch.Tensor, torch.Tensor], which: torch.Tensor,
+                   at: Snapped, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step's membrane, spikes and output (Eq. 3 so far) per grid point, read back per
+        input; a NaN input's membrane is NaN and it does not spike."""
+        v, z, acc = (values.index_select(0, which) for values in step)
+        if at.nan is not None:
+            v, z = v.masked_fill(at.nan, math.nan), z & ~at.nan
+        return v.view(x.shape), z.view(x.shape), self._output(acc, at, x)
