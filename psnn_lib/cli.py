@@ -10,6 +10,17 @@ from typing import Optional, Sequence
 import torch
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number >= 1, got {text!r}")
+    return value
+
+
 def _book(args: argparse.Namespace) -> int:
     from .paths import project_root
     from .book.runner import NotebookFailed, run_notebooks
@@ -95,8 +106,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     book.add_argument("--force", action="store_true", help="ignore the execution cache")
     book.add_argument("--out-dir", type=Path, default=None, help="where executed notebooks go")
     book.add_argument("--results-dir", type=Path, default=None, help="where results JSON goes")
-    book.add_argument("--cell-timeout", type=int, default=1800, help="seconds one cell may run")
-    book.add_argument("--jobs", type=int, default=None,
+    book.add_argument("--cell-timeout", type=_positive_int, default=1800, help="seconds one cell may run")
+    book.add_argument("--jobs", type=_positive_int, default=None,
                       help="notebooks at a time, each kernel with an equal share of the cores as its threads "
                            "(default: 2 where there are at least two cores)")
     book.set_defaults(func=_book)

@@ -30,3 +30,10 @@ def test_fit_says_when_the_error_exceeds_dy(tmp_path, capsys):
     assert main(["fit", "sigmoid", "--interval", "-4", "4", "--dy", "0.001", "--cache-dir", str(tmp_path),
                  "--n-check", "20000"]) == 0
     assert "the error exceeds dy: between grid points" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_book_refuses_a_jobs_count_that_is_not_a_positive_whole_number(bad, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["book", "--jobs", bad])
+    assert stop.value.code == 2 and "a whole number >= 1" in capsys.readouterr().err

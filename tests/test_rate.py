@@ -8,7 +8,7 @@ from psnn_lib.neurons.rate import IFNeuron
 
 
 def _plain_if(x: torch.Tensor, theta: float, v_init: float, steps: int):
-    """Integrate, fire where v >= theta, reset by subtraction: (outputs, spikes, clipped)."""
+    """Integrate, fire where v >= theta, reset by subtraction: (outputs, spikes, clipped, membrane)."""
     v = torch.full(x.shape, v_init * theta, dtype=torch.float64)
     outs, spikes = [], 0
     for _ in range(steps):
@@ -17,7 +17,7 @@ def _plain_if(x: torch.Tensor, theta: float, v_init: float, steps: int):
         v -= z * theta
         spikes += int(z.sum())
         outs.append(to_output(z * theta + (v - v), x.dtype))  # NaN where v is not finite
-    return outs, spikes, int((v >= theta).sum())
+    return outs, spikes, int((v >= theta).sum()), v
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
@@ -34,8 +34,9 @@ def test_fused_if_step_is_the_plain_step_bit_for_bit(dtype, v_init):
     neuron = IFNeuron(theta, steps, v_init)
     with torch.no_grad():
         outs = [neuron(x) for _ in range(steps)]
+    ref, spikes, clipped, v = _plain_if(x, theta, v_init, steps)
+    assert torch.equal(neuron.v.isnan(), v.isnan()) and torch.equal(neuron.v.nan_to_num(), v.nan_to_num())
     neuron.reset_state()
-    ref, spikes, clipped = _plain_if(x, theta, v_init, steps)
     for a, b in zip(outs, ref):
         assert a.dtype == dtype and torch.equal(a.isnan(), b.isnan())
         assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(torch.signbit(a), torch.signbit(b))
@@ -58,3 +59,14 @@ def test_if_counts_read_half_way_and_across_inferences():
             b(x)
         b.reset_state()
     assert 0 < halfway < a.stats.spikes == b.stats.spikes and a.stats.clipped == b.stats.clipped > 0
+
+
+def test_an_input_of_another_shape_is_refused_before_any_step():
+    """Within one inference the input keeps its shape (a (1, 3) input would broadcast onto (2, 3)
+    membranes); the refused step changes neither the membrane nor the step count."""
+    neuron = IFNeuron(0.5, 4)
+    neuron(torch.ones(2, 3))
+    v = neuron.v.clone()
+    with pytest.raises(ValueError, match="one input shape"):
+        neuron(torch.ones(1, 3))
+    assert neuron.t == 1 and torch.equal(neuron.v, v)

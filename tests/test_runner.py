@@ -110,3 +110,33 @@ def test_a_failing_notebook_stops_the_others_from_starting(tmp_path):
     assert not (root / "notebooks" / "z.ran").exists()
     cache = (root / "_build" / "executed" / "smoke" / ".psnn-cache.json").read_text()
     assert "nb" not in cache and "z" not in cache
+
+
+def test_one_notebook_to_run_gets_all_the_cores(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runner, "available_cores", lambda: 4)
+    root = _project(tmp_path, _cell('profile = "default"', "parameters")
+                    + _cell("import os\nopen('nb.threads', 'w').write(os.environ['OMP_NUM_THREADS'])"))
+    run_notebooks(root, "smoke", jobs=2)
+    assert (root / "notebooks" / "nb.threads").read_text() == "4"
+
+
+def test_every_failure_is_named_and_what_succeeded_is_cached(tmp_path, monkeypatch):
+    """Two notebooks fail at once (one in a cell, one whose kernel could not run at all: any
+    exception, named with its notebook) beside one that succeeds."""
+    root = _project(tmp_path, _cell('profile = "default"', "parameters") + _cell("raise RuntimeError('boom')"))
+    for name in ("dead", "ok"):
+        (root / "notebooks" / f"{name}.md").write_text(HEADER + _cell('profile = "default"', "parameters"))
+    execute = runner._execute
+
+    def dying(src, *args):
+        if src.stem == "dead":
+            raise OSError("kernel died")
+        return execute(src, *args)
+
+    monkeypatch.setattr(runner, "_execute", dying)
+    with pytest.raises(NotebookFailed) as failed:
+        run_notebooks(root, "smoke", jobs=3)
+    assert "nb.md failed" in str(failed.value) and "dead.md did not run: OSError: kernel died" in str(failed.value)
+    cache = (root / "_build" / "executed" / "smoke" / ".psnn-cache.json").read_text()
+    assert '"ok"' in cache and '"nb"' not in cache and '"dead"' not in cache

@@ -286,3 +286,16 @@ def test_fused_counts_survive_inference_mode_and_no_grad_in_turn():
         for _ in range(4):
             b(x)
     assert (a.stats.spikes, a.stats.negative) == (b.stats.spikes, b.stats.negative) and a.stats.spikes > 0
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_an_input_of_another_shape_is_refused_on_either_path(grad):
+    """The fused and the differentiable step both refuse an input that would broadcast onto the
+    membranes; the refused step leaves the step count as it was."""
+    neuron = SignedIFNeuron(1.0, -1.0, 0.1, 4)
+    x = torch.ones(2, 3, requires_grad=grad)
+    with torch.set_grad_enabled(grad):
+        neuron(x)
+        with pytest.raises(ValueError, match="one input shape"):
+            neuron(torch.ones(1, 3, requires_grad=grad))
+    assert neuron.t == 1

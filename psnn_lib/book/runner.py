@@ -6,13 +6,14 @@ copy to ``_build/executed/<profile>/``. A notebook whose source, profile and
 library code are unchanged since its last successful run is skipped (a
 content-hash cache). A failing notebook, or a cell running longer than
 ``cell_timeout`` seconds, stops the run with its name and the failing cell
-(the notebooks already running finish first). Progress bars show here, per
+(the notebooks already running finish first, and every failure is named; those
+that succeeded are cached). Progress bars show here, per
 notebook, and never inside the executed notebooks (the kernels run with
 ``TQDM_DISABLE=1``).
 
 ``jobs`` notebooks run at a time (default: two where the machine has at
 least two cores), each kernel with an equal share of the cores as its
-threads (``OMP_NUM_THREADS``, unless the caller set it). On two cores that
+threads (``OMP_NUM_THREADS``; a caller's own setting is kept). On two cores that
 is two one-thread kernels: a notebook's small per-step operations use one
 core well and two poorly, so two at a time finish the book sooner than one
 at a time with two threads. The records' claims do not depend on the
@@ -165,17 +166,18 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
         if not force and cache.get(src.stem) == key and output.exists():
             outcomes[src.stem] = RunOutcome(src.stem, "cached", output)
         else:
-            cache.pop(src.stem, None)  # until it has run again
             to_run.append((src, text, key, output))
-    cache_file.write_text(json.dumps(cache, indent=1))
     bar = progress_bar(total=len(to_run), desc=f"notebooks ({profile}, {jobs} at a time)",
                        unit="nb")  # before the kernels' TQDM_DISABLE
-    failure: Optional[NotebookFailed] = None
-    with _kernel_env(root, results_dir, jobs), ThreadPoolExecutor(max_workers=jobs) as pool:
+    failures: list[str] = []
+    at_once = min(jobs, max(1, len(to_run)))  # the cores are shared by the kernels that run
+    with _kernel_env(root, results_dir, at_once), ThreadPoolExecutor(max_workers=at_once) as pool:
         waiting, running = list(reversed(to_run)), {}
         while waiting or running:
-            while waiting and len(running) < jobs and failure is None:  # none starts after a failure
+            while waiting and len(running) < at_once and not failures:  # none starts after a failure
                 src, text, key, output = waiting.pop()
+                cache.pop(src.stem, None)  # until it has run again
+                cache_file.write_text(json.dumps(cache, indent=1))
                 running[pool.submit(_execute, src, text, output, profile, cell_timeout)] = (src, key, output)
             if not running:
                 break
@@ -185,13 +187,16 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
                 try:
                     seconds = future.result()
                 except NotebookFailed as exc:
-                    failure = failure or exc
+                    failures.append(str(exc))
+                    continue
+                except Exception as exc:  # noqa: BLE001 (a dead kernel, a missing kernel spec: named, never lost)
+                    failures.append(f"notebook {src.name} did not run: {type(exc).__name__}: {exc}")
                     continue
                 cache[src.stem] = key
                 cache_file.write_text(json.dumps(cache, indent=1))
                 outcomes[src.stem] = RunOutcome(src.stem, "executed", output, seconds)
                 bar.update()
     bar.close()
-    if failure is not None:
-        raise failure
+    if failures:
+        raise NotebookFailed("\n".join(failures))
     return [outcomes[s.stem] for s in sources]

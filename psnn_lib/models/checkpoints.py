@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .. import paths
+from ..file_lock import exclusive, lock_file_for
 from . import cifar, datasets
 from .training import accuracy, predict, seed_everything, train
 
@@ -82,9 +83,12 @@ def save_state(name: str, state: dict, entry: dict, manifest: Optional[Path] = N
     torch.save(state, tmp)
     os.replace(tmp, path)
     entry = {**entry, "file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "torch": torch.__version__}
-    entries = _manifest(manifest)
-    entries[name] = entry
-    manifest.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    with exclusive(lock_file_for(manifest)):  # two processes saving at once keep both entries
+        entries = _manifest(manifest)
+        entries[name] = entry
+        tmp = manifest.with_name(f".{manifest.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, manifest)
     return entry
 
 

@@ -20,6 +20,14 @@ Threshold = Union[float, torch.Tensor]
 
 CHUNK = 1 << 16  # elements a fused step updates at a time on a CPU: its temporaries stay in cache
 
+
+def check_shape(x: torch.Tensor, v: torch.Tensor) -> None:
+    """A step's input must have its membrane's shape (one inference, one input shape)."""
+    if x.shape != v.shape:
+        raise ValueError(f"input of shape {tuple(x.shape)} for membranes of shape {tuple(v.shape)}: an "
+                         "inference keeps one input shape (call reset_state() to start another)")
+
+
 def _pieces(value: Threshold, chunk: int):
     """A per-element tensor in chunks of ``chunk``; a number repeated."""
     return value.view(-1).split(chunk) if torch.is_tensor(value) else itertools.repeat(value)
@@ -28,10 +36,10 @@ def _pieces(value: Threshold, chunk: int):
 def _fire(v: torch.Tensor, threshold: Threshold, below: bool, magnitude: Optional[int],
           out: torch.Tensor, at_threshold: bool = False) -> torch.Tensor:
     """The spikes of membrane ``v`` into ``out``: 1 where v passes the threshold (above it, or
-    below a negative one; ``at_threshold``: reaching it is enough), or with augmented spikes
-    their magnitude ceil(v / threshold) - 1, at least 0 and at most ``magnitude``."""
+    below a negative one; ``at_threshold``: reaching a positive threshold is enough), or with
+    augmented spikes their magnitude ceil(v / threshold) - 1, at least 0 and at most ``magnitude``."""
     if magnitude == 1:
-        compare = (torch.le if below else torch.ge) if at_threshold else (torch.lt if below else torch.gt)
+        compare = torch.ge if at_threshold else (torch.lt if below else torch.gt)
         return compare(v, threshold, out=out)
     torch.div(v, threshold, out=out).ceil_().sub_(1)
     return out.nan_to_num_(0.0).clamp_(0, magnitude)  # a NaN membrane fires nothing
@@ -49,13 +57,16 @@ def fused_step(x: torch.Tensor, v_p: torch.Tensor, v_n: Optional[torch.Tensor], 
     float64 tensors of the membranes' shape (per-channel thresholds); ``magnitude``: the
     largest spike (1: binary; else augmented spikes, None: no bound); ``at_threshold``: a
     binary spike fires when the membrane reaches its threshold (the IF neuron's v >= theta),
-    not only when it passes it (Eqs. 11-12). On a CPU ``CHUNK`` elements at a time (on a GPU
+    not only when it passes it (Eqs. 11-12; one membrane only). On a CPU ``CHUNK`` elements at a time (on a GPU
     all at once) into scratch buffers made once per step, every operation in float64; with
     binary spikes the same spikes and values as :func:`.signed.signed_step`: (v - P_th) / P_th
     > 0 is v > P_th, (N_th - v) / -N_th > 0 is v < N_th, and the output p P_th + n (alpha N_th)
     is exact (one of the two terms is 0)."""
-    if at_threshold and magnitude != 1:
-        raise ValueError("at_threshold applies to binary spikes (magnitude 1) only")
+    if at_threshold and (magnitude != 1 or n_th is not None):
+        raise ValueError("at_threshold applies to binary spikes (magnitude 1) of one membrane only")
+    check_shape(x, v_p)
+    if n_th is not None:
+        check_shape(x, v_n)
     out = torch.empty(x.shape, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32,
                       device=x.device)
     chunk = CHUNK if x.device.type == "cpu" else max(x.numel(), 1)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .fused import fused_step
-from .stats import DeviceCounters, FlatEnds, SpikeStats
+from .stats import DeviceCounters, FlatEnds
 
 
 class IFNeuron(DeviceCounters, FlatEnds, nn.Module):
@@ -48,9 +48,6 @@ class IFNeuron(DeviceCounters, FlatEnds, nn.Module):
     def extra_repr(self) -> str:
         return f"theta={self.threshold:.4g}, time_steps={self.time_steps}, v_init={self.v_init:g} theta"
 
-    def reset_stats(self) -> None:
-        self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
-
     def reset_state(self) -> None:
         """Start a new inference; one that ran its time steps counts its clipped neurons first
         (kept as a tensor: no wait for the device)."""
@@ -70,7 +67,7 @@ class IFNeuron(DeviceCounters, FlatEnds, nn.Module):
         if self.v is None:
             self.v = torch.full(x.shape, self.v_init * self.threshold, dtype=torch.float64, device=x.device)
             self._stats.neurons += x.numel()
-        self.t += 1
         # NaN where v is not finite; the output rounded as to_output rounds
         out = fused_step(x, self.v, None, self.threshold, None, 0.0, self.counts_for(x), at_threshold=True)
+        self.t += 1
         return out.to(x.dtype)

@@ -40,10 +40,10 @@ output is rounded to the input's dtype (:mod:`.precision`).
 
 Two implementations of one step, chosen per call: with gradients on and an
 input that needs them, :func:`signed_step` (differentiable, for training
-through time); otherwise :func:`.fused.fused_step` (shared with the rate-coded IF neuron), the same operations in place on
-the membranes (no temporaries of the membrane's size but the spike masks, and
-per-channel thresholds expanded once per inference) with
-the spike counts kept as tensors, so that no step waits for the device. Both
+through time); otherwise :func:`.fused.fused_step` (shared with the rate-coded IF
+neuron), the same operations in place on the membranes (no temporaries of the
+membrane's size but the spike masks, and per-channel thresholds expanded once per
+inference) with the spike counts kept as tensors, so that no step waits for the device. Both
 give the same spikes, membranes and outputs bit for bit (``tests/test_signed.py``).
 
 Three generalisations, each off by default:
@@ -76,10 +76,10 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .fused import Threshold, fused_step
+from .fused import Threshold, check_shape, fused_step
 from .gradients import no_gradient
 from .precision import to_output
-from .stats import DeviceCounters, FlatEnds, SpikeStats
+from .stats import DeviceCounters, FlatEnds
 
 DEFAULT_KAPPA = 6.7  # Sect. 5.1
 
@@ -225,9 +225,6 @@ class SignedIFNeuron(DeviceCounters, FlatEnds, nn.Module):
                              f"{tuple(x.shape)} (channels on dimension 1)")
         return value.to(x.device).view(1, -1, *([1] * (x.dim() - 2)))
 
-    def reset_stats(self) -> None:
-        self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
-
     def reset_state(self) -> None:
         """Start a new inference; one that ran its time steps counts its clipped neurons first
         (kept as a tensor: no wait for the device)."""
@@ -286,16 +283,18 @@ class SignedIFNeuron(DeviceCounters, FlatEnds, nn.Module):
                                "call reset_state()")
         if self.v_p is None:
             self._start(x)
-        self.t += 1
+        check_shape(x, self.v_p)
         differentiable = torch.is_grad_enabled() and (x.requires_grad or self.v_p.requires_grad)
         if not differentiable or self.max_magnitude != 1:
             out = fused_step(x, self.v_p, self.v_n, *self._fused_thresholds(x), self.counts_for(x),
                              self.max_magnitude).to(x.dtype)
+            self.t += 1
             return no_gradient(x, out, "augmented spikes have no surrogate gradient: no backward pass "
                                        "through them (training through time needs binary signed spikes, "
                                        "max_magnitude=1)") if differentiable else out
         p_th, n_th = self.shaped(self.p_th, x), None if self.n_th is None else self.shaped(self.n_th, x)
         p, n, self.v_p, self.v_n = signed_step(x.to(torch.float64), self.v_p, self.v_n, p_th, n_th, self.kappa)
+        self.t += 1
         self._stats.spikes += int(p.detach().sum()) + int(n.detach().sum())
         self._stats.negative += int(n.detach().sum())
         # + 0, or NaN where a membrane is not finite (as the fused step)

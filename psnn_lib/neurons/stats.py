@@ -50,10 +50,16 @@ class FlatEnds:
 class DeviceCounters:
     """Spike counters that a fused step keeps as a tensor on the neuron's device (positive,
     negative), and clipped neurons counted as a tensor at the end of an inference: no step waits
-    for the device. They are folded into ``stats`` (a :class:`SpikeStats`) when it is read."""
+    for the device. They are folded into ``stats`` (a :class:`SpikeStats`) when it is read. The
+    neuron has ``time_steps``; no bias spike (Eq. 26 without its +1)."""
 
+    time_steps: int
+    _stats: SpikeStats
     _counts: Optional[torch.Tensor]
     _clipped: Optional[torch.Tensor]
+
+    def reset_stats(self) -> None:
+        self.stats = SpikeStats(time_steps=self.time_steps, bias_spike=False)
 
     @property
     def stats(self) -> SpikeStats:

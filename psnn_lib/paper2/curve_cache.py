@@ -32,7 +32,6 @@ The tests run with a cache of their own session (``tests/conftest.py``).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -40,13 +39,14 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 
 from .. import paths
 from ..book.runner import library_digest
 from ..converter.engine import ConvertedModel
+from ..file_lock import exclusive
 from .evaluation import SNN_BATCH, StepCurve, accuracy_by_step
 
 PLAIN = (bool, int, float, str, type(None))
@@ -158,7 +158,7 @@ def cached_curve(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, label: s
         return accuracy_by_step(snn, x, y, batch_size)
     key = curve_key(snn, x, y, label, batch_size)
     path = folder / f"{key}.pt"
-    with _one_at_a_time(path):
+    with exclusive(path.with_suffix(".lock")):  # two notebooks asking at once compute it once
         curve = _read(path, key, snn.passes, len(x))
         if curve is None:
             curve = accuracy_by_step(snn, x, y, batch_size)
@@ -166,23 +166,5 @@ def cached_curve(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, label: s
                 _write(path, key, curve)
             except OSError as exc:
                 warnings.warn(f"curve cache: cannot write {path} ({exc}); the curve is computed, not stored",
-                              RuntimeWarning, stacklevel=3)
+                              RuntimeWarning, stacklevel=2)
     return curve
-
-
-@contextlib.contextmanager
-def _one_at_a_time(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path``'s lock file while its curve is looked up and computed: two
-    notebooks that ask for one curve at once (the runner runs two at a time) compute it once,
-    the second reads what the first stored. No lock where ``fcntl`` is missing (not POSIX) or
-    the folder cannot be written (then the curve cannot be stored either)."""
-    try:
-        import fcntl
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_suffix(".lock"), "a")
-    except (ImportError, OSError):
-        yield
-        return
-    with lock:  # closing the file releases the lock
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield

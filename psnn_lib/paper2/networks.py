@@ -48,6 +48,7 @@ from torch import nn
 
 from .. import paths
 from ..converter.engine import ConvertedModel, analog_twin, convert
+from ..file_lock import exclusive, lock_file_for
 from ..through_time.membranes import membrane_calibration
 from ..through_time.calibrate import LOSSES, calibration_loss, joint_calibration, layerwise_calibration
 from ..models import cifar, datasets
@@ -283,10 +284,12 @@ def ensure(names: list[str], scale: str, device: str) -> None:
     the ``paper`` profile runs the whole pipeline itself."""
     for name in names:
         ensure([RECIPES[name][k] for k in ("from", "settings_from") if RECIPES[name].get(k)], scale, device)
-        try:
-            _verified(name, scale)
-        except (FileNotFoundError, StaleNetwork):
-            make(name, device, scale)
+        # two notebooks that need one network at once: one makes it, the other then finds it
+        with exclusive(lock_file_for(_manifest_of(scale).with_name(name))):
+            try:
+                _verified(name, scale)
+            except (FileNotFoundError, StaleNetwork):
+                make(name, device, scale)
 
 
 def _rounded(model: nn.Module) -> dict:
