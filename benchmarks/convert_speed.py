@@ -1,97 +1,129 @@
 """Converted ResNet-20 inference time over ANN inference time, on the CPU.
 
-Converts the committed Fashion-MNIST ResNet-20 to PS neurons (K = 16,
-min-max calibration on 512 test images), then prints, for batches of real
-test images at each ``--batch`` size, the ANN time (the baseline, measured in
-the same process just before) and the PS fast path's ratio to it with spike
-counters on and off; the time-stepped path at batch 64; the conversion time;
-how much each step raised the peak resident memory (0 when it stayed under an
-earlier peak); and the neurons' table memory (sum of ``table_bytes()``)
-against the model's weights, for the fast path and after the stepped path
-rebuilt its reset tables. Target: fast path <= 1.3x ANN at batch 64 with
-counters on.
+Converts the committed Fashion-MNIST ResNet-20 to PS neurons (K = 16, min-max
+calibration on 512 test images) and times, for batches of real test images at
+each ``--batch`` size, in interleaved rounds (every cell once per round, the
+ANN first; each cell's ratio taken to that round's ANN time):
 
-    python benchmarks/convert_speed.py [--batch 1 64 256] [--repeat 5] [--threads 2]
+- the fast path compiled (:mod:`psnn_lib.kernels.ps_fast`) and its torch twin,
+  each with spike counters on and off;
+- the time-stepped simulator (binary spikes, counters on);
+- the floor: the same converted graph with ReLU at every site.
+
+It prints the median ratio and the spread (lowest-highest) over the rounds,
+the kernel's build time in this process, the conversion time, and the
+neurons' table memory against the model's weights. Targets (issue 22): the
+compiled fast path at most 1.25x the ANN at batch 64 with counters on; the
+stepped simulator at most 4x.
+
+    python benchmarks/convert_speed.py [--batch 1 64 256] [--rounds 11] [--threads 2]
 """
 from __future__ import annotations
 
 import argparse
-import resource
+import contextlib
+import copy
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
 from psnn_lib import convert
+from psnn_lib.kernels import build, ps_fast
 from psnn_lib.models import datasets
 from psnn_lib.models.checkpoints import load_checkpoint
 
 MIB = 2 ** 20
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+@contextlib.contextmanager
+def twin() -> Iterator[None]:
+    """The PS neurons take the torch twin of the compiled pass while this is open."""
+    available = ps_fast.available
+    ps_fast.available = lambda: False
+    try:
+        yield
+    finally:
+        ps_fast.available = available
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def seconds(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, nargs="+", default=[1, 64, 256])
-    p.add_argument("--stepped-batch", type=int, default=64)
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=11)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_grad_enabled(False)
+    if not ps_fast.available():
+        raise SystemExit("the compiled kernel is not available here (PSNN_KERNELS=off or no C compiler)")
+    print(f"kernel build in this process: {build.BUILD_SECONDS.get('ps_fast', 0.0):.2f} s "
+          "(0: built before, loaded from the cache)")
     model, _ = load_checkpoint("resnet20_fashion_mnist")
-    x_test, _ = datasets.fashion_mnist("test")  # (the test set only: a smaller RSS baseline)
+    x_test, _ = datasets.fashion_mnist("test")
     weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-
-    before = peak_mib()
     t = time.perf_counter()
     snn, report = convert(model, "ps", calibration=x_test[5000:5512].split(128), K=16, progress=False)
     print(f"conversion (min-max calibration on 512 images + {len(report.rows)} PS fits, K = 16): "
-          f"{time.perf_counter() - t:.2f} s (peak RSS +{peak_mib() - before:.0f} MiB), {a.threads} threads")
+          f"{time.perf_counter() - t:.2f} s, {a.threads} threads")
+    tables = sum(n.table_bytes() for n in snn.neurons.values())
+    print(f"neuron tables, fast path: {tables / MIB:.2f} MiB = {tables / weights:.2f}x the weights' "
+          f"{weights / MIB:.2f} MiB")
+    stepped = copy.deepcopy(snn)
+    stepped.set_mode("stepped")
+    floor = copy.deepcopy(snn)
+    for n in floor.neurons.values():
+        n.forward = torch.relu
 
-    def tables() -> str:
-        total = sum(n.table_bytes() for n in snn.neurons.values())
-        return f"{total / MIB:.2f} MiB = {total / weights:.2f}x the weights' {weights / MIB:.2f} MiB"
+    def counters(on: bool) -> None:
+        for n in snn.neurons.values():
+            n.record_stats = on
 
-    print(f"neuron tables, fast path: {tables()}")
-    print(f"{'batch':>5s} {'ANN ms':>8s} {'counters on':>12s} {'off':>6s}  max |logit diff|  peak RSS")
+    def run_twin(x: torch.Tensor) -> None:
+        with twin():
+            snn(x)
+
+    cells: dict[str, tuple[Callable[[], None], Callable[[torch.Tensor], object]]] = {
+        "compiled, counters on": (lambda: counters(True), snn),
+        "compiled, counters off": (lambda: counters(False), snn),
+        "torch twin, counters on": (lambda: counters(True), run_twin),
+        "torch twin, counters off": (lambda: counters(False), run_twin),
+        "stepped, counters on": (lambda: None, stepped),
+        "floor: ReLU at every site": (lambda: None, floor),
+    }
+    ratios: dict[tuple[int, str], list[float]] = {}
+    ann_ms: dict[int, list[float]] = {}
     for batch in a.batch:
         x = x_test[:batch]
-        before = peak_mib()
-        ann = timed(lambda: model(x), a.repeat)
-        ratios = []
-        for counters in (True, False):
-            for n in snn.neurons.values():
-                n.record_stats = counters
-            ratios.append(timed(lambda: snn(x), a.repeat) / ann)
-        err = float((snn(x) - model(x)).abs().max())
-        print(f"{batch:5d} {ann * 1e3:8.1f} {ratios[0]:11.2f}x {ratios[1]:5.2f}x  {err:16.2e}  "
-              f"+{peak_mib() - before:.0f} MiB")
-
-    x = x_test[:a.stepped_batch]
-    for n in snn.neurons.values():
-        n.record_stats = True
-    ann = timed(lambda: model(x), a.repeat)
-    snn.set_mode("stepped")
-    before = peak_mib()
-    stepped = timed(lambda: snn(x), max(1, a.repeat // 2))
-    print(f"time-stepped path (binary spikes), batch {a.stepped_batch}: {stepped * 1e3:.0f} ms = "
-          f"{stepped / ann:.1f}x ANN (peak RSS +{peak_mib() - before:.0f} MiB)")
-    print(f"neuron tables after the stepped path: {tables()}")
+        for setup, fn in cells.values():  # warm-up (and the stepped path's reset tables)
+            setup()
+            fn(x)
+        for _ in range(a.rounds):
+            ann = seconds(lambda: model(x))
+            ann_ms.setdefault(batch, []).append(ann * 1e3)
+            for name, (setup, fn) in cells.items():
+                setup()
+                ratios.setdefault((batch, name), []).append(seconds(lambda: fn(x)) / ann)
+    counters(True)
+    print(f"\nconverted ResNet-20 / ANN, median (lowest-highest) over {a.rounds} interleaved rounds")
+    print(f"| {'':27s} | " + " | ".join(f"batch {b:<12d}" for b in a.batch) + " |")
+    print("|" + "---|" * (len(a.batch) + 1))
+    print(f"| {'ANN ms':27s} | " + " | ".join(f"{statistics.median(ann_ms[b]):<18.1f}" for b in a.batch) + " |")
+    for name in cells:
+        row = []
+        for b in a.batch:
+            r = ratios[(b, name)]
+            row.append(f"{statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})".ljust(18))
+        print(f"| {name:27s} | " + " | ".join(row) + " |")
+    err = float((snn(x_test[:64]) - model(x_test[:64])).abs().max())
+    print(f"\nmax |logit difference| SNN - ANN at batch 64: {err:.2e}")
 
 
 if __name__ == "__main__":

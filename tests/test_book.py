@@ -39,6 +39,8 @@ def test_sources_include_the_data_the_library_reads():
     assert {"psnn_lib/neurons/fs.py", "psnn_lib/neurons/fs_params.json", "data/checkpoints.json"} <= set(files)
     import psnn_lib.paper2.networks  # noqa: F401
     assert "data/paper2_networks.json" in loaded_modules()
+    import psnn_lib.kernels.ps_fast  # noqa: F401
+    assert "psnn_lib/kernels/ps_fast.c" in loaded_modules()  # the C source a PS neuron runs
 
 
 def _fake_checkout(tmp_path):

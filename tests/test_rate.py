@@ -70,3 +70,32 @@ def test_an_input_of_another_shape_is_refused_before_any_step():
     with pytest.raises(ValueError, match="one input shape"):
         neuron(torch.ones(1, 3))
     assert neuron.t == 1 and torch.equal(neuron.v, v)
+
+
+def test_many_neurons_fold_their_counts_with_one_read(monkeypatch):
+    """What a converted model does once per inference: one read of every neuron's device-side
+    counts (the same totals as reading each neuron), not one per neuron."""
+    from psnn_lib import PSNeuron, fit_ps
+    from psnn_lib.neurons.stats import fold_counts
+
+    torch.manual_seed(3)
+    x = torch.randn(2000) * 2
+    ps = fit_ps("relu", -2, 2, step=1e-2, K=8)
+
+    def run():
+        neurons = [IFNeuron(0.5, 4), IFNeuron(0.3, 4), PSNeuron(ps)]
+        for n in neurons[:2]:
+            for _ in range(4):
+                n(x)
+            n.reset_state()
+        neurons[2]._fast_torch(x)  # the twin: counts on the device
+        return neurons
+
+    each = [(n.stats.spikes, n.stats.clipped, n.stats.neurons) for n in run()]
+    neurons, reads = run(), []
+    tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: reads.append(1) or tolist(t))
+    fold_counts(neurons)
+    assert len(reads) == 1
+    assert [(n.stats.spikes, n.stats.clipped, n.stats.neurons) for n in neurons] == each and len(reads) == 1
+    assert all(s > 0 and c > 0 for s, c, _ in each)

@@ -3,7 +3,8 @@
 A record stores the SHA-256 of its notebook source and of every
 ``psnn_lib`` module the notebook's kernel had imported when it saved
 (transitively, as ``sys.modules`` lists them), with the data those modules
-read: the data files inside each imported package (the FS table) and the
+read: the data and kernel files inside each imported package (the FS table, the
+C sources of :mod:`psnn_lib.kernels`) and the
 checkpoint manifest, which holds the SHA-256 of every committed checkpoint.
 A record is *stale* when any of these files has changed since: a change to
 the converter does not mark the fitting notebooks stale, because they never
@@ -42,7 +43,7 @@ def loaded_modules() -> dict[str, str]:
             continue
         files.add(Path(file).resolve())
         if hasattr(module, "__path__"):  # a package: its data files too
-            files.update(p.resolve() for p in Path(file).parent.iterdir() if p.suffix == ".json")
+            files.update(p.resolve() for p in Path(file).parent.iterdir() if p.suffix in (".json", ".c"))
         if name in CHECKOUT_DATA and (base / CHECKOUT_DATA[name]).exists():
             files.add((base / CHECKOUT_DATA[name]).resolve())
     return {p.relative_to(base).as_posix(): file_digest(p) for p in sorted(files)}

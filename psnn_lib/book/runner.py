@@ -61,11 +61,11 @@ def _parameters_cell_count(nb) -> int:
 
 
 def library_digest(root: Path) -> str:
-    """A digest of every library file (code and data) and the checkpoint manifests
+    """A digest of every library file (code, C kernels and data) and the checkpoint manifests
     (paper 1's and paper 2's): the runner's cache reruns every notebook when any of
     them changes (the records track per notebook what it ran, see :mod:`.provenance`)."""
     h = hashlib.sha256()
-    files = [p for p in (root / "psnn_lib").rglob("*") if p.suffix in (".py", ".json")]
+    files = [p for p in (root / "psnn_lib").rglob("*") if p.suffix in (".py", ".json", ".c")]
     manifests = [root / "data" / name for name in ("checkpoints.json", "paper2_networks.json")]
     for path in sorted(files + [m for m in manifests if m.exists()]):
         h.update(path.relative_to(root).as_posix().encode())

@@ -62,7 +62,7 @@ class Observer(nn.Module):
             return self.fn(x)
         with torch.no_grad():
             x = x.detach()
-            flat = x.reshape(-1).float().cpu()
+            flat = x.reshape(-1).float()  # on x's device: only the sample comes to the host
             finite = torch.isfinite(flat)
             kept = None  # positions of the finite inputs in x, when some are not
             if not finite.all():
@@ -122,11 +122,12 @@ class Observer(nn.Module):
         picked = None  # which of the finite inputs are taken (None: all)
         if n_new > k:
             picked = torch.randint(n_new, (k,), generator=self._gen)
-            flat = flat[picked]
+            flat = flat[picked.to(flat.device)]
+        flat = flat.cpu()
         new_channel = None
         if channels is not None and (self.sample_channel is not None or not self.sample.numel()):
             where = torch.arange(n_new) if picked is None else picked
-            where = where if kept is None else kept[where]
+            where = where if kept is None else kept.cpu()[where]
             c, inner = channels
             new_channel = (where // inner) % c
         if self.sample.numel() + flat.numel() <= k:

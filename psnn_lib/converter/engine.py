@@ -50,6 +50,7 @@ from torch import fx, nn
 
 from ..activations import ActivationSpec
 from ..neurons.gradients import no_gradient
+from ..neurons.stats import fold_counts
 from ..progress import progress_bar
 from .calibration import OUTLIER_RATIO, Observer, check_how
 from .inputs import batch_size, batches, clone, tensors, to_device, tree_map
@@ -225,7 +226,8 @@ class ConvertedModel(nn.Module):
         return {k: v for k, v in kwargs.items() if k not in self.fixed_arguments}
 
     def _clipping(self) -> dict[str, tuple[int, int]]:
-        """(clipped, neurons) counted so far, per site."""
+        """(clipped, neurons) counted so far, per site (one read of the counts per device)."""
+        fold_counts(self.neurons.values())
         return {name: (neuron.stats.clipped, neuron.stats.neurons) for name, neuron in self.neurons.items()}
 
     def _warn_clipping(self, before: dict[str, tuple[int, int]]) -> None:

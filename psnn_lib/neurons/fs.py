@@ -28,7 +28,7 @@ from torch import nn
 
 from ..paths import package_file
 from .precision import tensor_bytes, to_output
-from .stats import FlatEnds, SpikeStats
+from .stats import DeviceCounters, FlatEnds, SpikeStats
 
 
 @dataclass
@@ -83,7 +83,7 @@ def lookup(table: dict, name: str, K: int) -> Optional[FSParams]:
     return FSParams(**entry) if entry else None
 
 
-class FSNeuron(FlatEnds, nn.Module):
+class FSNeuron(DeviceCounters, FlatEnds, nn.Module):
     """A layer of FS neurons with shared h(t), d(t), T(t)."""
 
     MODES = ("stepped",)
@@ -113,10 +113,9 @@ class FSNeuron(FlatEnds, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = x.to(torch.float64)
         out, count = fs_forward(v, *(p.to(x.device) for p in (self.h, self.d, self.T)))
-        self.stats.neurons += x.numel()
-        self.stats.spikes += int(count.sum())
-        self.stats.clipped += int((v < self.params.l).sum()) * (not self.flat[0]) \
-            + int((v > self.params.r).sum()) * (not self.flat[1])
+        self._stats.neurons += x.numel()
+        self.counts_for(x)[0] += count.sum()  # kept on the device until stats is read
+        self.add_clipped((v < self.params.l).sum() * (not self.flat[0]) + (v > self.params.r).sum() * (not self.flat[1]))
         return to_output(out.masked_fill(v.isnan(), math.nan), x.dtype)  # NaN in, NaN out (never a silent 0)
 
 

@@ -9,13 +9,17 @@ the per-neuron reset of Eq. 2 is a look-up.
 - ``mode="stepped"`` integrates Eqs. 1-3 step by step: membrane v, threshold
   T(t), reset to h_i(t+1) after a spike, output sum_t d(t) z(t) + b.
 - ``mode="fast"`` reads the same outputs and spike counts from tables the fit
-  computed on its grid: one gather each. Tests prove both give equal
-  outputs and equal spike counts, in every dtype.
+  computed on its grid: one gather. On a CPU one compiled pass snaps, reads
+  and counts (:mod:`psnn_lib.kernels.ps_fast`); elsewhere, or without a C
+  compiler, its torch twin does the same in whole-tensor operations. Tests
+  prove the three give equal outputs and equal counts, in every dtype.
 
-A neuron holds only the fast path's tables: the output of Eq. 3 per grid
-point (float32; a float64 copy is built for the first float64 input) and the
-spike count (uint8; one histogram of the inputs' indices counts spikes and
-clipped inputs). The reset table h (K x G float64) is rebuilt by refitting
+A neuron holds only the fast path's table: per grid point the float32 output of
+Eq. 3 (its bits) and the spike count packed in one int64, so that one gather
+serves both (a float64 copy of the outputs is built for the first float64
+input). Spikes and clipped inputs are sums over the gathered entries and the
+end indices, kept on the input's device (no step waits for it). The reset
+table h (K x G float64) is rebuilt by refitting
 (:meth:`~psnn_lib.ps.fit.PSParams.fit_tables`) when the time-stepped simulator
 first runs. Precision follows :mod:`psnn_lib.neurons.precision`.
 
@@ -26,15 +30,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Union
 
 import torch
 from torch import nn
 
+from ..kernels import ps_fast
 from ..ps.fit import PSParams
-from ..ps.grid import Snapped, snap
+from ..ps.grid import Snapped, snap, snap_affine
 from .precision import tensor_bytes, to_output
-from .stats import FlatEnds, SpikeStats
+from .stats import DeviceCounters, FlatEnds, SpikeStats
 
 MODES = ("fast", "stepped")
 _CPU = torch.device("cpu")
@@ -54,7 +59,13 @@ def _padded(values: torch.Tensor) -> torch.Tensor:
     return torch.cat([values[:1], values, values[-1:]])
 
 
-class PSNeuron(FlatEnds, nn.Module):
+def _packed(outputs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Per padded index the float32 output's bits (low 32 bits) and the spike count (high 32)."""
+    bits = outputs.to(torch.float32).view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    return bits | (counts.to(torch.int64) << 32)
+
+
+class PSNeuron(DeviceCounters, FlatEnds, nn.Module):
     """A layer of PS neurons for one fitted activation (elementwise).
 
     ``params`` is not modified; the neuron keeps a copy without the fit's
@@ -70,12 +81,10 @@ class PSNeuron(FlatEnds, nn.Module):
         self.params = params.slim()
         self.mode = mode
         self.record_stats = record_stats
-        self.stats = SpikeStats(time_steps=params.K)
-        counts = next(t for t in (torch.uint8, torch.int16, torch.int32) if params.K <= torch.iinfo(t).max)
+        self.reset_stats()
         # tables by (kind, device); plain tensors, not buffers, so Module.half() leaves them exact
         self._tables: dict[tuple[str, torch.device], torch.Tensor] = {
-            ("out32", _CPU): _padded(fitted.accumulated + params.b).to(torch.float32),
-            ("count", _CPU): _padded(fitted.spike_count).to(counts),
+            ("packed", _CPU): _packed(_padded(fitted.accumulated + params.b), _padded(fitted.spike_count)),
         }
 
     @property
@@ -110,8 +119,9 @@ class PSNeuron(FlatEnds, nn.Module):
         return tensor_bytes(held)
 
     def _table(self, kind: str, device: torch.device) -> torch.Tensor:
-        """Table ``kind`` on ``device``: "out32", "count" (padded grid), "out64" (built on
-        first use) or "h" (the fit's reset table, rebuilt on first use); copied per device."""
+        """Table ``kind`` on ``device``: "packed" (padded grid: float32 output bits and spike
+        count), "out64" (built on first use) or "h" (the fit's reset table, rebuilt on first
+        use); copied per device."""
         if (kind, device) not in self._tables:
             if (kind, _CPU) not in self._tables:
                 p = self.params
@@ -124,41 +134,73 @@ class PSNeuron(FlatEnds, nn.Module):
         p = self.params
         return snap(x, p.l, p.delta, p.points, reuse=reuse)
 
-    def _record(self, at: Snapped, spikes: Optional[int]) -> None:
-        """Add to the counters from one histogram of the indices: neurons, clipped
-        inputs (the two end bins) and, unless the simulator counted them, spikes."""
+    def _add(self, neurons: int, spikes: Union[int, torch.Tensor], low: Union[int, torch.Tensor],
+             high: Union[int, torch.Tensor]) -> None:
+        """Add one call's counts: its ``neurons``, their ``spikes``, and the inputs beyond either
+        end of the grid (index 0 or the last: clipped, unless the activation is flat there).
+        Tensors stay on their device until ``stats`` is read."""
         if not self.record_stats:
             return
-        hist = torch.bincount(at.index, minlength=self.params.points + 2)
-        if at.nan is not None:  # NaN inputs sit at index 1 and emit nothing
-            hist[1] -= int(at.nan.sum())
-        if spikes is None:
-            spikes = int(hist @ self._table("count", hist.device).to(hist.dtype))
-        self.stats.neurons += at.index.numel()
-        self.stats.spikes += spikes
-        self.stats.clipped += int(hist[0]) * (not self.flat[0]) + int(hist[-1]) * (not self.flat[1])
+        self._stats.neurons += neurons
+        clipped = low * (not self.flat[0]) + high * (not self.flat[1])
+        if torch.is_tensor(spikes):
+            self.counts_for(spikes)[0] += spikes
+            self.add_clipped(clipped)
+        else:
+            self._stats.spikes += spikes
+            self._stats.clipped += clipped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_floating_point(x):
             raise TypeError(f"PSNeuron needs a floating-point input, got {x.dtype}")
         if self.mode == "fast":
             return self._fast(x)
-        return self.simulate(x).accumulated[-1]
+        at, which, steps = self._per_point(x, record=False)
+        return self._output(steps[-1][2], which, at, x)
 
     def _fast(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. 3 read from the output table; spikes from the count table and a histogram."""
-        at = self._snap(x, reuse=True)
-        table = self._table("out64" if x.dtype == torch.float64 else "out32", x.device)
-        out = table.index_select(0, at.index)
-        self._record(at, None)
-        if at.nan is not None:
-            out.masked_fill_(at.nan, math.nan)
+        """Eq. 3 read from the table: the compiled pass on a CPU where it is available, else
+        its torch twin."""
+        if x.device.type == "cpu" and ps_fast.available():
+            return self._fast_compiled(x)
+        return self._fast_torch(x)
+
+    def _fast_compiled(self, x: torch.Tensor) -> torch.Tensor:
+        """:func:`psnn_lib.kernels.ps_fast.ps_fast` on a CPU input (float16 and bfloat16 inputs
+        go in as float32, which holds them exactly)."""
+        src = x.detach().reshape(-1)
+        src = (src if src.dtype in (torch.float32, torch.float64) else src.to(torch.float32)).contiguous()
+        p = self.params
+        out64 = self._table("out64", x.device) if src.dtype == torch.float64 else None
+        out, totals = ps_fast.ps_fast(src, *snap_affine(p.l, p.delta), p.points + 1, self._table("packed", x.device),
+                                      out64)
+        self._add(x.numel(), totals.spikes, totals.low, totals.high)
         return out.to(x.dtype).view(x.shape)
 
-    def _output(self, acc: torch.Tensor, at: Snapped, x: torch.Tensor) -> torch.Tensor:
-        """b + sum d z (Eq. 3) in float64, rounded to the output of ``x``'s dtype; NaN where x is."""
-        out = to_output(acc + self.params.b, x.dtype)
-        return (out if at.nan is None else out.masked_fill(at.nan, math.nan)).view(x.shape)
+    def _fast_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """The compiled pass in whole-tensor operations, on any device, with no wait for it:
+        one gather of the packed table, the counts as sums."""
+        at = self._snap(x, reuse=True)
+        packed = self._table("packed", x.device)
+        hit = packed.index_select(0, at.index)
+        if x.dtype == torch.float64:
+            out = self._table("out64", x.device).index_select(0, at.index)
+        else:
+            out = hit.to(torch.int32).view(torch.float32)  # the low 32 bits (two's complement wrap)
+        out.masked_fill_(at.nan, math.nan)
+        if self.record_stats:
+            counts = hit.view(torch.int32)[1::2]  # the high 32 bits (torch's tensors are little-endian)
+            nans = torch.count_nonzero(at.nan)  # NaN inputs sit at index 1 and emit nothing
+            spikes = counts.sum(dtype=torch.int64) - nans * (packed[1] >> 32)
+            self._add(x.numel(), spikes, torch.count_nonzero(at.index == 0),
+                      torch.count_nonzero(at.index == self.params.points + 1))
+        return out.to(x.dtype).view(x.shape)
+
+    def _output(self, acc: torch.Tensor, which: torch.Tensor, at: Snapped, x: torch.Tensor) -> torch.Tensor:
+        """b + sum d z (Eq. 3) per grid point in float64, rounded to the output of ``x``'s dtype
+        and read back per input; NaN where x is."""
+        out = to_output(acc + self.params.b, x.dtype).index_select(0, which)
+        return out.masked_fill_(at.nan, math.nan).view(x.shape)
 
     def simulate(self, x: torch.Tensor, record: bool = False) -> Trace:
         """Time-stepped membrane dynamics, Eqs. 1-3, in float64.
@@ -171,12 +213,24 @@ class PSNeuron(FlatEnds, nn.Module):
         ``record=True`` the trace holds every step; otherwise only the final
         one. A NaN input emits no spike and its membrane reads NaN.
         """
+        at, which, steps = self._per_point(x, record)
+        trace = [self._per_input(step, which, at, x) for step in steps]
+        return Trace(*(torch.stack(parts) for parts in zip(*trace)))
+
+    def _per_point(self, x: torch.Tensor, record: bool) -> tuple[Snapped, torch.Tensor, list[tuple]]:
+        """Eqs. 1-3 once per grid point the inputs snap to, and the counts: the snap, each input's
+        position among those points, and per step (every step with ``record``, else the last)
+        the points' membrane, spikes and Eq. 3 so far."""
         p = self.params
         at = self._snap(x, reuse=False)
-        row = (at.index - 1).clamp_(0, p.points - 1).long()  # grid point of each padded index
-        present = torch.bincount(row, minlength=p.points) > 0
+        hist = torch.bincount(at.index, minlength=p.points + 2)  # inputs per padded index
+        per_point = hist[1:-1].clone()
+        per_point[0] += hist[0]  # the ends saturate to the end points
+        per_point[-1] += hist[-1]
+        present = per_point > 0
         points = present.nonzero().squeeze(1)  # the grid points the inputs snap to
-        which = (present.cumsum(0) - 1).index_select(0, row)  # each input's position among them
+        row = (at.index - 1).clamp_(0, p.points - 1)  # grid point of each padded index
+        which = (present.cumsum(0) - 1).index_select(0, row)  # each input's position among the points
         h = self._table("h", x.device)
         T, d = p.T.to(x.device), p.d.to(x.device)
         v = h[0].index_select(0, points)
@@ -191,16 +245,16 @@ class PSNeuron(FlatEnds, nn.Module):
                 steps.append((v, z, acc.clone()))
             if t + 1 < p.K:
                 v = torch.where(z, h[t + 1].index_select(0, points), v)
-        live = which if at.nan is None else which[~at.nan]
-        self._record(at, int(torch.bincount(live, minlength=len(points)).to(fired.dtype) @ fired))
-        trace = [self._per_input(step, which, at, x) for step in steps]
-        return Trace(*(torch.stack(parts) for parts in zip(*trace)))
+        if self.record_stats:
+            nans = int(torch.count_nonzero(at.nan))  # at index 1: grid point 0, the first present
+            spikes = int(per_point.index_select(0, points).to(fired.dtype) @ fired) - (nans and nans * int(fired[0]))
+            self._add(at.index.numel(), spikes, int(hist[0]), int(hist[-1]))
+        return at, which, steps
 
     def _per_input(self, step: tuple[torch.Tensor, torch.Tensor, torch.Tensor], which: torch.Tensor,
                    at: Snapped, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step's membrane, spikes and output (Eq. 3 so far) per grid point, read back per
         input; a NaN input's membrane is NaN and it does not spike."""
-        v, z, acc = (values.index_select(0, which) for values in step)
-        if at.nan is not None:
-            v, z = v.masked_fill(at.nan, math.nan), z & ~at.nan
-        return v.view(x.shape), z.view(x.shape), self._output(acc, at, x)
+        v, z = (values.index_select(0, which) for values in step[:2])
+        v, z = v.masked_fill(at.nan, math.nan), z & ~at.nan
+        return v.view(x.shape), z.view(x.shape), self._output(step[2], which, at, x)

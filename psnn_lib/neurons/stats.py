@@ -65,15 +65,27 @@ class DeviceCounters:
     def stats(self) -> SpikeStats:
         """The spike counters, with the counts of the fused steps and the clipped neurons since
         the last read."""
-        if self._counts is not None:
-            positive, negative = (int(c) for c in self._counts.tolist())
-            self._stats.spikes += positive + negative
-            self._stats.negative += negative
-            self._counts = None
-        if self._clipped is not None:
-            self._stats.clipped += int(self._clipped)
-            self._clipped = None
+        pending = self._pending()
+        if pending is not None:
+            self._fold(pending.tolist())
         return self._stats
+
+    def _pending(self) -> Optional[torch.Tensor]:
+        """The counts not yet folded, (positive, negative, clipped) as float64 on their device
+        (exact below 2^53), or None."""
+        if self._counts is None and self._clipped is None:
+            return None
+        device = (self._counts if self._counts is not None else self._clipped).device
+        counts = self._counts if self._counts is not None else torch.zeros(2, dtype=torch.float64, device=device)
+        clipped = self._clipped if self._clipped is not None else torch.zeros((), device=device)
+        return torch.cat([counts, clipped.reshape(1).to(device=device, dtype=torch.float64)])
+
+    def _fold(self, pending: list[float]) -> None:
+        positive, negative, clipped = (int(c) for c in pending)
+        self._stats.spikes += positive + negative
+        self._stats.negative += negative
+        self._stats.clipped += clipped
+        self._counts = self._clipped = None
 
     @stats.setter
     def stats(self, value: SpikeStats) -> None:
@@ -100,3 +112,16 @@ class DeviceCounters:
         if self._counts is None:
             return torch.tensor(self._stats.spikes, dtype=torch.float64)
         return self._counts.sum() + self._stats.spikes
+
+
+def fold_counts(neurons) -> None:
+    """Fold the device-side counts of many neurons into their ``stats`` with one read per device
+    (what a converted model does once per inference), instead of one per neuron."""
+    pending: dict[torch.device, list[tuple[DeviceCounters, torch.Tensor]]] = {}
+    for neuron in neurons:
+        values = neuron._pending() if isinstance(neuron, DeviceCounters) else None
+        if values is not None:
+            pending.setdefault(values.device, []).append((neuron, values))
+    for group in pending.values():
+        for (neuron, _), values in zip(group, torch.stack([v for _, v in group]).tolist()):
+            neuron._fold(values)

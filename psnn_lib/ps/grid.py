@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 
 MAX_GRID_POINTS = 2 ** 17
-"""Most points of one grid. A neuron's fast-path tables (a float32 output and
-a uint8 spike count per point, :class:`~psnn_lib.neurons.ps.PSNeuron`) then
-take at most 640 KiB; a wider interval gets a coarser step (``fit_ps`` warns)."""
+"""Most points of one grid. A neuron's fast-path table (a float32 output and
+a spike count packed in 8 bytes per point, :class:`~psnn_lib.neurons.ps.PSNeuron`)
+then takes at most 1 MiB; a wider interval gets a coarser step (``fit_ps`` warns)."""
 
 
 PAPER_STEP = 1e-3
@@ -63,7 +63,7 @@ class Snapped(NamedTuple):
     """Where inputs snap: padded table index and NaN mask."""
 
     index: torch.Tensor  # int32, flat
-    nan: Optional[torch.Tensor]  # bool mask, None when no input is NaN
+    nan: torch.Tensor  # bool, flat: True where the input is NaN
 
 
 class _Scratch(threading.local):
@@ -87,6 +87,12 @@ def release_scratch() -> None:
     _SCRATCH.buffers.clear()
 
 
+def snap_affine(l: float, delta: float) -> tuple[float, float]:
+    """(inv, c) of the snap position x * inv + c (:func:`snap`, and the compiled fast path's)."""
+    inv = 1.0 / delta
+    return inv, 1.5 - l * inv
+
+
 def snap(x: torch.Tensor, l: float, delta: float, points: int, reuse: bool = False) -> Snapped:
     """Padded table index of each input: index = trunc(clamp(x * (1/delta) + (3/2 - l/delta), 0, points + 1)),
     in float64, the product and the sum each rounded (never a fused multiply-add), so that every
@@ -94,10 +100,11 @@ def snap(x: torch.Tensor, l: float, delta: float, points: int, reuse: bool = Fal
 
     Grid point j (0-based) has index j + 1; index 0 holds inputs below
     l - delta/2 and ``points + 1`` those above r + delta/2 (both saturate to
-    the end values), so a histogram of the indices counts clipped inputs. The
+    the end values), so the inputs at the two end indices are the clipped ones. The
     index is computed in float64 whatever the dtype of ``x`` (every float
     converts to float64 exactly), so one input value snaps to the same grid
-    point in every dtype. NaN inputs get index 1 (the caller masks them).
+    point in every dtype. NaN inputs get index 1 (the caller masks them with
+    ``nan``). No value is read back to the host: nothing waits for the device.
     With ``reuse``, the index lives in a per-thread buffer that the next
     ``snap(..., reuse=True)`` overwrites: no allocation, which is most of the
     cost of a large layer.
@@ -109,17 +116,10 @@ def snap(x: torch.Tensor, l: float, delta: float, points: int, reuse: bool = Fal
     else:
         pos = x.detach().reshape(-1).to(torch.float64, copy=True)
         index = torch.empty(n, dtype=torch.int32, device=x.device)
-    inv = 1.0 / delta
+    inv, c = snap_affine(l, delta)
     # x * inv and + c as two operations, each rounded: a fused multiply-add (what add(alpha=)
     # becomes under AVX2) rounds once, and another CPU build would snap near-ties elsewhere
-    pos.mul_(inv).add_(1.5 - l * inv)
-    nan = None
-    if n:
-        lo, hi = (float(v) for v in torch.aminmax(pos))
-        if math.isnan(lo) or math.isnan(hi):
-            nan = torch.isnan(pos)
-            pos.masked_fill_(nan, 1.5)
-            lo, hi = (float(v) for v in torch.aminmax(pos))
-        if lo < 0 or hi > points + 1:
-            pos.clamp_(0, points + 1)
+    pos.mul_(inv).add_(c)
+    nan = torch.isnan(pos)
+    pos.nan_to_num_(nan=1.5).clamp_(0, points + 1)  # +-inf become the largest finite values first
     return Snapped(index.copy_(pos), nan)
