@@ -56,10 +56,27 @@ static inline uint64_t count_one(const uint64_t *packed, int32_t k, int64_t nan,
     __m256d hi = _mm256_cmp_pd(pos, vtop, _CMP_GE_OQ);                                             \
     pos = _mm256_min_pd(_mm256_max_pd(pos, zero), vtop);
 
-#define PS_COUNT4                                                                                  \
-    lows = _mm256_sub_epi64(lows, _mm256_castpd_si256(lo));                                        \
-    highs = _mm256_sub_epi64(highs, _mm256_castpd_si256(hi));                                      \
-    nans = _mm256_sub_epi64(nans, _mm256_castpd_si256(nan));
+/* Four lanes of the counts, added up once a range is done. */
+typedef struct {
+    __m256i spikes, low, high, nans;
+} counts4_t;
+
+static inline void count4(counts4_t *a, __m256i entry, __m256d nan, __m256d lo, __m256d hi) {
+    a->spikes = _mm256_add_epi64(a->spikes, _mm256_andnot_si256(_mm256_castpd_si256(nan), _mm256_srli_epi64(entry, 32)));
+    a->low = _mm256_sub_epi64(a->low, _mm256_castpd_si256(lo)); /* a true lane is -1 */
+    a->high = _mm256_sub_epi64(a->high, _mm256_castpd_si256(hi));
+    a->nans = _mm256_sub_epi64(a->nans, _mm256_castpd_si256(nan));
+}
+
+static inline void fold4(const counts4_t *a, totals_t *t) {
+    int64_t lanes[4];
+    __m256i sums[4] = {a->spikes, a->low, a->high, a->nans};
+    int64_t *fields[4] = {&t->spikes, &t->low, &t->high, &t->nans};
+    for (int f = 0; f < 4; f++) {
+        _mm256_storeu_si256((__m256i *)lanes, sums[f]);
+        *fields[f] += lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    }
+}
 #endif
 
 static void range_f32(int64_t begin, int64_t end, const float *x, double inv, double c, int64_t last,
@@ -71,8 +88,7 @@ static void range_f32(int64_t begin, int64_t end, const float *x, double inv, do
     const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0);
     const __m256i low_words = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     const __m128i qnan = _mm_set1_epi32(0x7fc00000);
-    __m256i spikes = _mm256_setzero_si256(), lows = _mm256_setzero_si256();
-    __m256i highs = _mm256_setzero_si256(), nans = _mm256_setzero_si256();
+    counts4_t acc = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
     for (; i + 4 <= end; i += 4) {
         __m256d pos = _mm256_add_pd(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), vinv), vc);
         PS_SNAP4
@@ -81,16 +97,9 @@ static void range_f32(int64_t begin, int64_t end, const float *x, double inv, do
         __m128i bits = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(entry, low_words));
         __m128i nan32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(nan), low_words));
         _mm_storeu_si128((__m128i *)(out + i), _mm_blendv_epi8(bits, qnan, nan32));
-        spikes = _mm256_add_epi64(spikes, _mm256_andnot_si256(_mm256_castpd_si256(nan), _mm256_srli_epi64(entry, 32)));
-        PS_COUNT4
+        count4(&acc, entry, nan, lo, hi);
     }
-    int64_t lanes[4];
-    __m256i sums[4] = {spikes, lows, highs, nans};
-    int64_t *fields[4] = {&t->spikes, &t->low, &t->high, &t->nans};
-    for (int f = 0; f < 4; f++) {
-        _mm256_storeu_si256((__m256i *)lanes, sums[f]);
-        *fields[f] += lanes[0] + lanes[1] + lanes[2] + lanes[3];
-    }
+    fold4(&acc, t);
 #endif
     for (; i < end; i++) {
         int64_t nan;
@@ -107,24 +116,16 @@ static void range_f64(int64_t begin, int64_t end, const double *x, double inv, d
 #ifdef __AVX2__
     const __m256d vinv = _mm256_set1_pd(inv), vc = _mm256_set1_pd(c), vtop = _mm256_set1_pd(top);
     const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0), qnan = _mm256_set1_pd(NAN);
-    __m256i spikes = _mm256_setzero_si256(), lows = _mm256_setzero_si256();
-    __m256i highs = _mm256_setzero_si256(), nans = _mm256_setzero_si256();
+    counts4_t acc = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
     for (; i + 4 <= end; i += 4) {
         __m256d pos = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(x + i), vinv), vc);
         PS_SNAP4
         __m128i k = _mm256_cvttpd_epi32(pos);
         __m256i entry = _mm256_i32gather_epi64((const long long *)packed, k, 8);
         _mm256_storeu_pd(out + i, _mm256_blendv_pd(_mm256_i32gather_pd(out64, k, 8), qnan, nan));
-        spikes = _mm256_add_epi64(spikes, _mm256_andnot_si256(_mm256_castpd_si256(nan), _mm256_srli_epi64(entry, 32)));
-        PS_COUNT4
+        count4(&acc, entry, nan, lo, hi);
     }
-    int64_t lanes[4];
-    __m256i sums[4] = {spikes, lows, highs, nans};
-    int64_t *fields[4] = {&t->spikes, &t->low, &t->high, &t->nans};
-    for (int f = 0; f < 4; f++) {
-        _mm256_storeu_si256((__m256i *)lanes, sums[f]);
-        *fields[f] += lanes[0] + lanes[1] + lanes[2] + lanes[3];
-    }
+    fold4(&acc, t);
 #endif
     for (; i < end; i++) {
         int64_t nan;
