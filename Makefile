@@ -28,6 +28,7 @@ $(MATHJAX):
 	npm install --silent --no-save --prefix $(VENV)/npm mathjax@3.2.2
 
 notebooks: $(STAMP)
+	$(BIN)/python -m psnn_lib.kernels.build
 	$(BIN)/psnn book --profile default
 
 site: $(STAMP) $(MATHJAX)
@@ -37,6 +38,7 @@ book: notebooks
 	$(MAKE) site PROFILE=default
 
 test: $(STAMP)
+	$(BIN)/python -m psnn_lib.kernels.build
 	$(BIN)/python -m pytest -q
 
 benchmarks: $(STAMP)

@@ -4,6 +4,7 @@ adversarial inputs, in every dtype, on 1 and 2 threads, also under ATEN_CPU_CAPA
 and the kernel's build: off, no compiler, a damaged library."""
 import ctypes
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -167,3 +168,22 @@ def test_bad_arguments_to_the_kernel_are_errors(params):
         ps_fast.ps_fast(torch.ones(4), 1.0, 0.0, params.points, packed)
     with pytest.raises(ValueError, match="float64 inputs need out64"):
         ps_fast.ps_fast(torch.ones(4, dtype=torch.float64), 1.0, 0.0, params.points + 1, packed)
+
+
+def test_the_build_command_says_what_it_did(tmp_path, monkeypatch, capsys):
+    """``python -m psnn_lib.kernels.build`` (run by make test and make book): built, cached, off."""
+    monkeypatch.setenv("PSNN_CACHE_DIR", str(tmp_path))
+    build.load.cache_clear()
+    build.BUILD_SECONDS.clear()
+    try:
+        build.main()
+        build.load.cache_clear()
+        build.BUILD_SECONDS.clear()
+        build.main()
+        monkeypatch.setenv("PSNN_KERNELS", "off")
+        build.main()
+    finally:
+        build.load.cache_clear()
+    built, cached, off = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"kernel ps_fast: built in \d+\.\d\d s", built)
+    assert cached == "kernel ps_fast: built before (cached)" and "turned off (PSNN_KERNELS=off)" in off

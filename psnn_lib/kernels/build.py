@@ -12,7 +12,7 @@ damaged file) is built again.
 
 ``-ffp-contract=off`` keeps every product and sum rounded apart (no fused
 multiply-add), as the torch twins compute them. ``PSNN_KERNELS=off`` turns
-the kernels off; a missing compiler or a failed build is a warning (once per
+the kernels off (read at a kernel's first use in a process); a missing compiler or a failed build is a warning (once per
 kernel), and the caller uses the torch twin, whose results are the same bit
 for bit.
 """
@@ -109,3 +109,22 @@ def load(name: str) -> Optional[ctypes.CDLL]:
         warnings.warn(f"the compiled kernel {name} is unavailable ({exc}): using its torch twin (the same "
                       "results, slower)", RuntimeWarning, stacklevel=3)
         return None
+
+
+def main() -> int:
+    """Build every kernel of this package now and say how long it took (``make test`` and
+    ``make book`` run it first, so that a cold build's time is in their output)."""
+    for name in sorted(p.stem for p in Path(__file__).parent.glob("*.c")):
+        if paths.kernels_setting() == "off":
+            print(f"kernel {name}: turned off (PSNN_KERNELS=off); its torch twin runs")
+        elif load(name) is None:
+            print(f"kernel {name}: not available here (see the warning above); its torch twin runs")
+        elif name in BUILD_SECONDS:
+            print(f"kernel {name}: built in {BUILD_SECONDS[name]:.2f} s")
+        else:
+            print(f"kernel {name}: built before (cached)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
