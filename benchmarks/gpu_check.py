@@ -6,13 +6,17 @@ GPU and checks, on 256 real test images and on adversarial inputs to one neuron 
 boundary of its grid, NaN, +-inf, beyond either end):
 
 1. the fast path (the torch twin of the compiled pass, which is what runs on a GPU) gives the
-   stepped simulator's outputs and counts, bit for bit, on the GPU;
-2. the GPU's logits and counts are the CPU's (the compiled pass);
+   stepped simulator's logits and counts, bit for bit, on the GPU (the convolutions run
+   deterministically, so both see the same inputs at every site);
+2. one neuron given the same inputs on both devices gives the same outputs and counts on the
+   GPU (fast and stepped) as on the CPU (the compiled pass); the converted model's logits are
+   not compared bit for bit across devices (cuDNN and oneDNN convolutions differ in the last
+   bits, which moves inputs near a cell boundary), their largest difference is printed;
 3. a warm forward pass of the fast path with spike counters on synchronises with the host once:
    the converted model's clipping check reads every site's counts in one transfer when the
    inference ends (``torch.cuda.set_sync_debug_mode("warn")`` warns at every synchronising
    call; no site, no neuron and no time step waits for the device), and its counts are those
-   of the CPU.
+   of the first GPU pass.
 
 Prints one line per check and exits 1 when one fails. Its output, once run, is committed as
 ``benchmarks/gpu_check.txt``.
@@ -52,6 +56,7 @@ def main() -> int:
         print("no CUDA GPU here: gpu_check runs on a CUDA machine", file=sys.stderr)
         return 2
     torch.set_grad_enabled(False)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     gpu = torch.device("cuda")
     model, _ = load_checkpoint("resnet20_fashion_mnist")
     x_test, _ = datasets.fashion_mnist("test")
@@ -67,10 +72,11 @@ def main() -> int:
     _reset(fast)
     _reset(stepped)
     fast_logits, stepped_logits = fast(x.to(gpu)), stepped(x.to(gpu))
+    gpu_counts = _counts(fast)
     results.append(("ResNet-20: GPU fast == GPU stepped (logits, counts)",
-                    _same(fast_logits, stepped_logits) and _counts(fast) == _counts(stepped)))
-    results.append(("ResNet-20: GPU fast == CPU compiled (logits, counts)",
-                    _same(fast_logits, cpu_logits) and _counts(fast) == cpu_counts))
+                    _same(fast_logits, stepped_logits) and gpu_counts == _counts(stepped)))
+    print(f"ResNet-20 logits, GPU - CPU: largest difference {float((fast_logits.cpu() - cpu_logits).abs().max()):.3g}; "
+          f"spikes {gpu_counts[1]} on the GPU, {cpu_counts[1]} on the CPU")
 
     neuron = next(iter(snn.neurons.values()))
     p = neuron.params
@@ -99,7 +105,7 @@ def main() -> int:
             torch.cuda.set_sync_debug_mode("default")
     syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
     results.append((f"warm fast forward, counters on: {len(syncs)} host sync(s) (allowed: 1, the clipping "
-                    f"check's read) {syncs}", len(syncs) <= 1 and _counts(fast) == cpu_counts))
+                    f"check's read) {syncs}", len(syncs) <= 1 and _counts(fast) == gpu_counts))
 
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     for what, ok in results:

@@ -155,8 +155,47 @@ def test_kernels_off_no_compiler_and_a_damaged_library(tmp_path, monkeypatch):
             warnings.simplefilter("error")
             assert build.load("ps_fast") is not None
         assert build.BUILD_SECONDS["ps_fast"] > 0 and target.read_bytes()[:4] == b"\x7fELF"
+        good = target.read_bytes()
+        target.write_bytes(good[:6000])  # truncated, digest as built: loading it would crash the process
+        build.load.cache_clear()
+        build.BUILD_SECONDS.clear()
+        assert build.load("ps_fast") is not None and target.read_bytes() == good and "ps_fast" in build.BUILD_SECONDS
     finally:
         build.load.cache_clear()
+
+
+def test_a_library_without_the_kernel_functions_falls_back_with_a_warning(monkeypatch):
+    libm = ctypes.CDLL("libm.so.6")
+    monkeypatch.setattr(ps_fast, "load", lambda name: libm)
+    ps_fast._functions.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="lacks its functions"):
+            assert not ps_fast.available()
+    finally:
+        ps_fast._functions.cache_clear()
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 40000])
+def test_nan_inputs_are_counted_whichever_loop_takes_them(params, n):
+    """Every NaN input is in the totals' NaN count (the vector loop and the scalar tail alike)."""
+    neuron = PSNeuron(params)
+    packed, out64 = (neuron._table(kind, torch.device("cpu")) for kind in ("packed", "out64"))
+    for dtype in (torch.float32, torch.float64):
+        x = torch.full((n,), float("nan"), dtype=dtype)
+        out, totals = ps_fast.ps_fast(x, 1.0 / params.delta, 1.5, params.points + 1, packed,
+                                      out64 if dtype == torch.float64 else None)
+        assert totals == (0, 0, 0, n) and out.isnan().all()
+
+
+def test_the_twin_runs_in_inference_mode_and_then_outside_it(params):
+    """snap's reusable buffers made in inference mode are not written outside it."""
+    n = PSNeuron(params)
+    x = _adversarial(params, torch.float32)
+    with torch.inference_mode():
+        inside = n._fast_torch(x)
+    with torch.no_grad():
+        outside = n._fast_torch(x)
+    assert _same(inside, outside) and n.stats.neurons == 2 * x.numel()
 
 
 def test_bad_arguments_to_the_kernel_are_errors(params):

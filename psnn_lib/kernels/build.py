@@ -5,10 +5,12 @@ A kernel ``<name>.c`` of this package is compiled with the C compiler
 ``<cache>/kernels/<name>-<key>.so``, where the key is a SHA-256 of the source,
 the flags, the compiler's version and this CPU's instruction-set flags (the
 library is built for the machine it runs on: ``-march=native``). The build
-writes a temporary file and renames it, under a lock (two notebooks starting
-at once build it once), and takes about a second; :data:`BUILD_SECONDS`
-holds what this process spent building. A library that fails to load (a
-damaged file) is built again.
+writes a temporary file, flushes it to disk and renames it, under a lock (two
+notebooks starting at once build it once), and takes under a second;
+:data:`BUILD_SECONDS` holds what this process spent building. Beside the
+library a file holds its SHA-256: a library that does not match it (a
+truncated or damaged file, which loading could crash on) or that fails to
+load is built again.
 
 ``-ffp-contract=off`` keeps every product and sum rounded apart (no fused
 multiply-add), as the torch twins compute them. ``PSNN_KERNELS=off`` turns
@@ -82,10 +84,27 @@ def _build(name: str, target: Path) -> None:
                               capture_output=True, text=True, timeout=600)
         if done.returncode:
             raise KernelUnavailable(f"building {source.name} failed: {done.stderr.strip()[:500]}")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        _digest_file(target).write_text(_sha256(tmp))
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     BUILD_SECONDS[name] = round(time.perf_counter() - start, 2)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest_file(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _sound(target: Path) -> bool:
+    """The library is there and matches the digest written when it was built."""
+    digest = _digest_file(target)
+    return target.exists() and digest.exists() and digest.read_text().strip() == _sha256(target)
 
 
 @functools.lru_cache(maxsize=None)
@@ -97,7 +116,7 @@ def load(name: str) -> Optional[ctypes.CDLL]:
     try:
         target = library_path(name)
         with exclusive(target.with_suffix(".lock")):
-            if not target.exists():
+            if not _sound(target):
                 _build(name, target)
             try:
                 return ctypes.CDLL(str(target))

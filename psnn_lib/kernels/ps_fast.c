@@ -104,7 +104,8 @@ static void range_f32(int64_t begin, int64_t end, const float *x, double inv, do
     for (; i < end; i++) {
         int64_t nan;
         int32_t k = snap_one((double)x[i], inv, c, top, &nan);
-        uint32_t bits = nan ? 0x7fc00000u : (uint32_t)count_one(packed, k, nan, last, t);
+        uint32_t entry_bits = (uint32_t)count_one(packed, k, nan, last, t);
+        uint32_t bits = nan ? 0x7fc00000u : entry_bits;
         memcpy(out + i, &bits, sizeof bits);
     }
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import warnings
 from typing import NamedTuple, Optional
 
 import torch
@@ -33,7 +34,12 @@ def _functions() -> Optional[dict[torch.dtype, ctypes._CFuncPtr]]:
     lib = load("ps_fast")
     if lib is None:
         return None
-    f32, f64 = lib.psnn_ps_fast_f32, lib.psnn_ps_fast_f64
+    try:
+        f32, f64 = lib.psnn_ps_fast_f32, lib.psnn_ps_fast_f64
+    except AttributeError as exc:
+        warnings.warn(f"the compiled kernel ps_fast lacks its functions ({exc}): using its torch twin (the same "
+                      "results, slower)", RuntimeWarning, stacklevel=3)
+        return None
     f32.argtypes = [_i64, _ptr, _f64, _f64, _i64, _ptr, _ptr, _ptr, _int]
     f64.argtypes = [_i64, _ptr, _f64, _f64, _i64, _ptr, _ptr, _ptr, _ptr, _int]
     f32.restype = f64.restype = None

@@ -29,6 +29,7 @@ are counted in ``clipped``. NaN inputs give NaN outputs and no spikes.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Union
 
@@ -42,6 +43,7 @@ from .precision import tensor_bytes, to_output
 from .stats import DeviceCounters, FlatEnds, SpikeStats
 
 MODES = ("fast", "stepped")
+_HIGH_WORD = 1 if sys.byteorder == "little" else 0  # where an int64's high 32 bits sit among its two int32
 _CPU = torch.device("cpu")
 
 
@@ -189,7 +191,7 @@ class PSNeuron(DeviceCounters, FlatEnds, nn.Module):
             out = hit.to(torch.int32).view(torch.float32)  # the low 32 bits (two's complement wrap)
         out.masked_fill_(at.nan, math.nan)
         if self.record_stats:
-            counts = hit.view(torch.int32)[1::2]  # the high 32 bits (torch's tensors are little-endian)
+            counts = hit.view(torch.int32)[_HIGH_WORD::2]  # the high 32 bits: the spike counts
             nans = torch.count_nonzero(at.nan)  # NaN inputs sit at index 1 and emit nothing
             spikes = counts.sum(dtype=torch.int64) - nans * (packed[1] >> 32)
             self._add(x.numel(), spikes, torch.count_nonzero(at.index == 0),

@@ -67,13 +67,14 @@ class Snapped(NamedTuple):
 
 
 class _Scratch(threading.local):
-    """Per-thread buffers that :func:`snap` reuses, grown to the largest input seen."""
+    """Per-thread buffers that :func:`snap` reuses, grown to the largest input seen; apart for
+    inference mode (a buffer made in it cannot be written outside it)."""
 
     def __init__(self) -> None:
-        self.buffers: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+        self.buffers: dict[tuple[torch.dtype, torch.device, bool], torch.Tensor] = {}
 
     def get(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        key = (dtype, device)
+        key = (dtype, device, torch.is_inference_mode_enabled())
         if key not in self.buffers or self.buffers[key].numel() < n:
             self.buffers[key] = torch.empty(n, dtype=dtype, device=device)
         return self.buffers[key][:n]
