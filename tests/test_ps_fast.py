@@ -156,7 +156,11 @@ def test_kernels_off_no_compiler_and_a_damaged_library(tmp_path, monkeypatch):
             assert build.load("ps_fast") is not None
         assert build.BUILD_SECONDS["ps_fast"] > 0 and target.read_bytes()[:4] == b"\x7fELF"
         good = target.read_bytes()
-        target.write_bytes(good[:6000])  # truncated, digest as built: loading it would crash the process
+        # truncated, digest as built: loading it would crash the process. Written as a new file: this
+        # process has the library mapped, and cutting that very file would crash it when it exits
+        damaged = target.with_name("damaged")
+        damaged.write_bytes(good[:6000])
+        os.replace(damaged, target)
         build.load.cache_clear()
         build.BUILD_SECONDS.clear()
         assert build.load("ps_fast") is not None and target.read_bytes() == good and "ps_fast" in build.BUILD_SECONDS
