@@ -7,7 +7,8 @@ ANN first; each cell's ratio taken to that round's ANN time):
 
 - the fast path compiled (:mod:`psnn_lib.kernels.ps_fast`) and its torch twin,
   each with spike counters on and off;
-- the time-stepped simulator (binary spikes, counters on);
+- the time-stepped simulator (binary spikes, counters on), compiled
+  (:mod:`psnn_lib.kernels.ps_steps`) and its torch twin;
 - the floor: the same converted graph with ReLU at every site.
 
 It prints the median ratio and the spread (lowest-highest) over the rounds,
@@ -30,7 +31,7 @@ from typing import Callable, Iterator
 import torch
 
 from psnn_lib import convert
-from psnn_lib.kernels import build, ps_fast
+from psnn_lib.kernels import build, ps_fast, ps_steps
 from psnn_lib.models import datasets
 from psnn_lib.models.checkpoints import load_checkpoint
 
@@ -39,13 +40,13 @@ MIB = 2 ** 20
 
 @contextlib.contextmanager
 def twin() -> Iterator[None]:
-    """The PS neurons take the torch twin of the compiled pass while this is open."""
-    available = ps_fast.available
-    ps_fast.available = lambda: False
+    """The PS neurons take the torch twins of their compiled kernels while this is open."""
+    available = ps_fast.available, ps_steps.available
+    ps_fast.available = ps_steps.available = lambda: False
     try:
         yield
     finally:
-        ps_fast.available = available
+        ps_fast.available, ps_steps.available = available
 
 
 def seconds(fn: Callable[[], object]) -> float:
@@ -62,9 +63,9 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_grad_enabled(False)
-    if not ps_fast.available():
+    if not (ps_fast.available() and ps_steps.available()):
         raise SystemExit("the compiled kernel is not available here (PSNN_KERNELS=off or no C compiler)")
-    print(f"kernel build in this process: {build.BUILD_SECONDS.get('ps_fast', 0.0):.2f} s "
+    print(f"kernel builds in this process: {sum(build.BUILD_SECONDS.values()):.2f} s "
           "(0: built before, loaded from the cache)")
     model, _ = load_checkpoint("resnet20_fashion_mnist")
     x_test, _ = datasets.fashion_mnist("test")
@@ -86,16 +87,19 @@ def main() -> None:
         for n in snn.neurons.values():
             n.record_stats = on
 
-    def run_twin(x: torch.Tensor) -> None:
-        with twin():
-            snn(x)
+    def run_twin(model: torch.nn.Module) -> Callable[[torch.Tensor], None]:
+        def run(x: torch.Tensor) -> None:
+            with twin():
+                model(x)
+        return run
 
     cells: dict[str, tuple[Callable[[], None], Callable[[torch.Tensor], object]]] = {
         "compiled, counters on": (lambda: counters(True), snn),
         "compiled, counters off": (lambda: counters(False), snn),
-        "torch twin, counters on": (lambda: counters(True), run_twin),
-        "torch twin, counters off": (lambda: counters(False), run_twin),
+        "torch twin, counters on": (lambda: counters(True), run_twin(snn)),
+        "torch twin, counters off": (lambda: counters(False), run_twin(snn)),
         "stepped, counters on": (lambda: None, stepped),
+        "stepped twin, counters on": (lambda: None, run_twin(stepped)),
         "floor: ReLU at every site": (lambda: None, floor),
     }
     ratios: dict[tuple[int, str], list[float]] = {}

@@ -1,10 +1,11 @@
 """The PS neuron's fast path three ways, one result: the compiled pass (psnn_lib.kernels.ps_fast),
-its torch twin and the time-stepped simulator give the same output bits and the same counts on
-adversarial inputs, in every dtype, on 1 and 2 threads, also under ATEN_CPU_CAPABILITY=default;
+its torch twin and the time-stepped simulator (compiled, psnn_lib.kernels.ps_steps, and its torch
+twin) give the same output bits and the same counts on adversarial inputs, in every dtype, on 1 and 2 threads, also under ATEN_CPU_CAPABILITY=default;
 and the kernel's build: off, no compiler, a damaged library."""
 import ctypes
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from psnn_lib import PSNeuron, fit_ps
-from psnn_lib.kernels import build, ps_fast
+from psnn_lib.kernels import build, ps_fast, ps_steps
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
@@ -52,17 +53,19 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _run(neuron: PSNeuron, how: str, x: torch.Tensor):
+    """The fast path compiled or its twin, or the stepped simulator (compiled where available)."""
     out = {"compiled": neuron._fast_compiled, "twin": neuron._fast_torch, "stepped": neuron}[how](x)
     s = neuron.stats
     return out, (s.neurons, s.spikes, s.clipped)
 
 
-pytestmark = pytest.mark.skipif(not ps_fast.available(), reason="no C compiler here")
+# skipped only where there is no C compiler: a kernel that fails to build fails these tests
+pytestmark = pytest.mark.skipif(shutil.which(build.paths.c_compiler()) is None, reason="no C compiler here")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_compiled_twin_and_stepped_agree_bit_for_bit(params, dtype, threads):
+def test_compiled_twin_and_stepped_agree_bit_for_bit(params, dtype, threads, monkeypatch):
     x = _adversarial(params, dtype)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -71,13 +74,42 @@ def test_compiled_twin_and_stepped_agree_bit_for_bit(params, dtype, threads):
         twin = _run(PSNeuron(params), "twin", x)
         stepped = _run(PSNeuron(params, "stepped"), "stepped", x)
         strided = _run(PSNeuron(params), "compiled", torch.stack([x, x], 1)[:, 0])  # not contiguous
+        monkeypatch.setattr(ps_steps, "available", lambda: False)
+        stepped_twin = _run(PSNeuron(params, "stepped"), "stepped", x)
     finally:
         torch.set_num_threads(old)
     assert not torch.stack([x, x], 1)[:, 0].is_contiguous()
-    for other in (twin, stepped, strided):
+    for other in (twin, stepped, strided, stepped_twin):
         assert _same(compiled[0], other[0]) and compiled[1] == other[1]
     neurons, spikes, clipped = compiled[1]
     assert neurons == x.numel() and spikes > 0 and clipped > 0 and compiled[0].isnan().sum() == 1
+
+
+def test_the_compiled_steps_trace_is_the_twins_step_for_step(params, monkeypatch):
+    """simulate(record=True): every step's membranes, spikes and outputs, compiled and twin, equal
+    bit for bit (NaN membranes where the input is NaN)."""
+    x = _adversarial(params, torch.float32)
+    compiled = PSNeuron(params, "stepped").simulate(x, record=True)
+    monkeypatch.setattr(ps_steps, "available", lambda: False)
+    twin = PSNeuron(params, "stepped").simulate(x, record=True)
+    assert compiled.spikes.shape == (params.K, *x.shape) and compiled.spikes.any()
+    for got, want in zip(vars(twin).values(), vars(compiled).values()):
+        assert _same(got, want)
+
+
+def test_bad_arguments_to_the_steps_kernel_are_errors():
+    T = d = torch.ones(3, dtype=torch.float64)
+    h, index, nan = torch.ones(3, 4, dtype=torch.float64), torch.tensor([0, 5], dtype=torch.int32), torch.ones(2) > 0
+    with pytest.raises(ValueError, match="h as a contiguous torch.float64 CPU tensor"):
+        ps_steps.ps_steps(index, nan, h.float(), T, d, False)
+    with pytest.raises(ValueError, match="T as a contiguous torch.float64 CPU tensor of 3 entries"):
+        ps_steps.ps_steps(index, nan, h, T[:2], d, False)
+    with pytest.raises(ValueError, match="index as a contiguous torch.int32"):
+        ps_steps.ps_steps(index.long(), nan, h, T, d, False)
+    with pytest.raises(ValueError, match="nan as a contiguous torch.bool CPU tensor of 2 entries"):
+        ps_steps.ps_steps(index, nan[:1], h, T, d, False)
+    with pytest.raises(ValueError, match="outside the padded grid 0..5"):
+        ps_steps.ps_steps(index + 1, nan, h, T, d, False)
 
 
 def test_the_scalar_loop_alone_is_the_vector_loop(params, tmp_path, monkeypatch):
@@ -170,13 +202,14 @@ def test_kernels_off_no_compiler_and_a_damaged_library(tmp_path, monkeypatch):
 
 def test_a_library_without_the_kernel_functions_falls_back_with_a_warning(monkeypatch):
     libm = ctypes.CDLL("libm.so.6")
-    monkeypatch.setattr(ps_fast, "load", lambda name: libm)
-    ps_fast._functions.cache_clear()
-    try:
-        with pytest.warns(RuntimeWarning, match="lacks its functions"):
-            assert not ps_fast.available()
-    finally:
-        ps_fast._functions.cache_clear()
+    monkeypatch.setattr(build, "load", lambda name: libm)
+    for lookup, kernel in ((ps_fast._functions, ps_fast), (ps_steps._function, ps_steps)):
+        lookup.cache_clear()
+        try:
+            with pytest.warns(RuntimeWarning, match="lacks its functions"):
+                assert not kernel.available()
+        finally:
+            lookup.cache_clear()
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 5, 8, 40000])
@@ -227,6 +260,8 @@ def test_the_build_command_says_what_it_did(tmp_path, monkeypatch, capsys):
         build.main()
     finally:
         build.load.cache_clear()
-    built, cached, off = capsys.readouterr().out.splitlines()
-    assert re.fullmatch(r"kernel ps_fast: built in \d+\.\d\d s", built)
-    assert cached == "kernel ps_fast: built before (cached)" and "turned off (PSNN_KERNELS=off)" in off
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6
+    for name, built, cached, off in zip(["ps_fast", "ps_steps"], lines[:2], lines[2:4], lines[4:]):
+        assert re.fullmatch(rf"kernel {name}: built in \d+\.\d\d s", built)
+        assert cached == f"kernel {name}: built before (cached)" and "turned off (PSNN_KERNELS=off)" in off

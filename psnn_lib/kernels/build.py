@@ -130,6 +130,24 @@ def load(name: str) -> Optional[ctypes.CDLL]:
         return None
 
 
+def bind(name: str, signatures: dict[str, list]) -> Optional[dict[str, ctypes._CFuncPtr]]:
+    """Kernel ``name``'s functions by name, their argument types set from ``signatures`` (each
+    returns nothing); None when the kernel is not available (:func:`load`) or lacks one of
+    them (with a warning)."""
+    lib = load(name)
+    if lib is None:
+        return None
+    try:
+        functions = {f: getattr(lib, f) for f in signatures}
+    except AttributeError as exc:
+        warnings.warn(f"the compiled kernel {name} lacks its functions ({exc}): using its torch twin (the same "
+                      "results, slower)", RuntimeWarning, stacklevel=3)
+        return None
+    for f, argtypes in signatures.items():
+        functions[f].argtypes, functions[f].restype = argtypes, None
+    return functions
+
+
 def main() -> int:
     """Build every kernel of this package now and say how long it took (``make test`` and
     ``make book`` run it first, so that a cold build's time is in their output)."""

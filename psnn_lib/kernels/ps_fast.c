@@ -7,10 +7,11 @@
    the spike count (high 32 bits), so that one gather serves both; float64 inputs read their
    output from `out64`. totals: spikes, inputs at index 0, inputs at index last, NaN inputs.
 
-   Where the compiler targets AVX2, four inputs at a time with hardware gathers (the same IEEE
-   operations: the conversion to float64 is exact, the product and the sum are rounded apart,
-   max/min/truncation are exact); the scalar loop takes the rest, and every input on other
-   machines. OpenMP shares the inputs among `threads` in contiguous ranges (the runtime torch
+   Where the compiler targets AVX2, four inputs at a time (the same IEEE operations: the
+   conversion to float64 is exact, the product and the sum are rounded apart, max/min/truncation
+   are exact), the four table entries read by scalar loads (faster than AVX2's gather instruction on
+   the AMD Zen 3 machine this was measured on: 0.73 against 0.84 ms per million inputs); the scalar loop
+   takes the rest, and every input on other machines. OpenMP shares the inputs among `threads` in contiguous ranges (the runtime torch
    loaded, found by its soname libgomp.so.1). */
 #include <math.h>
 #include <stdint.h>
@@ -68,6 +69,14 @@ static inline void count4(counts4_t *a, __m256i entry, __m256d nan, __m256d lo, 
     a->nans = _mm256_sub_epi64(a->nans, _mm256_castpd_si256(nan));
 }
 
+/* The four table entries at the indices k (scalar loads). */
+static inline __m256i load4(const void *table, __m128i k) {
+    const int64_t *entries = (const int64_t *)table;
+    int32_t at[4];
+    _mm_storeu_si128((__m128i *)at, k);
+    return _mm256_setr_epi64x(entries[at[0]], entries[at[1]], entries[at[2]], entries[at[3]]);
+}
+
 static inline void fold4(const counts4_t *a, totals_t *t) {
     int64_t lanes[4];
     __m256i sums[4] = {a->spikes, a->low, a->high, a->nans};
@@ -93,7 +102,7 @@ static void range_f32(int64_t begin, int64_t end, const float *x, double inv, do
         __m256d pos = _mm256_add_pd(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), vinv), vc);
         PS_SNAP4
         __m128i k = _mm256_cvttpd_epi32(pos);
-        __m256i entry = _mm256_i32gather_epi64((const long long *)packed, k, 8);
+        __m256i entry = load4(packed, k);
         __m128i bits = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(entry, low_words));
         __m128i nan32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(nan), low_words));
         _mm_storeu_si128((__m128i *)(out + i), _mm_blendv_epi8(bits, qnan, nan32));
@@ -122,8 +131,8 @@ static void range_f64(int64_t begin, int64_t end, const double *x, double inv, d
         __m256d pos = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(x + i), vinv), vc);
         PS_SNAP4
         __m128i k = _mm256_cvttpd_epi32(pos);
-        __m256i entry = _mm256_i32gather_epi64((const long long *)packed, k, 8);
-        _mm256_storeu_pd(out + i, _mm256_blendv_pd(_mm256_i32gather_pd(out64, k, 8), qnan, nan));
+        __m256i entry = load4(packed, k);
+        _mm256_storeu_pd(out + i, _mm256_blendv_pd(_mm256_castsi256_pd(load4(out64, k)), qnan, nan));
         count4(&acc, entry, nan, lo, hi);
     }
     fold4(&acc, t);

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 from typing import NamedTuple, Optional
 
 import torch
 
-from .build import load
+from .build import bind
 
 _i64, _f64, _ptr, _int = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p, ctypes.c_int
+_totals = ctypes.POINTER(_i64)
 
 
 class Totals(NamedTuple):
@@ -31,19 +31,11 @@ class Totals(NamedTuple):
 
 @functools.lru_cache(maxsize=1)
 def _functions() -> Optional[dict[torch.dtype, ctypes._CFuncPtr]]:
-    lib = load("ps_fast")
-    if lib is None:
+    functions = bind("ps_fast", {"psnn_ps_fast_f32": [_i64, _ptr, _f64, _f64, _i64, _ptr, _ptr, _totals, _int],
+                                 "psnn_ps_fast_f64": [_i64, _ptr, _f64, _f64, _i64, _ptr, _ptr, _ptr, _totals, _int]})
+    if functions is None:
         return None
-    try:
-        f32, f64 = lib.psnn_ps_fast_f32, lib.psnn_ps_fast_f64
-    except AttributeError as exc:
-        warnings.warn(f"the compiled kernel ps_fast lacks its functions ({exc}): using its torch twin (the same "
-                      "results, slower)", RuntimeWarning, stacklevel=3)
-        return None
-    f32.argtypes = [_i64, _ptr, _f64, _f64, _i64, _ptr, _ptr, _ptr, _int]
-    f64.argtypes = [_i64, _ptr, _f64, _f64, _i64, _ptr, _ptr, _ptr, _ptr, _int]
-    f32.restype = f64.restype = None
-    return {torch.float32: f32, torch.float64: f64}
+    return {torch.float32: functions["psnn_ps_fast_f32"], torch.float64: functions["psnn_ps_fast_f64"]}
 
 
 def available() -> bool:
@@ -67,14 +59,14 @@ def ps_fast(x: torch.Tensor, inv: float, c: float, last: int, packed: torch.Tens
     if packed.dtype != torch.int64 or not packed.is_contiguous() or packed.numel() != last + 1:
         raise ValueError("packed must be a contiguous int64 table of last + 1 entries")
     out = torch.empty_like(x)
-    totals = torch.zeros(4, dtype=torch.int64)
+    totals = (_i64 * 4)()
     threads = torch.get_num_threads()
     if x.dtype == torch.float64:
         if out64 is None or out64.dtype != torch.float64 or not out64.is_contiguous() or out64.numel() != last + 1:
             raise ValueError("float64 inputs need out64, a contiguous float64 table of last + 1 entries")
         functions[x.dtype](x.numel(), x.data_ptr(), inv, c, last, packed.data_ptr(), out64.data_ptr(),
-                           out.data_ptr(), totals.data_ptr(), threads)
+                           out.data_ptr(), totals, threads)
     else:
-        functions[x.dtype](x.numel(), x.data_ptr(), inv, c, last, packed.data_ptr(), out.data_ptr(),
-                           totals.data_ptr(), threads)
-    return out, Totals(*totals.tolist())
+        functions[x.dtype](x.numel(), x.data_ptr(), inv, c, last, packed.data_ptr(), out.data_ptr(), totals,
+                           threads)
+    return out, Totals(*totals)

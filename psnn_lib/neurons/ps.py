@@ -7,7 +7,9 @@ snapped to the nearest of the fit's grid points), as in the authors' code:
 the per-neuron reset of Eq. 2 is a look-up.
 
 - ``mode="stepped"`` integrates Eqs. 1-3 step by step: membrane v, threshold
-  T(t), reset to h_i(t+1) after a spike, output sum_t d(t) z(t) + b.
+  T(t), reset to h_i(t+1) after a spike, output sum_t d(t) z(t) + b; once per
+  grid point the inputs snap to, read back per input. On a CPU one compiled
+  pass (:mod:`psnn_lib.kernels.ps_steps`), elsewhere its torch twin.
 - ``mode="fast"`` reads the same outputs and spike counts from tables the fit
   computed on its grid: one gather. On a CPU one compiled pass snaps, reads
   and counts (:mod:`psnn_lib.kernels.ps_fast`); elsewhere, or without a C
@@ -36,7 +38,7 @@ from typing import Union
 import torch
 from torch import nn
 
-from ..kernels import ps_fast
+from ..kernels import ps_fast, ps_steps
 from ..ps.fit import PSParams
 from ..ps.grid import Snapped, snap, snap_affine
 from .precision import tensor_bytes, to_output
@@ -220,11 +222,25 @@ class PSNeuron(DeviceCounters, FlatEnds, nn.Module):
         return Trace(*(torch.stack(parts) for parts in zip(*trace)))
 
     def _per_point(self, x: torch.Tensor, record: bool) -> tuple[Snapped, torch.Tensor, list[tuple]]:
-        """Eqs. 1-3 once per grid point the inputs snap to, and the counts: the snap, each input's
-        position among those points, and per step (every step with ``record``, else the last)
-        the points' membrane, spikes and Eq. 3 so far."""
+        """Eqs. 1-3 once per grid point the inputs snap to (compiled on a CPU where available, else
+        the torch twin), and the counts: the snap, each input's position among those points, and
+        per step (every step with ``record``, else the last) the points' membrane, spikes and
+        Eq. 3 so far."""
         p = self.params
-        at = self._snap(x, reuse=False)
+        at = self._snap(x, reuse=True)
+        h = self._table("h", x.device)
+        if x.device.type == "cpu" and ps_steps.available():
+            run = ps_steps.ps_steps(at.index, at.nan, h, p.T, p.d, record)
+        else:
+            run = self._steps_torch(at, h, record)
+        self._add(at.index.numel(), run.spikes, run.low, run.high)
+        steps = list(zip(run.v, run.z, run.acc)) if record else [(run.v, run.z, run.acc)]
+        return at, run.which, steps
+
+    def _steps_torch(self, at: Snapped, h: torch.Tensor, record: bool) -> ps_steps.Steps:
+        """:func:`psnn_lib.kernels.ps_steps.ps_steps` in whole-tensor operations, on any device:
+        the same membranes, spikes, outputs and counts bit for bit."""
+        p = self.params
         hist = torch.bincount(at.index, minlength=p.points + 2)  # inputs per padded index
         per_point = hist[1:-1].clone()
         per_point[0] += hist[0]  # the ends saturate to the end points
@@ -233,25 +249,26 @@ class PSNeuron(DeviceCounters, FlatEnds, nn.Module):
         points = present.nonzero().squeeze(1)  # the grid points the inputs snap to
         row = (at.index - 1).clamp_(0, p.points - 1)  # grid point of each padded index
         which = (present.cumsum(0) - 1).index_select(0, row)  # each input's position among the points
-        h = self._table("h", x.device)
-        T, d = p.T.to(x.device), p.d.to(x.device)
-        v = h[0].index_select(0, points)
-        acc = torch.zeros_like(v)
-        fired = torch.zeros_like(v)  # spikes per grid point (exact in float64)
-        steps = []
+        resets = h.index_select(1, points)  # v(1), then h(t+1), of each point
+        Ts, ds = p.T.tolist(), p.d.tolist()
+        z = torch.empty(resets.shape, dtype=torch.bool, device=resets.device)
+        v, acc = (torch.empty_like(resets) for _ in range(2)) if record else (None, None)
+        now, total = resets[0], torch.zeros_like(resets[0])
         for t in range(p.K):
-            z = v >= T[t]
-            acc += z * d[t]
-            fired += z
-            if record or t + 1 == p.K:
-                steps.append((v, z, acc.clone()))
+            if record:
+                v[t] = now
+            spiked = torch.ge(now, Ts[t], out=z[t])  # Eq. 1
+            total.add_(spiked, alpha=ds[t])  # Eq. 3 so far: d(t) z(t) is exact, then one rounding
+            if record:
+                acc[t] = total
             if t + 1 < p.K:
-                v = torch.where(z, h[t + 1].index_select(0, points), v)
-        if self.record_stats:
-            nans = int(torch.count_nonzero(at.nan))  # at index 1: grid point 0, the first present
-            spikes = int(per_point.index_select(0, points).to(fired.dtype) @ fired) - (nans and nans * int(fired[0]))
-            self._add(at.index.numel(), spikes, int(hist[0]), int(hist[-1]))
-        return at, which, steps
+                now = torch.where(spiked, resets[t + 1], now)  # Eq. 2
+        fired = z.sum(0)
+        nans = int(torch.count_nonzero(at.nan))  # at index 1: grid point 0, the first present
+        spikes = int((per_point.index_select(0, points) * fired).sum()) - (nans and nans * int(fired[0]))
+        if not record:
+            v, z, acc = now, z[-1], total
+        return ps_steps.Steps(which, v, z, acc, spikes, int(hist[0]), int(hist[-1]))
 
     def _per_input(self, step: tuple[torch.Tensor, torch.Tensor, torch.Tensor], which: torch.Tensor,
                    at: Snapped, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
