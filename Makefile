@@ -1,6 +1,7 @@
 # make book: set up .venv, execute every notebook at the default profile, build the HTML book.
 # make test: set up .venv, run pytest (unit tests and every notebook at the smoke profile).
 # make site PROFILE=smoke: build the book of another profile from its executed notebooks.
+# make same-claims (after make test): the claims do not depend on the CPU (see the README).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 MATHJAX := $(VENV)/npm/node_modules/mathjax/es5/tex-chtml.js
 PROFILE ?= default
 
-.PHONY: book notebooks site test benchmarks clean
+.PHONY: book notebooks site test same-claims benchmarks clean
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
@@ -40,6 +41,22 @@ book: notebooks
 test: $(STAMP)
 	$(BIN)/python -m psnn_lib.kernels.build
 	$(BIN)/python -m pytest -q
+
+# The fitting chapter's notebooks at the default profile under ATen's scalar kernels on one thread,
+# against the committed records; every notebook at the smoke profile under ATen's scalar kernels on
+# two threads, against the smoke records of make test (the machine's own kernels, one thread each).
+# Caches of their own, so that nothing computed by the other runs is reused.
+FITTING := fig2_sigmoid_trace fig4_fit_iterations fig5_table5_mse fit_error_vs_dy
+SCRATCH := $(CURDIR)/_build/same-claims
+SCALAR := ATEN_CPU_CAPABILITY=default PSNN_CACHE_DIR=$(SCRATCH)/cache PSNN_CURVE_CACHE=$(SCRATCH)/curves
+same-claims: $(STAMP)
+	rm -rf $(SCRATCH)
+	$(SCALAR) OMP_NUM_THREADS=1 $(BIN)/psnn book --profile default --force \
+	  $(addprefix --only ,$(FITTING)) --results-dir $(SCRATCH)/default --out-dir $(SCRATCH)/executed-default
+	$(BIN)/psnn compare results $(SCRATCH)/default
+	$(SCALAR) OMP_NUM_THREADS=2 $(BIN)/psnn book --profile smoke --force --jobs 1 \
+	  --results-dir $(SCRATCH)/smoke --out-dir $(SCRATCH)/executed-smoke
+	$(BIN)/psnn compare results/smoke $(SCRATCH)/smoke
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/fit_speed.py

@@ -1,8 +1,9 @@
 """The ``psnn`` command: ``psnn book`` runs the notebooks, ``psnn site`` builds the
-HTML book from them, ``psnn fit`` fits a PS neuron."""
+HTML book from them, ``psnn compare`` compares two runs' claims, ``psnn fit`` fits a PS neuron."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -18,6 +19,17 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"a finite number > 0, got {text!r}")
     return value
 
 
@@ -51,6 +63,17 @@ def _site(args: argparse.Namespace) -> int:
         return 1
     print(f"built the {args.profile} book: {out.relative_to(root) / 'index.html'}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .book.compare import claim_differences
+
+    lines = claim_differences(args.reference, args.rerun, args.rel)
+    for line in lines:
+        print(line)
+    print(f"psnn compare: {len(lines)} difference(s) between {args.reference} and {args.rerun}",
+          file=sys.stderr if lines else sys.stdout)
+    return 1 if lines else 0
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -95,6 +118,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .activations import known_activations
+    from .book.compare import REL
     from .book.profiles import PROFILES
 
     parser = argparse.ArgumentParser(prog="psnn", description=__doc__)
@@ -114,6 +138,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     site = sub.add_parser("site", help="build the HTML book from the notebooks executed at a profile")
     site.add_argument("--profile", default="default", choices=PROFILES)
     site.set_defaults(func=_site)
+    compare = sub.add_parser("compare", help="compare the claims of two folders of records (exit 1 on a difference)")
+    compare.add_argument("reference", type=Path, help="folder of records to compare with (e.g. results)")
+    compare.add_argument("rerun", type=Path, help="folder of the rerun's records")
+    compare.add_argument("--rel", type=_positive_float, default=REL,
+                         help=f"relative tolerance of a numeric value (default {REL:g})")
+    compare.set_defaults(func=_compare)
     fit = sub.add_parser("fit", help="fit a PS neuron and report its error",
                          epilog="activations: " + ", ".join(known_activations()))
     fit.add_argument("activation")

@@ -39,3 +39,19 @@ def test_a_lucky_step_does_not_settle_a_noisy_curve():
     # the paired SE widens the allowance by itself: at 89 of 90 the SE is about 1 point
     assert settled_steps(_curve([80, 89, 89]), ann, gap=0.0) == 2
     assert settled_steps(_curve([80, 90, 80]), ann, gap=0.0) is None  # not settled at T_max
+
+
+def test_the_binomial_interval_by_hand_and_its_edges():
+    from scipy.stats import binomtest
+
+    from psnn_lib.statistics import binomial_interval
+
+    for k, n in ((0, 500), (3, 500), (250, 500), (500, 500), (1, 1)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        assert binomial_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert binomial_interval(0, 500)[1] == pytest.approx(1 - 0.025 ** (1 / 500))  # the rule of three's exact form
+    for bad in ((-1, 5), (6, 5), (1, 0), (1.5, 5), (True, 5)):
+        with pytest.raises(ValueError, match="whole numbers"):
+            binomial_interval(*bad)
+    with pytest.raises(ValueError, match="level"):
+        binomial_interval(1, 5, level=1.0)

@@ -128,6 +128,12 @@ def test_fig6_snn_follows_ann(results):
         assert [r["epoch"] for r in rows] == [1, 2]  # a conversion after every epoch
         # (smoke training is too short to learn: only the ANN-SNN agreement is meaningful)
         assert all(abs(r["ann"] - r["snn"]) <= 100 / 64 for r in rows)
+        # an accuracy gap is at most the share of changed predictions
+        assert all(abs(r["ann"] - r["snn"]) <= 100 * r["changed"] / r["images"] + 1e-9 for r in rows)
+    for row in rec["extra"]["resolution"]:
+        low, high = map(float, row["changed, 95 % interval (points)"].split(" to "))
+        changed, images = map(int, row["changed predictions"].split(" of "))
+        assert images == 2 * 64 and low <= 100 * changed / images <= high and high > 0
     assert rec["summary"]["reproduced"] == 2
 
 

@@ -1,5 +1,8 @@
 """Readings of Algorithm 1 (psnn_lib.paper1.readings) against values computed by hand."""
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -62,6 +65,37 @@ def test_float32_sampling_changes_the_values_fitted():
     (x32, y32), (x64, y64) = (s32.x, s32.y), (s64.x, s64.y)
     assert x32.dtype == torch.float32 and y32.dtype == y64.dtype == torch.float64 and x32.numel() == x64.numel()
     assert 0 < float((y32 - y64).abs().max()) < 1e-5
+
+
+SAMPLING_SCRIPT = """
+import sys, torch
+from psnn_lib.paper1 import readings as R
+torch.set_num_threads(1)
+s = R.sampled("mish", -10, 10, 1e-3, "float32")
+torch.save((s.x, s.y), sys.argv[1])
+"""
+
+
+def test_float32_samples_are_float64_values_rounded_once_the_same_on_every_cpu(tmp_path):
+    """The definition: samples l + i step and f in float64, each rounded once to float32; ATen's
+    scalar kernels (ATEN_CPU_CAPABILITY=default, one thread) give the same bits. torch's own
+    float32 kernels (``sampling="torch"``) are kept for comparison."""
+    from psnn_lib.activations import resolve_activation
+
+    f = resolve_activation("mish")[1]
+    s = R.sampled("mish", -10, 10, 1e-3, "float32")
+    grid = torch.arange(20000, dtype=torch.float64) * 1e-3 - 10
+    assert torch.equal(s.grid, grid) and torch.equal(s.x, grid.float())
+    assert torch.equal(s.y, f(s.x.double()).float().double())
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    subprocess.run([sys.executable, "-c", SAMPLING_SCRIPT, str(tmp_path / "s.pt")], env=env, check=True)
+    x, y = torch.load(tmp_path / "s.pt")
+    assert torch.equal(x, s.x) and torch.equal(y, s.y)
+    kernels = R.sampled("mish", -10, 10, 1e-3, "float32", sampling="torch")
+    x32 = torch.arange(-10, 10, 1e-3, dtype=torch.float32)
+    assert torch.equal(kernels.x, x32) and torch.equal(kernels.y, f(x32).double())
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        R.sampled("mish", -10, 10, 1e-3, "float32", sampling="numpy")
 
 
 def test_line_25_taken_literally_makes_the_error_grow():

@@ -59,8 +59,10 @@ def _run(neuron: PSNeuron, how: str, x: torch.Tensor):
     return out, (s.neurons, s.spikes, s.clipped)
 
 
-# skipped only where there is no C compiler: a kernel that fails to build fails these tests
-pytestmark = pytest.mark.skipif(shutil.which(build.paths.c_compiler()) is None, reason="no C compiler here")
+# skipped only where there is no C compiler or the kernels are turned off: a kernel that fails to
+# build fails these tests
+pytestmark = pytest.mark.skipif(shutil.which(build.paths.c_compiler()) is None
+                                or build.paths.kernels_setting() == "off", reason="no compiled kernels here")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -110,6 +112,25 @@ def test_bad_arguments_to_the_steps_kernel_are_errors():
         ps_steps.ps_steps(index, nan[:1], h, T, d, False)
     with pytest.raises(ValueError, match="outside the padded grid 0..5"):
         ps_steps.ps_steps(index + 1, nan, h, T, d, False)
+    for empty in (torch.ones(3, 0, dtype=torch.float64), torch.ones(0, 4, dtype=torch.float64), h[0]):
+        with pytest.raises(ValueError, match="K x G table with K, G >= 1"):
+            ps_steps.ps_steps(index, nan, empty, T, d, False)
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_the_steps_kernel_is_its_twin_on_any_reset_table(params, record):
+    """On a random reset table (a membrane that does not spike keeps its value, which a fitted
+    table's reset to the same value would hide) the kernel and the twin agree bit for bit."""
+    neuron = PSNeuron(params, "stepped")
+    at = neuron._snap(_adversarial(params, torch.float64), reuse=False)
+    T = params.T[torch.isfinite(params.T)]
+    torch.manual_seed(2)
+    h = torch.empty(params.K, params.points, dtype=torch.float64).uniform_(float(T.min()) - 1, float(T.max()) + 1)
+    compiled = ps_steps.ps_steps(at.index, at.nan, h, params.T, params.d, record)
+    twin = neuron._steps_torch(at, h, record)
+    assert compiled.z.any() and not compiled.z.all()
+    for got, want in zip(twin, compiled):
+        assert _same(got, want) if torch.is_tensor(want) else got == want
 
 
 def test_the_scalar_loop_alone_is_the_vector_loop(params, tmp_path, monkeypatch):

@@ -4,8 +4,12 @@
 (the config, the table of contents, the chapters and bibliography, the
 executed notebooks as ``notebooks/<name>.ipynb``, the generated claims page and
 an offline copy of MathJax), builds it with warnings as errors, and checks the
-HTML (:mod:`.html_check`). The same ``_toc.yml`` serves every profile: the
-pages are ``notebooks/<name>``, whatever profile executed them.
+HTML (:mod:`.html_check`). The staged chapters get their numbers about our
+results from the profile's records: each ``{{ name }}`` is expanded by
+:mod:`.prose` with the values the papers' prose modules define
+(``psnn_lib.paper1.prose``, ``psnn_lib.paper2.prose``), and a missing record
+or key stops the build. The same ``_toc.yml`` serves every profile: the pages
+are ``notebooks/<name>``, whatever profile executed them.
 
 In each executed notebook the cell papermill injected is merged into the
 parameters cell, so a reader sees one parameters cell with the values that ran.
@@ -23,6 +27,7 @@ import nbformat
 from .. import paths
 from .claims import claims_notebook, load_records
 from .html_check import check_html
+from .prose import Prose, ProseError, expand_chapters
 from .runner import executed_dir, notebook_sources
 
 STAGED = ["_config.yml", "_toc.yml", "book"]
@@ -72,6 +77,11 @@ def stage(root: Path, profile: str) -> Path:
     for name in STAGED:
         src = root / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, target / name)
+    # the chapters' numbers about our results come from this profile's records (book/prose.py)
+    try:
+        expand_chapters(target / "book", Prose(paths.results_dir(profile)))
+    except ProseError as e:
+        raise SiteFailed(f"a chapter's number cannot be read from the {profile} records: {e}") from None
     executed = executed_dir(root, profile)
     (target / "notebooks").mkdir()
     for src in notebook_sources(root):

@@ -3,16 +3,18 @@
 
    Each input snaps to its padded grid index exactly as psnn_lib.ps.grid.snap defines it: in
    float64, x * inv and then + c, each rounded (built with -ffp-contract=off: never a fused
-   multiply-add), clamped to [0, last], truncated; a NaN input outputs NaN and counts nowhere. The table `packed` holds per index the float32 output's bits (low 32 bits) and
-   the spike count (high 32 bits), so that one gather serves both; float64 inputs read their
-   output from `out64`. totals: spikes, inputs at index 0, inputs at index last, NaN inputs.
+   multiply-add), clamped to [0, last], truncated; a NaN input outputs NaN and counts nowhere.
+   The table `packed` holds per index the float32 output's bits (low 32 bits) and the spike
+   count (high 32 bits), so that one read serves both; float64 inputs read their output from
+   `out64`. totals: spikes, inputs at index 0, inputs at index last, NaN inputs.
 
    Where the compiler targets AVX2, four inputs at a time (the same IEEE operations: the
    conversion to float64 is exact, the product and the sum are rounded apart, max/min/truncation
-   are exact), the four table entries read by scalar loads (faster than AVX2's gather instruction on
-   the AMD Zen 3 machine this was measured on: 0.73 against 0.84 ms per million inputs); the scalar loop
-   takes the rest, and every input on other machines. OpenMP shares the inputs among `threads` in contiguous ranges (the runtime torch
-   loaded, found by its soname libgomp.so.1). */
+   are exact), the four table entries read by scalar loads (faster than AVX2's gather
+   instruction on the AMD Zen 3 machine this was measured on: 0.73 against 0.84 ms per million
+   inputs); the scalar loop takes the rest, and every input on other machines. OpenMP shares
+   the inputs among `threads` in contiguous ranges (the runtime torch loaded, found by its
+   soname libgomp.so.1). */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* The PS neuron's time-stepped simulator, Eqs. 1-3, once per grid point present (paper 1;
-   psnn_lib.neurons.ps, PSNeuron._per_point, whose torch twin computes the same bits).
+   psnn_lib.neurons.ps: PSNeuron._steps_torch, the torch twin, computes the same bits).
 
    The n inputs come snapped (psnn_lib.ps.grid.snap): `index` is each one's padded index 0..G+1
    (0 and G+1: beyond either end, saturating to the end points; a NaN input sits at 1, `nan`
@@ -16,6 +16,11 @@
    Built with -ffp-contract=off, like every kernel here. */
 #include <stdint.h>
 #include <string.h>
+
+/* The grid point (0..G-1) of a padded index: the ends saturate to the end points. */
+static inline int64_t point_of(int64_t k, int64_t G) {
+    return k == 0 ? 0 : k > G ? G - 1 : k - 1;
+}
 
 static void steps(int64_t points, int64_t K, int64_t G, const double *h, const int64_t *at, const double *T,
                   const double *d, double *v, uint8_t *z, double *acc, int64_t *fired, int record) {
@@ -53,7 +58,7 @@ void psnn_ps_stepped(int64_t n, const int32_t *index, const uint8_t *nan, int64_
         int64_t k = index[i];
         low += k == 0;
         high += k == G + 1;
-        position[k == 0 ? 0 : k > G ? G - 1 : k - 1] = 1;
+        position[point_of(k, G)] = 1;
     }
     for (int64_t g = 0; g < G; g++) {
         if (position[g]) {
@@ -62,8 +67,7 @@ void psnn_ps_stepped(int64_t n, const int32_t *index, const uint8_t *nan, int64_
         }
     }
     for (int64_t i = 0; i < n; i++) {
-        int64_t k = index[i];
-        which[i] = position[k == 0 ? 0 : k > G ? G - 1 : k - 1];
+        which[i] = position[point_of(index[i], G)];
     }
     steps(points, K, G, h, at, T, d, v, z, acc, fired, record);
     for (int64_t i = 0; i < n; i++) {

@@ -54,6 +54,8 @@ def ps_steps(index: torch.Tensor, nan: torch.Tensor, h: torch.Tensor, T: torch.T
     function = _function()
     if function is None:
         raise RuntimeError("the compiled ps_steps kernel is not available here")
+    if h.dim() != 2 or min(h.shape) < 1:
+        raise ValueError(f"ps_steps takes h as a K x G table with K, G >= 1, got shape {tuple(h.shape)}")
     K, G = h.shape
     n = index.numel()
     for name, t, size, dtype in (("index", index, n, torch.int32), ("nan", nan, n, torch.bool),

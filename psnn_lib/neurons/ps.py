@@ -223,9 +223,9 @@ class PSNeuron(DeviceCounters, FlatEnds, nn.Module):
 
     def _per_point(self, x: torch.Tensor, record: bool) -> tuple[Snapped, torch.Tensor, list[tuple]]:
         """Eqs. 1-3 once per grid point the inputs snap to (compiled on a CPU where available, else
-        the torch twin), and the counts: the snap, each input's position among those points, and
-        per step (every step with ``record``, else the last) the points' membrane, spikes and
-        Eq. 3 so far."""
+        the torch twin), and the counts: the snap (its ``index`` a buffer the next snap
+        overwrites), each input's position among those points, and per step (every step with
+        ``record``, else the last) the points' membrane, spikes and Eq. 3 so far."""
         p = self.params
         at = self._snap(x, reuse=True)
         h = self._table("h", x.device)

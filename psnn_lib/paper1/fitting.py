@@ -62,18 +62,42 @@ class Table5:
 
 
 def table5(l: float, r: float, dy: float, step: float, readings: Sequence[Reading] = READINGS,
-           activations: Optional[Sequence[str]] = None) -> Table5:
-    """MSE at iterations 1-9 of every reading, on the sampling grid ``arange(l, r, step)``."""
+           activations: Optional[Sequence[str]] = None, sampling: str = "rounded") -> Table5:
+    """MSE at iterations 1-9 of every reading, on the sampling grid ``arange(l, r, step)``, float32
+    samples made as ``sampling`` says (:data:`~psnn_lib.paper1.readings.SAMPLINGS`)."""
     names = list(TABLE5) if activations is None else list(activations)
     unknown = [a for a in names if a not in TABLE5]
     if unknown or not names:
         raise ValueError(f"Table 5 has rows {', '.join(TABLE5)}; got {names!r}")
     result = Table5({rd.label: rd for rd in readings}, {}, {})
     for rd, a in progress_bar([(rd, a) for rd in readings for a in names], desc="Table 5", leave=False):
-        mse, bound = iteration_mse(rd, TABLE5_ACTIVATIONS[a], l, r, dy, step)
+        mse, bound = iteration_mse(rd, TABLE5_ACTIVATIONS[a], l, r, dy, step, sampling=sampling)
         result.mse.setdefault(rd.label, {})[a] = mse
         result.bound.setdefault(rd.label, {})[a] = bound
     return result
+
+
+def sampling_definitions(table: Table5, l: float, r: float, dy: float, step: float) -> pd.DataFrame:
+    """Table 5's best reading under each definition of float32 sampling tried
+    (:data:`~psnn_lib.paper1.readings.SAMPLINGS`): ``table`` is the definition ("rounded"); for
+    "torch" the float32 readings are fitted again from torch's float32 ``arange`` and kernels
+    (whose last ulp depends on the CPU, so that row can differ between machines). Also the
+    cells of the best reading whose status differs from the definition's: a tie decided by an
+    ulp of f."""
+    float32 = [rd for rd in table.readings.values() if rd.precision == "float32"]
+    refit = table5(l, r, dy, step, float32, table.activations, sampling="torch")
+    tables = {"rounded": table,
+              "torch": Table5(table.readings, {**table.mse, **refit.mse}, {**table.bound, **refit.bound})}
+    definition = table.matches()[table.best()]
+    rows = []
+    for sampling, t in tables.items():
+        counts, best = t.counts(), t.best()
+        moved = [f"{a} {i + 1}" for a, cells in t.matches()[table.best()].items()
+                 for i, (c, d) in enumerate(zip(cells, definition[a])) if c != d]
+        rows.append({"float32 sampling": sampling, "best reading": best, "its cells": counts[best],
+                     "readings with as many": sum(c == counts[best] for c in counts.values()),
+                     "cells of the definition's best reading that change": ", ".join(moved) or "none"})
+    return pd.DataFrame(rows).set_index("float32 sampling")
 
 
 SHORT_NAMES = {"Hardsigmoid": "HSigm.", "Hardswish": "HSwish", "Sigmoid": "Sigm."}
@@ -266,3 +290,30 @@ def error_vs_dy_claims(record: Record, rows: list[dict[str, Any]]) -> None:
     record.compare("measured max error <= a-priori bound d(K) + L delta / 2, every activation and dy", True, held)
     record.compare("on the grid, error <= 2^s <= dy (the paper's precision claim)", True, on_grid)
     record.extra["rows"] = rows
+
+
+def matrix_heatmap(table: Table5, ax: Any = None) -> Any:
+    """Table 5's reading matrix as a heatmap: one row per reading (labelled in full, in the
+    order of :func:`matrix_frame`, most cells first), one column per activation, each cell the
+    cells of that activation the reading reproduces (of 9), and the total of 63 in the label.
+    Returns the matplotlib axes."""
+    import matplotlib.pyplot as plt
+
+    matches = table.matches()
+    order = list(matrix_frame(table).index - 1)
+    names = [list(matches)[i] for i in order]
+    acts = table.activations
+    counts = [[sum(matches[n][a]) for a in acts] for n in names]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.22 * len(names) + 1.2))
+    im = ax.imshow(counts, cmap="viridis", vmin=0, vmax=9, aspect="auto")
+    for i, row in enumerate(counts):
+        for j, c in enumerate(row):
+            ax.text(j, i, str(c), ha="center", va="center", fontsize=6.5, color="white" if c < 6 else "black")
+    ax.set_xticks(range(len(acts)), [SHORT_NAMES.get(a, a) for a in acts], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.grid(False)
+    ax.set_yticks(range(len(names)), [f"{n}  ({sum(row)})" for n, row in zip(names, counts)], fontsize=6.5)
+    ax.tick_params(length=0)
+    ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label="cells reproduced (of 9)")
+    return ax

@@ -24,9 +24,15 @@ one, and at inference snaps an input to a kept point. Its variants:
   ``searchsorted`` index);
 - ``shift_from``: b and M from the ``"full"`` grid before thinning (the code's
   order) or from the ``"kept"`` points;
-- ``precision``: f computed in ``"float32"`` (torch's default) or ``"float64"``
-  (numpy's); its values (exact in float64) then go through the shift, the
-  thinning and the spike decisions in float64;
+- ``precision``: the samples and f's values in ``"float32"`` (torch's default)
+  or ``"float64"`` (numpy's); the values (exact in float64) then go through the
+  shift, the thinning and the spike decisions in float64. What "float32" means
+  is fixed so that every CPU gives the same bits (:data:`SAMPLINGS`): the
+  samples are l + i * step in float64 rounded once to float32, and f is
+  evaluated in float64 on them and rounded once to float32. torch's own
+  float32 ``arange`` and float32 kernels (erf, exp, tanh) differ in the last
+  ulp between CPUs and instruction sets, and on the thinned grid such an ulp
+  decides ties (``sampling="torch"`` keeps that definition, for comparison);
 - ``per_column``: one fit at dy for all nine iterations, or one fit per
   iteration t at the coarsest dy = 2^e that gives K = t, read after its last step.
 
@@ -59,6 +65,10 @@ from ..ps.grid import check_finite
 SOURCES = ("algorithm", "code")
 THIN_MODES = (None, "nearest", "next")
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+SAMPLINGS = ("rounded", "torch")
+"""How float32 samples of f are made: ``"rounded"`` (the definition: samples and values computed
+in float64, each rounded once to float32; the same bits on every CPU) or ``"torch"`` (torch's
+float32 ``arange`` and kernels, as the authors' code ran them; the last ulp depends on the CPU)."""
 
 
 @dataclass(frozen=True)
@@ -182,21 +192,29 @@ class Samples:
     step: float
 
 
-def sampled(fn: Union[str, Activation], l: float, r: float, step: float, precision: str) -> Samples:
-    """f sampled on ``arange(l, r, step)`` in ``precision``; an error for fewer than two samples
-    or float32 samples that drift off the uniform grid by more than a quarter step."""
+def sampled(fn: Union[str, Activation], l: float, r: float, step: float, precision: str,
+            sampling: str = "rounded") -> Samples:
+    """f sampled at l + i * step, i = 0, 1, ... while below r (the points of ``arange(l, r, step)``),
+    in ``precision``, float32 samples made as ``sampling`` says (:data:`SAMPLINGS`); an error for
+    fewer than two samples or float32 samples that drift off the uniform grid by more than a
+    quarter step."""
     check_finite(l=l, r=r, step=step)
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
-    x = torch.arange(l, r, step, dtype=PRECISIONS[precision]) if l < r else torch.empty(0)
-    if x.numel() < 2:
-        raise ValueError(f"need at least two samples of [{l}, {r}) at step {step}, got {x.numel()}")
-    grid = torch.linspace(float(x[0]), float(x[-1]), x.numel(), dtype=torch.float64)
-    if float((x.to(torch.float64) - grid).abs().max()) > float(grid[1] - grid[0]) / 4:
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    n = max(0, math.ceil((r - l) / step))
+    grid = torch.arange(n, dtype=torch.float64).mul_(step).add_(l)  # i exact, then two roundings
+    if n < 2:
+        raise ValueError(f"need at least two samples of [{l}, {r}) at step {step}, got {n}")
+    dtype = PRECISIONS[precision]
+    x = torch.arange(l, r, step, dtype=dtype) if sampling == "torch" else grid.to(dtype)
+    if float((x.to(torch.float64) - grid).abs().max()) > step / 4:
         raise ValueError(f"{precision} samples of [{l}, {r}) drift from the uniform grid by more than a "
                          "quarter step; use float64 or an interval nearer 0")
     name, f = resolve_activation(fn)
-    return Samples(name, x, sample(f, x), grid, step)
+    y = sample(f, x if sampling == "torch" else x.to(torch.float64))
+    return Samples(name, x, y.to(dtype).to(torch.float64), grid, step)
 
 
 def fit_reading(reading: Reading, fn: Union[str, Activation], l: float, r: float, dy: float,
@@ -273,7 +291,7 @@ def line25_thresholds(x: torch.Tensor, values: torch.Tensor, d: torch.Tensor) ->
 
 
 def iteration_mse(reading: Reading, fn: Union[str, Activation], l: float, r: float, dy: float, step: float,
-                  iterations: int = 9) -> tuple[list[float], list[float]]:
+                  iterations: int = 9, sampling: str = "rounded") -> tuple[list[float], list[float]]:
     """(MSE against f after iterations 1..``iterations``, the lattice lower bound of each);
     NaN in a column no fit of a per-column reading reaches (:func:`column_fit`).
 
@@ -282,7 +300,7 @@ def iteration_mse(reading: Reading, fn: Union[str, Activation], l: float, r: flo
     mean_x min_k (f(x) - b - k w)^2 (:func:`lattice_bound`)."""
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive int, got {iterations!r}")
-    samples = sampled(fn, l, r, step, reading.precision)
+    samples = sampled(fn, l, r, step, reading.precision, sampling)
     if not reading.per_column:
         fit = fit_samples(reading, samples, dy)
         p = fit.params
