@@ -182,8 +182,9 @@ class ReadingFit:
 
 @dataclass
 class Samples:
-    """f on the authors' sampling grid: ``x`` = ``arange(l, r, step)`` in one precision, ``y``
-    = f(x) computed in it and held in float64, ``grid`` the uniform float64 grid x lies on."""
+    """f on the authors' sampling grid: ``x`` the points of ``arange(l, r, step)`` in one
+    precision, ``y`` = f(x) in that precision (:func:`sampled` says how) held in float64, ``grid``
+    the uniform float64 grid l + i * step that x lies on."""
 
     name: str
     x: torch.Tensor
@@ -194,10 +195,12 @@ class Samples:
 
 def sampled(fn: Union[str, Activation], l: float, r: float, step: float, precision: str,
             sampling: str = "rounded") -> Samples:
-    """f sampled at l + i * step, i = 0, 1, ... while below r (the points of ``arange(l, r, step)``),
-    in ``precision``, float32 samples made as ``sampling`` says (:data:`SAMPLINGS`); an error for
-    fewer than two samples or float32 samples that drift off the uniform grid by more than a
-    quarter step."""
+    """f sampled at l + i * step for i < ceil((r - l) / step) (as many points as
+    ``arange(l, r, step)``), in ``precision``. float32 samples are made as ``sampling`` says
+    (:data:`SAMPLINGS`); float64 values come from torch's float64 kernels, whose last ulp can
+    differ between CPUs (no claim rests on it: ``make same-claims``). An error for fewer than
+    two samples or float32 samples that drift off the uniform grid by more than a quarter
+    step."""
     check_finite(l=l, r=r, step=step)
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
