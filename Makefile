@@ -51,6 +51,7 @@ SCRATCH := $(CURDIR)/_build/same-claims
 SCALAR := ATEN_CPU_CAPABILITY=default PSNN_CACHE_DIR=$(SCRATCH)/cache PSNN_CURVE_CACHE=$(SCRATCH)/curves
 same-claims: $(STAMP)
 	rm -rf $(SCRATCH)
+	$(BIN)/psnn compare results results  # the committed records are there and readable
 	$(SCALAR) OMP_NUM_THREADS=1 $(BIN)/psnn book --profile default --force \
 	  $(addprefix --only ,$(FITTING)) --results-dir $(SCRATCH)/default --out-dir $(SCRATCH)/executed-default
 	$(BIN)/psnn compare results $(SCRATCH)/default

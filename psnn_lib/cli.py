@@ -22,14 +22,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0."""
+def _relative_tolerance(text: str) -> float:
+    """An argparse type: a relative tolerance, 0 <= rel < 1 (0: equal values only)."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"a finite number > 0, got {text!r}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"a number with 0 <= rel < 1, got {text!r}")
     return value
 
 
@@ -39,8 +39,9 @@ def _book(args: argparse.Namespace) -> int:
 
     try:
         root = project_root()
-        outcomes = run_notebooks(root, args.profile, only=args.only, force=args.force,
-                                 out_dir=args.out_dir, results_dir=args.results_dir,
+        outcomes = run_notebooks(root, args.profile, only=args.only, force=args.force,  # the kernels run in notebooks/
+                                 out_dir=args.out_dir and args.out_dir.resolve(),
+                                 results_dir=args.results_dir and args.results_dir.resolve(),
                                  cell_timeout=args.cell_timeout, jobs=args.jobs)
     except (NotebookFailed, FileNotFoundError) as exc:
         print(f"psnn book: {exc}", file=sys.stderr)
@@ -66,9 +67,13 @@ def _site(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .book.compare import claim_differences
+    from .book.compare import RecordError, claim_differences
 
-    lines = claim_differences(args.reference, args.rerun, args.rel)
+    try:
+        lines = claim_differences(args.reference, args.rerun, args.rel)
+    except RecordError as exc:
+        print(f"psnn compare: {exc}", file=sys.stderr)
+        return 2
     for line in lines:
         print(line)
     print(f"psnn compare: {len(lines)} difference(s) between {args.reference} and {args.rerun}",
@@ -138,10 +143,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     site = sub.add_parser("site", help="build the HTML book from the notebooks executed at a profile")
     site.add_argument("--profile", default="default", choices=PROFILES)
     site.set_defaults(func=_site)
-    compare = sub.add_parser("compare", help="compare the claims of two folders of records (exit 1 on a difference)")
+    compare = sub.add_parser("compare", help="compare the claims of two folders of records (exit 1 on a "
+                             "difference, 2 on a folder or file that is not records)")
     compare.add_argument("reference", type=Path, help="folder of records to compare with (e.g. results)")
     compare.add_argument("rerun", type=Path, help="folder of the rerun's records")
-    compare.add_argument("--rel", type=_positive_float, default=REL,
+    compare.add_argument("--rel", type=_relative_tolerance, default=REL,
                          help=f"relative tolerance of a numeric value (default {REL:g})")
     compare.set_defaults(func=_compare)
     fit = sub.add_parser("fit", help="fit a PS neuron and report its error",

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,21 @@ def test_book_refuses_a_jobs_count_that_is_not_a_positive_whole_number(bad, caps
     with pytest.raises(SystemExit) as stop:
         main(["book", "--jobs", bad])
     assert stop.value.code == 2 and "a whole number >= 1" in capsys.readouterr().err
+
+
+def test_book_passes_its_folders_as_absolute_paths(tmp_path, monkeypatch):
+    """The kernels run in notebooks/: a relative --results-dir or --out-dir is taken from where
+    psnn runs, not from there."""
+    import psnn_lib.book.runner as runner
+
+    seen = {}
+
+    def fake_run(root, profile, **kwargs):
+        seen.update(kwargs)
+        return []
+
+    monkeypatch.setattr(runner, "run_notebooks", fake_run)
+    monkeypatch.setenv("PSNN_ROOT", str(Path(__file__).resolve().parents[1]))
+    monkeypatch.chdir(tmp_path)
+    assert main(["book", "--profile", "smoke", "--results-dir", "rel", "--out-dir", "nb"]) == 0
+    assert seen["results_dir"] == tmp_path / "rel" and seen["out_dir"] == tmp_path / "nb"

@@ -45,3 +45,39 @@ def test_every_kind_of_difference_is_named(tmp_path, capsys):
 def test_an_empty_rerun_is_a_difference(tmp_path):
     (tmp_path / "b").mkdir()
     assert claim_differences(tmp_path, tmp_path / "b") == [f"no records in {tmp_path / 'b'}"]
+
+
+def test_infinities_bools_and_dicts_are_compared_for_what_they_are(tmp_path):
+    inf = math.inf
+    cases = [(inf, inf, True), (1.0, inf, False), (-inf, inf, False), (True, 1, False), (1, 1.0, True),
+             ({"x": 1.0}, {"x": 1.0 + 1e-15}, True), ({"x": math.nan}, {"x": math.nan}, True),
+             ({"x": 1.0}, {"y": 1.0}, False), (None, None, True), (None, 0.0, False)]
+    for a, b, same in cases:
+        _write(tmp_path / "a", "nb", [("c", 0.0, a, "reproduced")])
+        _write(tmp_path / "b", "nb", [("c", 0.0, b, "reproduced")])
+        assert (claim_differences(tmp_path / "a", tmp_path / "b") == []) == same, (a, b)
+
+
+def test_what_is_not_a_record_is_an_error_that_names_it(tmp_path, capsys):
+    import pytest
+
+    from psnn_lib.book.compare import RecordError
+
+    _write(tmp_path / "a", "nb", CLAIMS)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "nb.json").write_text("{not json")
+    with pytest.raises(RecordError, match="nb.json is not a readable record"):
+        claim_differences(tmp_path / "a", tmp_path / "b")
+    _write(tmp_path / "b", "nb", CLAIMS + CLAIMS[:1])
+    with pytest.raises(RecordError, match="names a claim twice"):
+        claim_differences(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(RecordError, match="no folder"):
+        claim_differences(tmp_path / "missing", tmp_path / "a")
+    assert main(["compare", str(tmp_path / "missing"), str(tmp_path / "a")]) == 2
+    assert "no folder" in capsys.readouterr().err
+    for rel, ok in (("0", True), ("0.5", True), ("1", False), ("-1", False), ("nan", False), ("x", False)):
+        if ok:
+            assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--rel", rel]) == 0
+        else:
+            with pytest.raises(SystemExit):
+                main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--rel", rel])

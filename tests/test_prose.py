@@ -108,11 +108,11 @@ SAMPLING_ROWS = [
 ]
 
 
-def _committed_records(tmp_path: Path) -> Path:
-    """A copy of the committed records, the fig5 record with its float32-sampling rows."""
+def _committed_records(tmp_path: Path, source: Path = RESULTS) -> Path:
+    """A copy of the records in ``source``, the fig5 record with its float32-sampling rows."""
     folder = tmp_path / "results"
     folder.mkdir()
-    for path in RESULTS.glob("*.json"):
+    for path in source.glob("*.json"):
         shutil.copy(path, folder / path.name)
     fig5 = folder / "fig5_table5_mse.json"
     rec = json.loads(fig5.read_text())
@@ -121,13 +121,17 @@ def _committed_records(tmp_path: Path) -> Path:
     return folder
 
 
-def test_every_placeholder_of_the_chapters_expands_from_the_committed_records(tmp_path, monkeypatch):
+@pytest.mark.parametrize("source", [RESULTS, RESULTS / "smoke"], ids=["default", "smoke"])
+def test_every_placeholder_of_the_chapters_expands_from_the_committed_records(tmp_path, monkeypatch, source):
+    if not (source / "fig5_table5_mse.json").exists():
+        pytest.skip(f"no records in {source}")
     monkeypatch.setenv("PSNN_ROOT", str(ROOT))  # the networks' manifest data/paper2_networks.json
-    values = Prose(_committed_records(tmp_path))
+    values = Prose(_committed_records(tmp_path, source))
     for chapter in CHAPTERS:
         out = expand(chapter.read_text(), values, where=chapter.name)
         assert "{{" not in out
         assert not re.search(r"\b(nan|None)\b", out), chapter.name
+        assert not re.search(r"-0\.?0*\b(?!\.?[1-9])", out.replace("$-", "$")), chapter.name
 
 
 def _sampling(tmp_path: Path, torch_row: dict) -> str:
@@ -186,6 +190,102 @@ def test_the_papers_own_numbers_and_manifest(monkeypatch):
     manifest = json.loads((ROOT / "data" / "paper2_networks.json").read_text())
     gap = f"{p2.PAPER_ANN - manifest['net4_ann']['test_accuracy']:.1f}"
     assert Prose(RESULTS)["p2.net4_gap"] == gap
+
+
+def test_numbers_never_print_a_negative_zero_nor_round_a_nonzero_value_to_zero():
+    assert prose.num(-0.0) == "0.00" and prose.num(-0.001, 0) == "-0.001" and prose.fixed(-0.004, 2) == "0.00"
+    assert prose.num(0.5, 0) == "0.5" and prose.num(0.0996) == "0.10" and prose.num(0.0994) == "0.099"
+    assert prose.num(0.25) == "0.25" and prose.short(0.0999) == "0.0999" and prose.dec4(-0.00001) == "0.0000"
+    for bad in (None, float("nan"), "x"):
+        with pytest.raises(ProseError):
+            prose.short(bad)
+
+
+def test_a_corrupt_record_names_the_chapter_the_placeholder_and_the_file(tmp_path):
+    (tmp_path / "conversion_loss_vs_k.json").write_text("{not json")
+    with pytest.raises(ProseError, match=r"book/x.md.*conv.ps_matches.*conversion_loss_vs_k.json cannot be read"):
+        expand("{{ conv.ps_matches }}", Prose(tmp_path), where="book/x.md")
+
+
+def test_any_failure_of_a_value_is_a_prose_error_naming_the_placeholder(tmp_path, monkeypatch):
+    bad = types.ModuleType("prose_bad")
+    bad.VALUES = {"x.div": lambda r: str(1 / 0), "x.val": lambda r: str(int("seven")),
+                  "x.type": lambda r: prose.short(r.extra("x", "a"))}
+    monkeypatch.setitem(sys.modules, "prose_bad", bad)
+    _record(tmp_path, "x", {"a": None})
+    for name, what in (("x.div", "ZeroDivisionError"), ("x.val", "ValueError"), ("x.type", "empty")):
+        with pytest.raises(ProseError, match=rf"book/y.md.*{name}.*{what}"):
+            expand("{{ " + name + " }}", Prose(tmp_path, providers=["prose_bad"]), where="book/y.md")
+    # a paper's firing rate of 0 gives no ratio rather than a division by zero
+    _record(tmp_path / "b", "p2_fig1_table4_thresholds", {}, [
+        {"name": "layer 1 firing rate", "ours": 0.2, "paper": 0.0}, {"name": "layer 2 firing rate", "ours": 0.3, "paper": 0.1}])
+    assert Prose(tmp_path / "b")["p2.rate_ratio"] == "3.0 to 3.0 times the paper's"
+
+
+def _p2_records(tmp_path: Path, steps) -> Prose:
+    claims = [{"name": "AugMapping: SNN - ANN at the paper's T = 220 (points)", "ours": -0.0},
+              {"name": "proposed: SNN - ANN at the paper's T = 10 (points)", "ours": None}]
+    _record(tmp_path, "p2_table1_fashion_mnist", {"rows": [
+        {"method": m, "time steps": steps, "T run": 300} for m in ("AugMapping", "stReLU", "proposed")]}, claims)
+    _record(tmp_path, "p2_table5_fig3_calibration", {"rows": [
+        {"weighting": "none (no calibration)", "time steps": steps, "T run": 32}]})
+    return Prose(tmp_path)
+
+
+def test_a_method_that_never_settles_is_a_sentence_not_an_error(tmp_path):
+    never = _p2_records(tmp_path, None)
+    assert never["p2.augmapping"].startswith("it stays within one paired SE of its ANN at no step of the 300 steps run; "
+                                             "at the paper's 220 steps it is level with it")
+    assert never["p2.strelu"] == "the symmetric neuron does not settle within the 300 steps run (the paper's needs 79)"
+    assert never["p2.proposed"].endswith("stays within the allowance at no step of the 300 steps run")
+    assert never["p2.uncalibrated"] == "at no step of the 32 steps run"
+    settled = _p2_records(tmp_path / "b", 293)
+    assert settled["p2.augmapping"].startswith("it stays within one paired SE of its ANN from $T = 293$ on (of the 300 "
+                                               "steps run)")
+    assert settled["p2.strelu"] == "the symmetric neuron needs 293 (the paper's 79)"
+
+
+def test_the_validation_choice_is_plain_words(tmp_path, monkeypatch):
+    from psnn_lib.paper2 import prose as p2
+    monkeypatch.setattr(p2, "_manifest", lambda records: {"net4_ann": {"selection": {
+        "chosen": "no augmentation", "validation": {"no augmentation": 92.18, "shifts": 91.5}}}})
+    assert Prose(tmp_path)["p2.validation"] == ("no augmentation on the validation split (92.18 % against 91.50 %)")
+
+
+T2_ROWS = [{"network": "MobileNetV2", "images": 4, "ANN top-1": 100.0, "SNN top-1": 100.0, "agreement": 100.0,
+            "at risk": 25.0, "max |logit error|": 0.31, "K per layer": [10, 13], "control": False},
+           {"network": "MobileNetV2", "images": 200, "ANN top-1": 90.0, "SNN top-1": 89.5, "agreement": 99.5,
+            "at risk": 60.0, "max |logit error|": 3.2, "K per layer": [8], "control": True}]
+
+
+def _t2_claims(first: str, second: str) -> list[dict]:
+    net = "MobileNetV2 (paper: EfficientNet-B7): "
+    return [{"name": net + "top-1 predictions the SNN changes (% of images; paper: |loss|)", "ours": 0.0,
+             "status": first},
+            {"name": net + "predictions its logit error could change (% of images)", "ours": 25.0, "status": second}]
+
+
+def test_table2_states_what_its_record_says(tmp_path):
+    _record(tmp_path, "table2_imagenet", {"rows": T2_ROWS, "control": {"network": "MobileNetV2", "K": 8}},
+            _t2_claims("reproduced", "reproduced"))
+    values = Prose(tmp_path)
+    assert values["table2.networks"] == ("MobileNetV2 changes 0 of its 4 predictions and its largest logit error "
+                                         "(0.31) could change 1: it passes both criteria")
+    assert values["table2.control"] == ("$K = 8$, where MobileNetV2 changes 1 of its 200 predictions, loses 0.5 points "
+                                        "of top-1 accuracy, and its logit error could change 120")
+    assert values["table2.images"] == "4" and values["table2.resolution"].startswith("One image is 25 points of 4")
+    _record(tmp_path / "b", "table2_imagenet", {"rows": T2_ROWS}, _t2_claims("reproduced", "deviates"))
+    assert Prose(tmp_path / "b")["table2.networks"].endswith("it passes the first criterion and deviates on the second")
+
+
+def test_table3_counts_and_losses_follow_the_record(tmp_path):
+    rows = [{"method": "PS", "agreement": 100.0, "loss": 0.0, "sentences": 32},
+            {"method": "FS (K = 16)", "agreement": 96.875, "loss": 3.125, "sentences": 32}]
+    _record(tmp_path, "table3_transformers", {"rows": rows})
+    values = Prose(tmp_path)
+    assert values["t3.sentences"] == "32"
+    assert values["t3.ps"] == "changes 0 predictions (agreement 100.00 %, loss 0.00 points)"
+    assert values["t3.fs"] == "change 3.1 % of the predictions and gain 3.12 points"
 
 
 def test_runs_and_spans():

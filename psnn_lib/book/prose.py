@@ -10,12 +10,14 @@ renders a blank or a stale number. Values are computed only for the names a
 chapter uses, so a profile whose records lack a key fails only where a chapter
 asks for it.
 
-This module is the mechanism only; it knows no study. The values are defined
-by the papers' prose modules (:data:`PROVIDERS`), each a module with a
+This module is the mechanism only: it imports no study. The values are
+defined by the papers' prose modules (:data:`PROVIDERS`), each a module with a
 ``VALUES`` mapping from names to functions of the :class:`Records`; they are
 imported when a chapter first asks for a value. A value that needs a study
-rebuilt from its record (Table 5) builds it once per :class:`Records` through
-:meth:`Records.derived`.
+rebuilt from its record (paper 1's Table 5, say) builds it once per
+:class:`Records` through :meth:`Records.derived`. Any failure of a value (a
+corrupt record, a value that cannot be computed) is a :class:`ProseError` that
+names the chapter and the placeholder.
 """
 from __future__ import annotations
 
@@ -49,7 +51,13 @@ class Records:
             path = self.folder / f"{notebook}.json"
             if not path.exists():
                 raise ProseError(f"the record {path} is missing: run `psnn book --only {notebook}`")
-            self._cache[notebook] = json.loads(path.read_text())
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                raise ProseError(f"the record {path} cannot be read ({e}): rerun `psnn book --only {notebook}`") from None
+            if not isinstance(record, dict):
+                raise ProseError(f"the record {path} is not a JSON object: rerun `psnn book --only {notebook}`")
+            self._cache[notebook] = record
         return self._cache[notebook]
 
     def extra(self, notebook: str, key: str) -> Any:
@@ -84,24 +92,47 @@ class Records:
 
 # -- formatting ---------------------------------------------------------------------------------
 
-def num(x: float, digits: int = 2) -> str:
-    """``x`` to ``digits`` decimals, or to ``digits`` significant digits below 1."""
+def _empty(x: Any) -> None:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         raise ProseError("a value the chapter quotes is empty (NaN or None) in its record")
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ProseError(f"a value the chapter quotes is {x!r}, not a number, in its record")
+
+
+def _unsigned_zero(text: str) -> str:
+    """``text`` without the sign of a negative zero (``-0.00`` -> ``0.00``)."""
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def fixed(x: float, decimals: int) -> str:
+    """``x`` to ``decimals`` decimals, never a negative zero."""
+    _empty(x)
+    return _unsigned_zero(f"{x:.{decimals}f}")
+
+
+def num(x: float, digits: int = 2) -> str:
+    """``x`` to ``digits`` decimals from 1 up; below 1 to ``digits`` significant digits (at
+    least one, so a nonzero value never prints as 0). Never a negative zero."""
+    _empty(x)
     if x != 0 and abs(x) < 1:
-        return f"{x:.{max(digits - 1 - math.floor(math.log10(abs(x))), 0)}f}"
-    return f"{x:.{digits}f}"
+        sig = max(digits, 1)
+        decimals = max(sig - 1 - math.floor(math.log10(abs(x))), 0)
+        text = f"{x:.{decimals}f}"
+        if decimals > 0 and abs(float(text)) >= 10 ** (math.floor(math.log10(abs(x))) + 1):
+            text = f"{x:.{decimals - 1}f}"  # 0.0996 rounds to 0.10, not 0.100
+        return _unsigned_zero(text)
+    return _unsigned_zero(f"{x:.{digits}f}")
 
 
 def short(x: float) -> str:
     """Two decimals from 1 up, three significant digits below."""
+    _empty(x)
     return num(x, 2) if abs(x) >= 1 else num(x, 3)
 
 
 def dec4(x: float) -> str:
     """Four decimals, as Table 5 prints."""
-    num(x)  # NaN check
-    return f"{x:.4f}"
+    return fixed(x, 4)
 
 
 def listing(items: list[str]) -> str:
@@ -176,8 +207,11 @@ class Prose:
                     raise ProseError(f"the value renders as {self._values[name]!r}: a number in its record is empty")
             except ProseError as e:
                 raise ProseError(f"{{{{ {name} }}}}: {e}") from None
-            except (KeyError, IndexError, TypeError) as e:
+            except (KeyError, IndexError) as e:
                 raise ProseError(f"{{{{ {name} }}}}: the record lacks {e!r}: rerun its notebook") from None
+            except Exception as e:  # a value that cannot be computed from what the record holds
+                raise ProseError(f"{{{{ {name} }}}}: cannot be computed from its record "
+                                 f"({type(e).__name__}: {e}): rerun its notebook") from None
         return self._values[name]
 
 

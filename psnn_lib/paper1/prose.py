@@ -1,6 +1,6 @@
 """Paper 1's values for the chapters: what the fitting, conversion and transformers
 chapters say about Table 5 (``fig5_table5_mse``), Fig. 2, the conversion loss against
-$K$, Table 2 and Table 3, computed from those records (the mechanism:
+$K$, Tables 1, 2 and 3 and Fig. 6, computed from those records (the mechanism:
 :mod:`psnn_lib.book.prose`).
 
 Some values are whole clauses (which cells no reading reaches, how a tie is broken), so
@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any, Callable
 
-from ..book.prose import ProseError, Records, Value, dec4, listing, num, runs, short, span
+from ..book.prose import ProseError, Records, Value, dec4, fixed, listing, num, runs, short, span
 
 
 # -- Table 5 (fig5_table5_mse) ------------------------------------------------------------------
@@ -212,9 +212,10 @@ def _fig5_values() -> dict[str, Callable[[Fig5], str]]:
         "fig5.column1_kept": column1_kept,
         "fig5.literal_gelu_1": lambda f: num(f.mse(LITERAL_LABEL, "GELU", 1), 1),
         "fig5.literal_gelu_9": lambda f: num(f.mse(LITERAL_LABEL, "GELU", 9), 1),
+        "fig5.literal_trend": lambda f: ("grows with the iterations" if f.mse(LITERAL_LABEL, "GELU", 9) > f.mse(LITERAL_LABEL, "GELU", 1)
+                                         else "does not grow from iteration 1 to 9"),
         "fig5.distinct": distinct,
         "fig5.empty_hardswish": empty_hardswish,
-        "fig5.readings": lambda f: str(len(f.table.mse)),
     }
 
 
@@ -278,7 +279,7 @@ def _rate_summary(records: Records) -> str:
         last = max((r for r in rows if r["method"] == method), key=lambda r: r["K or T"])
         state = ("never match" if row["steps to match the ANN"] is None
                  else f"match from $T = {row['steps to match the ANN']}$")
-        out.append(f"{who} {state} and reach {last['agreement']:.1f} % agreement at $T = {last['K or T']}$")
+        out.append(f"{who} {state} and reach {fixed(last['agreement'], 1)} % agreement at $T = {last['K or T']}$")
     ratios = {_latency(records, m)["N = steps / PS's"] for m in ("rate", "spikingjelly rate")}
     kinds = {_latency(records, m)["N is"] for m in ("rate", "spikingjelly rate")}
     bound = ", ".join(f"{r:g}" for r in sorted(ratios))
@@ -294,16 +295,131 @@ def _table2(records: Records, network: str, control: bool) -> dict[str, Any]:
     raise ProseError(f"the record table2_imagenet has no row for {network} (control={control})")
 
 
-def _table2_mobilenet(records: Records) -> str:
-    row = _table2(records, "MobileNetV2", False)
-    risky = round(row["at risk"] * row["images"] / 100)
-    return (f"MobileNetV2's largest logit error ({num(row['max |logit error|'])}) could change "
-            f"{risky} image{'s' if risky != 1 else ''} of {row['images']}")
+def _count(percent: float, images: int) -> int:
+    return round(percent * images / 100)
+
+
+def _status(status: str) -> str:
+    return {"reproduced": "passes", "deviates": "deviates"}.get(status, status)
+
+
+def _t2_claim(records: Records, network: str, what: str) -> dict[str, Any]:
+    hits = [c for c in records.record("table2_imagenet").get("results", [])
+            if c["name"].startswith(network + " ") and what in c["name"]]
+    if len(hits) != 1:
+        raise ProseError(f"the record table2_imagenet has {len(hits)} claims {network!r} … {what!r}: rerun its notebook")
+    return hits[0]
+
+
+def _table2_networks(records: Records) -> str:
+    rows = [r for r in records.extra("table2_imagenet", "rows") if not r.get("control")]
+    if not rows:
+        raise ProseError("the record table2_imagenet has no rows")
+    out = []
+    for row in rows:
+        n, net = row["images"], row["network"]
+        changed, risky = _count(100 - row["agreement"], n), _count(row["at risk"], n)
+        first = _status(_t2_claim(records, net, "top-1 predictions the SNN changes")["status"])
+        second = _status(_t2_claim(records, net, "predictions its logit error could change")["status"])
+        on = lambda word: word if word == "passes" else f"{word} on"
+        verdict = (f"it {on(first)} both criteria" if first == second
+                   else f"it {on(first)} the first criterion and {on(second)} the second")
+        out.append(f"{net} changes {changed} of its {n} predictions and its largest logit error "
+                   f"({num(row['max |logit error|'])}) could change {risky}: {verdict}")
+    return "; ".join(out)
 
 
 def _table2_control(records: Records) -> str:
-    row = _table2(records, "MobileNetV2", True)
-    return f"$K = {row['K per layer'][0]}$ (MobileNetV2 loses {num(row['ANN top-1'] - row['SNN top-1'], 0)} points there)"
+    control = records.extra("table2_imagenet", "control")
+    row = _table2(records, control["network"], True)
+    n = row["images"]
+    loss = row["ANN top-1"] - row["SNN top-1"]
+    lost = ("loses no top-1 accuracy" if loss == 0 else
+            f"{'loses' if loss > 0 else 'gains'} {num(abs(loss), 1)} points of top-1 accuracy")
+    return (f"$K = {row['K per layer'][0]}$, where {row['network']} changes {_count(100 - row['agreement'], n)} of "
+            f"its {n} predictions, {lost}, and its logit error could change {_count(row['at risk'], n)}")
+
+
+def _table2_images(records: Records) -> int:
+    return records.extra("table2_imagenet", "rows")[0]["images"]
+
+
+def _table2_resolution(records: Records) -> str:
+    n = _table2_images(records)
+    return f"One image is {100 / n:.3g} points of {n}, so they cannot resolve a smaller loss."
+
+
+# -- table1_cifar and fig6_activations ----------------------------------------------------------------
+
+def _t1_rows(records: Records, method: str) -> list[dict[str, Any]]:
+    rows = [r for r in records.extra("table1_cifar", "rows") if r["method"] == method]
+    if not rows:
+        raise ProseError(f"the record table1_cifar has no {method!r} rows: rerun its notebook")
+    return rows
+
+
+def _t1_changes(records: Records, method: str) -> str:
+    rows = _t1_rows(records, method)
+    changed = sum(_count(100 - r["agreement"], r["test images"]) for r in rows)
+    total = sum(r["test images"] for r in rows)
+    worst = max(-r["loss"] for r in rows)
+    nets = len(rows)
+    lost = "and loses no accuracy" if worst <= 0 else f"and loses at most {num(worst)} points"
+    return (f"changes {changed} of {total:,} test predictions over the {nets} network{'s' if nets > 1 else ''} "
+            f"run {lost}")
+
+
+def _t1_claims(records: Records) -> str:
+    claims = [c for c in records.record("table1_cifar").get("results", [])
+              if "loss at K" in c["name"] and c["ours"] is not None]
+    if not claims:
+        raise ProseError("the record table1_cifar has no loss claims that were run")
+    tolerance = {c["tolerance"] for c in claims}
+    by: dict[str, int] = {}
+    for c in claims:
+        by[c["status"]] = by.get(c["status"], 0) + 1
+    tol = f"{listing([f'{t:g}' for t in sorted(tolerance)])} points"
+    return (f"of its {len(claims)} loss claim{'s' if len(claims) > 1 else ''} against the paper's, within {tol}, "
+            f"the record marks {listing([f'{k} {s}' for s, k in by.items()])}")
+
+
+def _t1_rate(records: Records) -> str:
+    rows = _t1_rows(records, "rate")
+    out = []
+    for t in sorted({r["K or T"] for r in rows}):
+        losses = sorted(-r["loss"] for r in rows if r["K or T"] == t)
+        what = (f"{num(losses[0], 1)}" if losses[0] == losses[-1] else f"{num(losses[0], 1)} to {num(losses[-1], 1)}")
+        out.append(f"at $T = {t}$ loses {what} points")
+    return listing(out)
+
+
+ACTIVATION_NAMES = {"gelu": "GELU", "silu": "SiLU", "mish": "Mish", "hardswish": "Hardswish", "selu": "SELU",
+                    "elu": "ELU", "relu": "ReLU"}
+
+
+def _fig6_activations(records: Records) -> str:
+    curves = records.extra("fig6_activations", "curves")
+    return listing([ACTIVATION_NAMES.get(a, a) for a in curves])
+
+
+def _fig6_gap(records: Records) -> str:
+    claims = [c for c in records.record("fig6_activations").get("results", []) if "MAE between" in c["name"]]
+    claims = [c for c in claims if c["ours"] is not None]
+    if not claims:
+        raise ProseError("the record fig6_activations has no MAE claims that were run")
+    by: dict[str, int] = {}
+    for c in claims:
+        by[c["status"]] = by.get(c["status"], 0) + 1
+    tol = listing([f"{t:g}" for t in sorted({c["tolerance"] for c in claims})])
+    return (f"the mean absolute difference between the SNN's and the ANN's accuracy over the epochs is at most "
+            f"{num(max(c['ours'] for c in claims))} points (against a tolerance of {tol} points the record marks "
+            f"{listing([f'{k} {s}' for s, k in by.items()])})")
+
+
+def _fig6_setup(records: Records) -> str:
+    p = records.record("fig6_activations")["parameters"]
+    return (f"{p['epochs']} short epoch{'s' if p['epochs'] != 1 else ''} and {p['n_test']:,} test images "
+            f"(one image is {100 / p['n_test']:.3g} points)")
 
 
 def _table2_largest_k(records: Records) -> str:
@@ -324,8 +440,8 @@ def _t3(records: Records, method: str, source: str = "rows") -> dict[str, Any]:
 def _t3_ps(records: Records) -> str:
     row = _t3(records, "PS")
     changed = round((100 - row["agreement"]) * row["sentences"] / 100)
-    return (f"changes {changed} prediction{'s' if changed != 1 else ''} (agreement {row['agreement']:.2f} %, "
-            f"loss {-row['loss']:.2f} points)")
+    return (f"changes {changed} prediction{'s' if changed != 1 else ''} (agreement {fixed(row['agreement'], 2)} %, "
+            f"loss {fixed(-row['loss'], 2)} points)")
 
 
 def _t3_k(row: dict[str, Any]) -> str:
@@ -336,7 +452,7 @@ def _t3_k(row: dict[str, Any]) -> str:
 def _t3_sweep(records: Records) -> str:
     rows = records.extra("table3_transformers", "dy sweep")
     row = max(rows, key=lambda r: r["dy"])
-    return f"dy = {row['dy']:g}, $K$ {_t3_k(row)}: {100 - row['agreement']:.0f} % of the predictions change"
+    return f"dy = {row['dy']:g}, $K$ {_t3_k(row)}: {fixed(100 - row['agreement'], 0)} % of the predictions change"
 
 
 def _t3_outside(records: Records) -> str:
@@ -351,7 +467,14 @@ def _t3_site_error(records: Records) -> str:
 
 def _t3_fs(records: Records) -> str:
     row = _t3(records, "FS (K = 16)")
-    return f"change {100 - row['agreement']:.1f} % of the predictions and lose {-row['loss']:.2f} points"
+    return f"change {fixed(100 - row['agreement'], 1)} % of the predictions and {_lose(-row['loss'])}"
+
+
+def _lose(loss: float) -> str:
+    """``loss`` points (ANN minus SNN) in words: lose, gain or neither."""
+    if fixed(loss, 2) == "0.00":
+        return "lose nothing"
+    return f"{'lose' if loss > 0 else 'gain'} {fixed(abs(loss), 2)} points"
 
 
 VALUES: dict[str, Value] = {
@@ -360,12 +483,24 @@ VALUES: dict[str, Value] = {
     "conv.ps_matches": _matches_from("ps", "K"),
     "conv.fs_matches": _matches_from("fs", "K"),
     "conv.rate": _rate_summary,
-    "table2.mobilenet": _table2_mobilenet,
+    "table1.ps": lambda r: _t1_changes(r, "ps"),
+    "table1.ps_claims": _t1_claims,
+    "table1.fs": lambda r: _t1_changes(r, "fs"),
+    "table1.rate": _t1_rate,
+    "table2.images": lambda r: str(_table2_images(r)),
+    "table2.networks": _table2_networks,
     "table2.control": _table2_control,
+    "table2.resolution": _table2_resolution,
+    "fig6.activations": _fig6_activations,
+    "fig6.gap": _fig6_gap,
+    "fig6.setup": _fig6_setup,
+    "conv.images": lambda r: f"{r.record('conversion_loss_vs_k')['parameters']['n_test']:,}",
     "table2.largest_k": _table2_largest_k,
     "fig2.code_5": _spikes("authors' code, dy = 0.03125"),
     "fig2.printed_100": _spikes("Algorithm 1, dy = 0.01"),
     "fig2.code_100": _spikes("authors' code, dy = 0.01"),
+    "t3.sentences": lambda r: f"{_t3(r, 'PS')['sentences']:,}",
+    "t3.site_sentences": lambda r: f"{r.record('table3_transformers')['parameters']['n_sites']:,}",
     "t3.ps": _t3_ps,
     "t3.ps_k": lambda r: _t3_k(_t3(r, "PS")),
     "t3.cosine": lambda r: num(_t3(r, "PS")["cosine (mean)"], 5),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..book.prose import ProseError, Records, Value, listing
+from ..book.prose import ProseError, Records, Value, fixed, listing
 from .numbers import TABLE1
 
 PAPER_ANN = TABLE1["proposed"][0]  # the paper's Net4 ANN on Fashion-MNIST (Table 1), percent
@@ -40,23 +40,36 @@ def _p2_validation(records: Records) -> str:
     sel = _net(records, "net4_ann", "selection")
     chosen = sel["validation"][sel["chosen"]]
     others = [v for k, v in sel["validation"].items() if k != sel["chosen"]]
-    return f"{sel['chosen']!r} on the validation split ({chosen:.2f} % against {listing([f'{v:.2f} %' for v in others])})"
+    return (f"{sel['chosen']} on the validation split ({fixed(chosen, 2)} % against "
+            f"{listing([f'{fixed(v, 2)} %' for v in others])})")
 
 
 def _signed_points(x: float) -> str:
-    return f"{abs(x):.2f} points {'below' if x < 0 else 'above'}"
+    if fixed(x, 2) == "0.00":
+        return "level with"
+    return f"{fixed(abs(x), 2)} points {'below' if x < 0 else 'above'}"
+
+
+def _settles(row: dict[str, Any]) -> str:
+    """From which step on a run stays within its allowance, or that it never does, of the steps run."""
+    t, run = row["time steps"], row["T run"]
+    if t is None:
+        return f"at no step of the {run} steps run"
+    return f"from $T = {t}$ on (of the {run} steps run)"
 
 
 def _p2_augmapping(records: Records) -> str:
     row = _p2_row(records, "p2_table1_fashion_mnist", "method", "AugMapping")
     at = records.claim("p2_table1_fashion_mnist", "AugMapping: SNN - ANN at the paper's T = 220*")["ours"]
-    return (f"it stays within one paired SE of its ANN from $T = {row['time steps']}$ of the {row['T run']} run; "
+    return (f"it stays within one paired SE of its ANN {_settles(row)}; "
             + (f"at the paper's 220 steps it is {_signed_points(at)} it" if at is not None
                else "the paper's 220 steps were not run at this profile"))
 
 
 def _p2_strelu(records: Records) -> str:
     row = _p2_row(records, "p2_table1_fashion_mnist", "method", "stReLU")
+    if row["time steps"] is None:
+        return f"the symmetric neuron does not settle within the {row['T run']} steps run (the paper's needs 79)"
     return f"the symmetric neuron needs {row['time steps']} (the paper's 79)"
 
 
@@ -65,7 +78,7 @@ def _p2_proposed(records: Records) -> str:
     row = _p2_row(records, "p2_table1_fashion_mnist", "method", "proposed")
     head = (f"is {_signed_points(at)} its ANN at the paper's $T = 10$" if at is not None
             else "was not run at the paper's $T = 10$ at this profile")
-    return f"the calibrated proposed network {head} and stays within the allowance from $T = {row['time steps']}$"
+    return f"the calibrated proposed network {head} and stays within the allowance {_settles(row)}"
 
 
 def _p2_clip(records: Records) -> str:
@@ -76,15 +89,16 @@ def _p2_clip(records: Records) -> str:
 
 def _p2_rate_ratio(records: Records) -> str:
     ratios = [c["ours"] / c["paper"] for c in records.record("p2_fig1_table4_thresholds")["results"]
-              if c["name"].startswith("layer ") and "firing rate" in c["name"] and c["ours"] is not None]
+              if c["name"].startswith("layer ") and "firing rate" in c["name"] and c["ours"] is not None
+              and c["paper"]]  # a paper's rate of 0 (or none) gives no ratio
     if not ratios:
-        raise ProseError("the record p2_fig1_table4_thresholds has no firing rates")
-    return f"{min(ratios):.1f} to {max(ratios):.1f} times the paper's"
+        raise ProseError("the record p2_fig1_table4_thresholds has no firing rate with a nonzero paper's rate")
+    return f"{fixed(min(ratios), 1)} to {fixed(max(ratios), 1)} times the paper's"
 
 
 def _p2_uncalibrated(records: Records) -> str:
     row = _p2_row(records, "p2_table5_fig3_calibration", "weighting", "none (no calibration)")
-    return f"from {row['time steps']} steps on"
+    return _settles(row)
 
 
 def _p2_calibrated_gap(records: Records) -> str:
@@ -94,7 +108,7 @@ def _p2_calibrated_gap(records: Records) -> str:
         raise ProseError("the record p2_table5_fig3_calibration has no uncalibrated row")
     gap = max(abs(a - b) for r in rows if not r["weighting"].startswith("none")
               for a, b in list(zip(r["curve"], base))[1:])
-    return f"within {gap:.2f} points"
+    return f"within {fixed(gap, 2)} points"
 
 
 def _p2_differences(records: Records) -> str:
@@ -102,7 +116,7 @@ def _p2_differences(records: Records) -> str:
     worst = max(abs(d["difference"]) for d in diffs)
     decided = sum(d["decided (|difference| > 2 SE)"] for d in diffs)
     tail = "all inside two standard errors" if not decided else f"{decided} of {len(diffs)} beyond two standard errors"
-    return f"at most {worst:.2f} points, {tail}"
+    return f"at most {fixed(worst, 2)} points, {tail}"
 
 
 def _p2_fig3(records: Records) -> str:
@@ -114,15 +128,16 @@ def _p2_wall(records: Records) -> str:
     walls = [v["wall_s"] for k, v in _manifest(records).items() if k.startswith("net4_calibrated_") and v.get("wall_s")]
     if not walls:
         raise ProseError("the networks' manifest has no wall_s for net4_calibrated_*")
-    return f"{min(walls) / 60:.1f} to {max(walls) / 60:.1f} minutes" if len(walls) > 1 else f"{walls[0] / 60:.1f} minutes"
+    return (f"{fixed(min(walls) / 60, 1)} to {fixed(max(walls) / 60, 1)} minutes" if len(walls) > 1
+            else f"{fixed(walls[0] / 60, 1)} minutes")
 
 
 VALUES: dict[str, Value] = {
     "p2.validation": _p2_validation,
-    "p2.net4_test": lambda r: f"{_net(r, 'net4_ann', 'test_accuracy'):.2f} %",
-    "p2.net4_gap": lambda r: f"{PAPER_ANN - _net(r, 'net4_ann', 'test_accuracy'):.1f}",
-    "p2.thresholds": lambda r: f"{r.ours('p2_table1_fashion_mnist', 'proposed: ANN acc (*'):.2f} %",
-    "p2.strelu_ann": lambda r: f"{_net(r, 'net4_strelu', 'test_accuracy'):.2f} %",
+    "p2.net4_test": lambda r: f"{fixed(_net(r, 'net4_ann', 'test_accuracy'), 2)} %",
+    "p2.net4_gap": lambda r: fixed(PAPER_ANN - _net(r, 'net4_ann', 'test_accuracy'), 1),
+    "p2.thresholds": lambda r: f"{fixed(r.ours('p2_table1_fashion_mnist', 'proposed: ANN acc (*'), 2)} %",
+    "p2.strelu_ann": lambda r: f"{fixed(_net(r, 'net4_strelu', 'test_accuracy'), 2)} %",
     "p2.augmapping": _p2_augmapping,
     "p2.strelu": _p2_strelu,
     "p2.proposed": _p2_proposed,
