@@ -4,7 +4,6 @@ build time (the mechanism: :mod:`psnn_lib.book.prose`).
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..book.prose import ProseError, Records, Value, fixed, listing
@@ -13,13 +12,18 @@ from .numbers import TABLE1
 PAPER_ANN = TABLE1["proposed"][0]  # the paper's Net4 ANN on Fashion-MNIST (Table 1), percent
 
 
-def _manifest(records: Records) -> dict[str, Any]:
+def _read_manifest(records: Records) -> dict[str, Any]:
     """The committed networks' manifest (``data/paper2_networks.json``, :mod:`.networks`)."""
-    from .networks import _manifest_of  # imports torch: only when a chapter asks for a network
+    from .networks import _manifest_of, manifest_entries  # imports torch: only when a chapter asks for a network
     path = _manifest_of("committed")
     if not path.exists():
         raise ProseError(f"the networks' manifest {path} is missing")
-    return json.loads(path.read_text())
+    return manifest_entries(path)
+
+
+def _manifest(records: Records) -> dict[str, Any]:
+    """The manifest, read once per build."""
+    return records.derived(_read_manifest)
 
 
 def _net(records: Records, name: str, key: str) -> Any:
