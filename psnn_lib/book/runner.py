@@ -94,19 +94,16 @@ def default_jobs() -> int:
 @contextmanager
 def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int) -> Iterator[None]:
     """Set the variables the kernels read (they inherit this process's
-    environment) and restore the caller's environment and working folder afterwards
-    (papermill changes this process's folder around each kernel, and two notebooks at
-    once can leave it in notebooks/)."""
+    environment) and restore the caller's environment afterwards."""
     wanted = {"PSNN_ROOT": str(root), "TQDM_DISABLE": "1",
               "PSNN_RESULTS_DIR": None if results_dir is None else str(results_dir),
               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, available_cores() // jobs)))}
-    saved, folder = {key: os.environ.get(key) for key in wanted}, os.getcwd()
+    saved = {key: os.environ.get(key) for key in wanted}
     _set_env(wanted)
     try:
         yield
     finally:
         _set_env(saved)
-        os.chdir(folder)
 
 
 def _execute(src: Path, text: str, output: Path, profile: str, cell_timeout: int) -> float:
