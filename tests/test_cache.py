@@ -34,9 +34,21 @@ def test_stale_file_is_refitted_with_warning(tmp_path):
     p = fit_ps_cached("tanh", -2, 2, 0.01, 1e-3, cache_dir=tmp_path)
     path = _only_file(tmp_path)
     key = ps_cache.cache_key("tanh", -2, 2, 0.01, 1e-3)
-    save_params(p, path, {**key, "version": "0.0.0-old"})
+    save_params(p, path, {**key, "code": "older code"})
     with pytest.warns(UserWarning, match="stale"):
         fit_ps_cached("tanh", -2, 2, 0.01, 1e-3, cache_dir=tmp_path)
+
+
+def test_changed_fitting_code_is_never_read(tmp_path, monkeypatch):
+    """Another digest of the fitting code (the same package version) is another key: a fit
+    made by older code is not reused."""
+    fit_ps_cached("gelu", -4, 4, 0.01, 1e-3, cache_dir=tmp_path)
+    monkeypatch.setattr(ps_cache, "code_digest", lambda: "changed code")
+    calls = []
+    monkeypatch.setattr(ps_cache, "fit_ps", lambda *a, **k: calls.append(a) or pytest.fail("refitted"))
+    with pytest.raises(pytest.fail.Exception, match="refitted"):
+        fit_ps_cached("gelu", -4, 4, 0.01, 1e-3, cache_dir=tmp_path)
+    assert calls
 
 
 def test_key_depends_on_function_values_and_options():

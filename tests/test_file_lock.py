@@ -17,14 +17,14 @@ def test_two_saves_at_once_keep_both_manifest_entries(tmp_path, monkeypatch):
     manifest = tmp_path / "data" / "manifest.json"
     manifest.parent.mkdir()
     manifest.write_text("{}\n")
-    read = checkpoints._manifest
+    read = checkpoints.manifest_entries
 
     def slow_read(path):
         entries = read(path)
         time.sleep(0.3)  # the other save arrives meanwhile
         return entries
 
-    monkeypatch.setattr(checkpoints, "_manifest", slow_read)
+    monkeypatch.setattr(checkpoints, "manifest_entries", slow_read)
     threads = [threading.Thread(target=checkpoints.save_state,
                                 args=(name, {"w": torch.ones(2)}, {"recipe": name}, manifest))
                for name in ("a", "b")]

@@ -149,7 +149,10 @@ def test_loss_vs_k_orders_methods(results):
         baseline = {r["K or T"]: r for r in rows if r["method"] == method}
         assert ps[16]["mean |logit error|"] < baseline[16]["mean |logit error|"]
         assert baseline[16]["agreement"] < ps[16]["agreement"] == 100.0
-    assert _item(rec, "PS loss at K = 16 (points)")["status"] == "reproduced"
+    assert [r["name"].split(" needs")[0] for r in rec["results"]] == ["rate-coded IF (ours)", "SpikingJelly rate"]
+    for r in rows:  # each agreement beside its 95 % interval, on the sampled images
+        low, high = map(float, r["agreement 95 % interval"].split(" to "))
+        assert low <= r["agreement"] <= high and (high - low > 1 if r["agreement"] < 100 else high == 100)
     latency = {r["method"]: r for r in rec["extra"]["latency"]}
     assert latency["ps"]["steps to match the ANN"] == 16
     assert latency["spikingjelly rate"]["steps to match the ANN"] is None

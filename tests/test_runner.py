@@ -96,9 +96,10 @@ def test_notebooks_run_jobs_at_a_time_with_a_share_of_the_cores(tmp_path, monkey
             f"else:\n    raise RuntimeError('ran alone')\n"
             f"open('{me}.threads', 'w').write(os.environ['OMP_NUM_THREADS'])"))
     # papermill changes this process's folder around each kernel and two at once can leave it in
-    # notebooks/: restore it after the test (the runner does not yet; see the closing note)
-    monkeypatch.chdir(os.getcwd())
+    # notebooks/: the runner gives the caller its folder back
+    monkeypatch.chdir(tmp_path)
     assert [o.name for o in run_notebooks(root, "smoke", jobs=2)] == ["a", "b"]
+    assert os.getcwd() == str(tmp_path)
     assert (root / "notebooks" / "a.threads").read_text() == (root / "notebooks" / "b.threads").read_text() == "2"
     with pytest.raises(ValueError, match="jobs must be a whole number >= 1"):
         run_notebooks(root, "smoke", jobs=0)

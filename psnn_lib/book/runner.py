@@ -94,16 +94,20 @@ def default_jobs() -> int:
 @contextmanager
 def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int) -> Iterator[None]:
     """Set the variables the kernels read (they inherit this process's
-    environment) and restore the caller's environment afterwards."""
+    environment) and restore the caller's environment and working folder afterwards
+    (papermill changes the folder around each kernel; two at once can leave it in a
+    notebook's folder)."""
     wanted = {"PSNN_ROOT": str(root), "TQDM_DISABLE": "1",
               "PSNN_RESULTS_DIR": None if results_dir is None else str(results_dir),
               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, available_cores() // jobs)))}
     saved = {key: os.environ.get(key) for key in wanted}
+    folder = os.getcwd()
     _set_env(wanted)
     try:
         yield
     finally:
         _set_env(saved)
+        os.chdir(folder)
 
 
 def _execute(src: Path, text: str, output: Path, profile: str, cell_timeout: int) -> float:

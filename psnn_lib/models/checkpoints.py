@@ -48,7 +48,8 @@ def _manifest_path(manifest: Optional[Path] = None) -> Path:
     return manifest or paths.data_dir() / MANIFEST
 
 
-def _manifest(manifest: Optional[Path] = None) -> dict:
+def manifest_entries(manifest: Optional[Path] = None) -> dict:
+    """The entries of ``manifest`` (default ``data/checkpoints.json``); empty when it does not exist."""
     path = _manifest_path(manifest)
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -58,7 +59,7 @@ def verified_state(name: str, remake: str, manifest: Optional[Path] = None) -> t
     ``data/checkpoints.json``; files are relative to its folder), after checking its
     SHA-256; ``remake`` is the command that makes it."""
     manifest = _manifest_path(manifest)
-    entry = _manifest(manifest).get(name)
+    entry = manifest_entries(manifest).get(name)
     if entry is None:
         raise FileNotFoundError(f"checkpoint {name} is not in {manifest}: make it with `{remake}`")
     path = manifest.parent / entry["file"]
@@ -84,7 +85,7 @@ def save_state(name: str, state: dict, entry: dict, manifest: Optional[Path] = N
     os.replace(tmp, path)
     entry = {**entry, "file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "torch": torch.__version__}
     with exclusive(lock_file_for(manifest)):  # two processes saving at once keep both entries
-        entries = _manifest(manifest)
+        entries = manifest_entries(manifest)
         entries[name] = entry
         tmp = manifest.with_name(f".{manifest.name}.tmp{os.getpid()}")
         tmp.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")

@@ -157,6 +157,17 @@ def load(key: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return _TENSORS[key](split)
 
 
+def subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole set when ``n`` covers it, else ``n`` items drawn at random without replacement
+    (seeded; in the set's order): a set's first items are not a sample of it."""
+    if n < 1:
+        raise ValueError(f"a subset needs at least one item, got n = {n}")
+    if n >= len(x):
+        return x, y
+    keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return x[keep], y[keep]
+
+
 def foolbox_images(key: str) -> tuple[list[np.ndarray], torch.Tensor]:
     """The 20 real test images foolbox ships for a dataset, as uint8 HWC arrays, with their labels."""
     from PIL import Image

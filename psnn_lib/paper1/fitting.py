@@ -305,15 +305,15 @@ def matrix_heatmap(table: Table5, ax: Any = None) -> Any:
     acts = table.activations
     counts = [[sum(matches[n][a]) for a in acts] for n in names]
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 0.22 * len(names) + 1.2))
+        _, ax = plt.subplots(figsize=(11, 0.3 * len(names) + 1.2))
     im = ax.imshow(counts, cmap="viridis", vmin=0, vmax=9, aspect="auto")
     for i, row in enumerate(counts):
         for j, c in enumerate(row):
-            ax.text(j, i, str(c), ha="center", va="center", fontsize=6.5, color="white" if c < 6 else "black")
-    ax.set_xticks(range(len(acts)), [SHORT_NAMES.get(a, a) for a in acts], fontsize=8)
+            ax.text(j, i, str(c), ha="center", va="center", fontsize=8, color="white" if c < 6 else "black")
+    ax.set_xticks(range(len(acts)), [SHORT_NAMES.get(a, a) for a in acts], fontsize=9)
     ax.xaxis.tick_top()
     ax.grid(False)
-    ax.set_yticks(range(len(names)), [f"{n}  ({sum(row)})" for n, row in zip(names, counts)], fontsize=6.5)
+    ax.set_yticks(range(len(names)), [f"{n}  ({sum(row)})" for n, row in zip(names, counts)], fontsize=8.5)
     ax.tick_params(length=0)
     ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label="cells reproduced (of 9)")
     return ax

@@ -52,7 +52,7 @@ from ..file_lock import exclusive, lock_file_for
 from ..through_time.membranes import membrane_calibration
 from ..through_time.calibrate import LOSSES, calibration_loss, joint_calibration, layerwise_calibration
 from ..models import cifar, datasets
-from ..models.checkpoints import _manifest as manifest_entries, save_state, verified_state
+from ..models.checkpoints import manifest_entries, save_state, verified_state
 from ..models.clipping import ClippedLeakyReLU
 from ..models.threshold_optimisation import VariancePenalty, add_clipping, clipping_loss
 from ..models.training import accuracy, predict, seed_everything, train
@@ -159,7 +159,7 @@ def command(name: str, scale: str = "committed") -> str:
 MANIFEST = "paper2_networks.json"  # apart from paper 1's checkpoints.json: its records do not read it
 
 
-def _manifest_of(scale: str) -> Path:
+def manifest_path(scale: str) -> Path:
     """The manifest of a scale: ``data/paper2_networks.json`` (committed) or in the cache (paper)."""
     return (paths.paper_networks_dir() if scale == "paper" else paths.data_dir()) / MANIFEST
 
@@ -224,7 +224,7 @@ def _sources(name: str, scale: str) -> dict[str, str]:
     """The SHA-256 of the stages a recipe starts from (``from``, ``settings_from``), as their
     manifest entries record them (each file is checked when that stage itself is loaded)."""
     r = RECIPES[name]
-    entries = manifest_entries(_manifest_of(scale))
+    entries = manifest_entries(manifest_path(scale))
     names = [r[k] for k in ("from", "settings_from") if r.get(k)]
     missing = [n for n in names if n not in entries]
     if missing:
@@ -235,7 +235,7 @@ def _sources(name: str, scale: str) -> dict[str, str]:
 def _verified(name: str, scale: str) -> tuple[dict, dict]:
     """A stage's weights and entry, checked against its file and against the stages it was made
     from (entries older than that record name none)."""
-    state, entry = verified_state(name, command(name, scale), _manifest_of(scale))
+    state, entry = verified_state(name, command(name, scale), manifest_path(scale))
     made_from = entry.get("made from")
     if made_from is not None and made_from != _sources(name, scale):
         raise StaleNetwork(f"{name} was made from another version of {', '.join(made_from)}: "
@@ -285,7 +285,7 @@ def ensure(names: list[str], scale: str, device: str) -> None:
     for name in names:
         ensure([RECIPES[name][k] for k in ("from", "settings_from") if RECIPES[name].get(k)], scale, device)
         # two notebooks that need one network at once: one makes it, the other then finds it
-        with exclusive(lock_file_for(_manifest_of(scale).with_name(name))):
+        with exclusive(lock_file_for(manifest_path(scale).with_name(name))):
             try:
                 _verified(name, scale)
             except (FileNotFoundError, StaleNetwork):
@@ -327,7 +327,7 @@ def _make_ann(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module, d
     """Train the recipe's ANN; with ``candidates``, one per candidate, kept: the best on the
     validation split (the test set is scored for the chosen one only)."""
     if r.get("settings_from"):  # a baseline trained as the network it is compared with
-        chosen = verified_state(r["settings_from"], command(r["settings_from"], scale), _manifest_of(scale))[1]
+        chosen = verified_state(r["settings_from"], command(r["settings_from"], scale), manifest_path(scale))[1]
         r.update({k: chosen["recipe"][k] for k in TRAINING_KEYS if k in chosen["recipe"]})
     x, y = _subset(*data(name, "train", scale), r.get("train_images"), r["seed"])
     candidates = r.pop("candidates", None) or {"": {}}
@@ -472,7 +472,7 @@ def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
         entry["snn_test_accuracy"] = accuracy(predict(snn, xt, SNN_BATCH), yt)
     else:
         entry["test_accuracy"] = accuracy(predict(model, xt), yt)
-    return save_state(name, state, entry, _manifest_of(scale))
+    return save_state(name, state, entry, manifest_path(scale))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

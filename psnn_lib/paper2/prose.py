@@ -14,8 +14,8 @@ PAPER_ANN = TABLE1["proposed"][0]  # the paper's Net4 ANN on Fashion-MNIST (Tabl
 
 def _read_manifest(records: Records) -> dict[str, Any]:
     """The committed networks' manifest (``data/paper2_networks.json``, :mod:`.networks`)."""
-    from .networks import _manifest_of, manifest_entries  # imports torch: only when a chapter asks for a network
-    path = _manifest_of("committed")
+    from .networks import manifest_entries, manifest_path  # imports torch: only when a chapter asks for a network
+    path = manifest_path("committed")
     if not path.exists():
         raise ProseError(f"the networks' manifest {path} is missing")
     return manifest_entries(path)

@@ -16,6 +16,7 @@ import torch
 from ..book.records import Record
 from ..converter.engine import analog_twin, convert
 from ..through_time.calibrate import calibration_loss, joint_calibration
+from ..models import datasets
 from ..models.training import default_device, predict
 from ..peers import sinabs, snntorch_ternary
 from . import networks
@@ -45,11 +46,7 @@ SAMPLE_SEED = 0
 def test_images(name: str, n_test: int, scale: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole test set when ``n_test`` covers it, else ``n_test`` images drawn at random
     (seeded; in test-set order)."""
-    x, y = networks.data(name, "test", scale)
-    if n_test >= len(x):
-        return x, y
-    keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(SAMPLE_SEED))[:n_test].sort().values
-    return x[keep], y[keep]
+    return datasets.subset(*networks.data(name, "test", scale), n_test, SAMPLE_SEED)
 
 
 def converted(name: str, method: str, T: int, scale: str, **options: Any):

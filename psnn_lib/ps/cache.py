@@ -1,8 +1,9 @@
 """On-disk cache of fitted PS parameters.
 
 A file is keyed by a hash of (activation name, l, r, dy, step, the fit's
-options, the library version) *and* of the function's values on the grid,
-so a changed user function never reuses a stale fit. A corrupt or stale
+options, a digest of the fitting code and torch's version) *and* of the
+function's values on the grid, so neither a changed user function nor changed
+code (of the same package version) ever reuses a stale fit. A corrupt or stale
 file is refitted with a warning; files are written atomically.
 """
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Optional, Union
 
 import torch
 
-from .. import __version__
 from ..activations import Activation, resolve_activation
 from .. import paths
 from .fit import FitTables, PSParams, fit_ps, sample
@@ -27,13 +27,25 @@ from .grid import make_grid
 FORMAT = 4  # of a cache file; part of the key, so files of another layout are never read
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of the code a fit runs (this ``ps`` folder and ``activations.py``, as imported)
+    and torch's version."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted([*here.glob("*.py"), here.parent / "activations.py"]):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return f"{h.hexdigest()[:16]} torch {torch.__version__}"
+
+
 def cache_key(fn: Union[str, Activation], l: float, r: float, dy: float, step: float, **options) -> dict:
     """The fields a cached fit must match, including a digest of f on the grid."""
     name, f = resolve_activation(fn)
     values = sample(f, make_grid(l, r, step))
     digest = hashlib.sha256(values.numpy().tobytes()).hexdigest()[:16]
     return {"format": FORMAT, "activation": name, "l": float(l), "r": float(r), "dy": float(dy),
-            "step": float(step), "options": dict(sorted(options.items())), "version": __version__, "values": digest}
+            "step": float(step), "options": dict(sorted(options.items())), "code": code_digest(), "values": digest}
 
 
 def _path(cache_dir: Path, key: dict) -> Path:
@@ -49,7 +61,7 @@ def save_params(params: PSParams, path: Union[str, Path], key: Optional[dict] = 
     scalars = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
                if f.name not in ("d", "T", "tables", "refit")}
     tensors = {"d": params.d, "T": params.T, **vars(params.fit_tables())}
-    blob = {"key": key, "version": __version__, "tensors": tensors, "scalars": scalars}
+    blob = {"key": key, "tensors": tensors, "scalars": scalars}
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     torch.save(blob, tmp)
     os.replace(tmp, path)
