@@ -84,3 +84,17 @@ def test_one_dataset_vocabulary():
 def test_unknown_split_is_an_error():
     with pytest.raises(ValueError, match="unknown split 'nope'; choose one of train, test"):
         datasets.load("mnist", "nope")
+
+
+def test_subset_is_a_seeded_sample_or_the_whole_set():
+    x, y = torch.arange(100).float()[:, None], torch.arange(100)
+    a, b = datasets.subset(x, y, 10), datasets.subset(x, y, 10)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[0][:, 0].long(), a[1])  # images keep their labels
+    assert a[1].tolist() == sorted(a[1].tolist()) and a[1].tolist() != list(range(10))  # not the first ten
+    assert not torch.equal(datasets.subset(x, y, 10, seed=1)[1], a[1])
+    assert datasets.subset(x, y, 100)[0] is x and datasets.subset(x, y, 500)[1] is y
+    for n, error in [(0, ValueError), (-3, ValueError), (True, TypeError), (2.5, TypeError), (10.0, TypeError)]:
+        with pytest.raises(error):
+            datasets.subset(x, y, n)
+    with pytest.raises(ValueError, match="100 items but 99 labels"):
+        datasets.subset(x, y[:99], 10)

@@ -69,3 +69,18 @@ def test_the_command_refuses_an_unknown_activation(capsys):
     with pytest.raises(SystemExit) as exc:
         f6.main(["gelu", "swish"])
     assert exc.value.code == 2 and "unknown activation(s) swish" in capsys.readouterr().err
+
+
+def test_a_manifest_entry_of_another_recipe_is_refused(tmp_path, monkeypatch):
+    """The file matches its checksum, but its entry says it is another network (silu's weights
+    under gelu's name, another subset): loading it would convert the wrong network."""
+    manifest = json.loads((DATA / "checkpoints.json").read_text())
+    (tmp_path / "checkpoints").mkdir()
+    for changed in ({"activation": "silu"}, {"train_samples": 999}):
+        entry = manifest[f6.name("gelu", 1)]
+        entry = {**entry, "recipe": {**entry["recipe"], **changed}}
+        (tmp_path / entry["file"]).write_bytes((DATA / entry["file"]).read_bytes())
+        (tmp_path / "checkpoints.json").write_text(json.dumps({f6.name("gelu", 1): entry}))
+        monkeypatch.setattr(checkpoints.paths, "data_dir", lambda: tmp_path)
+        with pytest.raises(ValueError, match="not this recipe's snapshot.*fig6_networks gelu"):
+            f6.snapshots("gelu", **f6.RECIPE)

@@ -160,8 +160,12 @@ def load(key: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 def subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole set when ``n`` covers it, else ``n`` items drawn at random without replacement
     (seeded; in the set's order): a set's first items are not a sample of it."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be a whole number of items, got {n!r}")
     if n < 1:
         raise ValueError(f"a subset needs at least one item, got n = {n}")
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} items but {len(y)} labels")
     if n >= len(x):
         return x, y
     keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values

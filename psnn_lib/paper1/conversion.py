@@ -485,8 +485,8 @@ def fig6_resolution(curves: dict[str, list[dict[str, float]]]) -> pd.DataFrame:
     """What each MAE can tell on its images: one image in points, and at the epoch where the SNN
     changed most top-1 predictions, that count and the 95 % binomial (Clopper-Pearson) interval
     of its rate in points. An epoch's accuracy gap is at most its changed share, so the upper end
-    bounds, at 95 %, every epoch's gap on a larger test set, and hence the MAE; the lower end
-    bounds nothing."""
+    bounds, at 95 %, every epoch's gap on new images of the same distribution, and hence the MAE;
+    the lower end bounds nothing."""
     rows = []
     for act, points in curves.items():
         worst = max(points, key=lambda p: p["changed"])

@@ -38,6 +38,11 @@ def name(activation: str, epoch: int) -> str:
     return f"fig6_{activation}_epoch{epoch}"
 
 
+def entry_recipe(activation: str, epoch: int) -> dict:
+    """What a committed snapshot's manifest entry must say it is."""
+    return {**RECIPE, "arch": "resnet20", "activation": activation, "epoch": epoch}
+
+
 def _network(activation: str, classes: int, in_channels: int) -> nn.Module:
     return cifar.ResNet20(classes, in_channels=in_channels, activation=activation)
 
@@ -47,12 +52,12 @@ def trained(activation: str, x: torch.Tensor, y: torch.Tensor, epochs: int, clas
     """ResNet-20 with ``activation`` trained on (x, y) for ``epochs`` epochs (shifted images,
     the training defaults of :func:`~psnn_lib.models.training.train`); a copy after every epoch,
     on the CPU, in eval mode."""
-    snapshots: list[nn.Module] = []
+    copies: list[nn.Module] = []
     seed_everything(seed)  # the initial weights too, not only the data order
     model = _network(activation, classes, x.shape[1])
     train(model, x, y, epochs=epochs, augment=True, seed=seed, device=device,
-          on_epoch=lambda epoch, m: snapshots.append(copy.deepcopy(m).cpu().eval()))
-    return snapshots
+          on_epoch=lambda epoch, m: copies.append(copy.deepcopy(m).cpu().eval()))
+    return copies
 
 
 def snapshots(activation: str, dataset: str, train_samples: int, epochs: int, seed: int = 0,
@@ -64,7 +69,11 @@ def snapshots(activation: str, dataset: str, train_samples: int, epochs: int, se
     if recipe == RECIPE and activation in ACTIVATIONS:
         nets = []
         for epoch in range(1, epochs + 1):
-            state, _ = verified_state(name(activation, epoch), f"{COMMAND} {activation}")
+            state, entry = verified_state(name(activation, epoch), f"{COMMAND} {activation}")
+            if entry.get("recipe") != entry_recipe(activation, epoch) or entry.get("device") != "cpu":
+                raise ValueError(f"the manifest entry {name(activation, epoch)} is not this recipe's snapshot "
+                                 f"(it says {entry.get('recipe')} on {entry.get('device')!r}): remake it with "
+                                 f"`{COMMAND} {activation}`")
             model = _network(activation, classes, in_channels=1)
             model.load_state_dict(state)
             nets.append(model.eval())
@@ -74,8 +83,10 @@ def snapshots(activation: str, dataset: str, train_samples: int, epochs: int, se
 
 
 def make(activation: str, device: str = "cpu") -> list[dict]:
-    """Train :data:`RECIPE` with ``activation`` and commit its snapshots (float16; the test
-    accuracy in each entry is measured on the stored weights, on the whole test set)."""
+    """Train :data:`RECIPE` with ``activation`` on ``device`` and write its snapshots (float16;
+    the test accuracy in each entry is measured on the stored weights, on the whole test set).
+    The notebook loads only snapshots made on the CPU (the committed ones); others are for
+    comparison."""
     x, y = datasets.load(RECIPE["dataset"], "train")
     x_test, y_test = datasets.load(RECIPE["dataset"], "test")
     n = RECIPE["train_samples"]
@@ -86,14 +97,14 @@ def make(activation: str, device: str = "cpu") -> list[dict]:
         state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         entries.append(save_state(name(activation, epoch), state, {
-            "recipe": {**RECIPE, "arch": "resnet20", "activation": activation, "epoch": epoch},
+            "recipe": entry_recipe(activation, epoch),
             "stored": "float16", "device": str(device), "test_accuracy": accuracy(predict(model, x_test), y_test),
             "command": f"{COMMAND} {activation}"}))
     return entries
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(description="train and commit Fig. 6's per-epoch ResNet-20 snapshots")
+    p = argparse.ArgumentParser(prog=COMMAND, description="train and commit Fig. 6's per-epoch ResNet-20 snapshots")
     p.add_argument("activations", nargs="*", help=f"some of {', '.join(ACTIVATIONS)} (default: all)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(list(argv) if argv is not None else sys.argv[1:])

@@ -304,6 +304,7 @@ def _with_rounded(model: nn.Module) -> dict:
 
 
 def _subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # not models.datasets.subset: the committed networks were made from this draw, unsorted
     if n is None or n >= len(x):
         return x, y
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
