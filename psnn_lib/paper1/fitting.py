@@ -293,10 +293,10 @@ def error_vs_dy_claims(record: Record, rows: list[dict[str, Any]]) -> None:
 
 
 def matrix_heatmap(table: Table5, ax: Any = None) -> Any:
-    """Table 5's reading matrix as a heatmap: one row per reading (labelled in full, in the
-    order of :func:`matrix_frame`, most cells first), one column per activation, each cell the
-    cells of that activation the reading reproduces (of 9), and the total of 63 in the label.
-    Returns the matplotlib axes."""
+    """Table 5's reading matrix as a heatmap: one row per reading (labelled with its number in
+    :func:`matrix_frame`, whose settings columns describe it, and in its order, most cells
+    first), one column per activation, each cell the cells of that activation the reading
+    reproduces (of 9), and the total of 63 in the label. Returns the matplotlib axes."""
     import matplotlib.pyplot as plt
 
     matches = table.matches()
@@ -305,15 +305,16 @@ def matrix_heatmap(table: Table5, ax: Any = None) -> Any:
     acts = table.activations
     counts = [[sum(matches[n][a]) for a in acts] for n in names]
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 0.3 * len(names) + 1.2))
+        _, ax = plt.subplots(figsize=(5.5, 0.2 * len(names) + 1.2))
     im = ax.imshow(counts, cmap="viridis", vmin=0, vmax=9, aspect="auto")
     for i, row in enumerate(counts):
         for j, c in enumerate(row):
-            ax.text(j, i, str(c), ha="center", va="center", fontsize=8, color="white" if c < 6 else "black")
+            ax.text(j, i, str(c), ha="center", va="center", fontsize=7.5, color="white" if c < 6 else "black")
     ax.set_xticks(range(len(acts)), [SHORT_NAMES.get(a, a) for a in acts], fontsize=9)
     ax.xaxis.tick_top()
     ax.grid(False)
-    ax.set_yticks(range(len(names)), [f"{n}  ({sum(row)})" for n, row in zip(names, counts)], fontsize=8.5)
+    ax.set_yticks(range(len(names)), [f"{i + 1}  ({sum(row)})" for i, row in zip(order, counts)], fontsize=8)
+    ax.set_ylabel("reading (its cells of 63)")
     ax.tick_params(length=0)
     ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label="cells reproduced (of 9)")
     return ax
