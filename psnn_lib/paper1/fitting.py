@@ -88,11 +88,12 @@ def sampling_definitions(table: Table5, l: float, r: float, dy: float, step: flo
     refit = table5(l, r, dy, step, float32, table.activations, sampling="torch")
     tables = {"rounded": table,
               "torch": Table5(table.readings, {**table.mse, **refit.mse}, {**table.bound, **refit.bound})}
-    definition = table.matches()[table.best()]
+    chosen = table.best()
+    definition = table.matches()[chosen]
     rows = []
     for sampling, t in tables.items():
         counts, best = t.counts(), t.best()
-        moved = [f"{a} {i + 1}" for a, cells in t.matches()[table.best()].items()
+        moved = [f"{a} {i + 1}" for a, cells in t.matches()[chosen].items()
                  for i, (c, d) in enumerate(zip(cells, definition[a])) if c != d]
         rows.append({"float32 sampling": sampling, "best reading": best, "its cells": counts[best],
                      "readings with as many": sum(c == counts[best] for c in counts.values()),
@@ -299,21 +300,20 @@ def matrix_heatmap(table: Table5, ax: Any = None) -> Any:
     reproduces (of 9), and the total of 63 in the label. Returns the matplotlib axes."""
     import matplotlib.pyplot as plt
 
-    matches = table.matches()
-    order = list(matrix_frame(table).index - 1)
-    names = [list(matches)[i] for i in order]
-    acts = table.activations
-    counts = [[sum(matches[n][a]) for a in acts] for n in names]
+    frame = matrix_frame(table)
+    columns = [SHORT_NAMES.get(a, a) for a in table.activations]
+    counts = frame[columns].to_numpy()
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 0.2 * len(names) + 1.2))
+        _, ax = plt.subplots(figsize=(5.5, 0.2 * len(frame) + 1.2))
     im = ax.imshow(counts, cmap="viridis", vmin=0, vmax=9, aspect="auto")
     for i, row in enumerate(counts):
         for j, c in enumerate(row):
             ax.text(j, i, str(c), ha="center", va="center", fontsize=7.5, color="white" if c < 6 else "black")
-    ax.set_xticks(range(len(acts)), [SHORT_NAMES.get(a, a) for a in acts], fontsize=9)
+    ax.set_xticks(range(len(columns)), columns, fontsize=9)
     ax.xaxis.tick_top()
     ax.grid(False)
-    ax.set_yticks(range(len(names)), [f"{i + 1}  ({sum(row)})" for i, row in zip(order, counts)], fontsize=8)
+    ax.set_yticks(range(len(frame)), [f"{n}  ({total})" for n, total in zip(frame.index, frame["of 63"])],
+                  fontsize=8)
     ax.set_ylabel("reading (its cells of 63)")
     ax.tick_params(length=0)
     ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label="cells reproduced (of 9)")
