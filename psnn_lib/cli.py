@@ -1,5 +1,6 @@
 """The ``psnn`` command: ``psnn book`` runs the notebooks, ``psnn site`` builds the
-HTML book from them, ``psnn compare`` compares two runs' claims, ``psnn fit`` fits a PS neuron."""
+HTML book from them, ``psnn compare`` compares two runs' claims, ``psnn fit`` fits a PS neuron, ``psnn fetch`` lists
+and downloads what the paper profile reads."""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,19 @@ def _relative_tolerance(text: str) -> float:
     return value
 
 
+def _parameter(text: str) -> tuple[str, object]:
+    """An argparse type: NAME=VALUE, VALUE a Python literal (1, 0.5, [1, 2], True, "x") or else a string."""
+    import ast
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"NAME=VALUE with NAME a parameter of the notebook, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def _book(args: argparse.Namespace) -> int:
     from .paths import project_root
     from .book.runner import NotebookFailed, run_notebooks
@@ -42,8 +56,9 @@ def _book(args: argparse.Namespace) -> int:
         outcomes = run_notebooks(root, args.profile, only=args.only, force=args.force,  # the kernels run in notebooks/
                                  out_dir=args.out_dir and args.out_dir.resolve(),
                                  results_dir=args.results_dir and args.results_dir.resolve(),
-                                 cell_timeout=args.cell_timeout, jobs=args.jobs)
-    except (NotebookFailed, FileNotFoundError) as exc:
+                                 cell_timeout=args.cell_timeout, jobs=args.jobs,
+                                 parameters=dict(args.set or []), stream=args.stream)
+    except (NotebookFailed, FileNotFoundError, ValueError) as exc:
         print(f"psnn book: {exc}", file=sys.stderr)
         return 1
     for o in outcomes:
@@ -121,10 +136,20 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    from .models import fetch
+
+    if args.profile != "paper":
+        print(fetch.nothing_to_fetch(args.profile))
+        return 0
+    return fetch.run(download=not args.list)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .activations import known_activations
     from .book.compare import REL
     from .book.profiles import PROFILES
+    from .book.runner import CELL_TIMEOUT
 
     parser = argparse.ArgumentParser(prog="psnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,7 +160,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     book.add_argument("--force", action="store_true", help="ignore the execution cache")
     book.add_argument("--out-dir", type=Path, default=None, help="where executed notebooks go")
     book.add_argument("--results-dir", type=Path, default=None, help="where results JSON goes")
-    book.add_argument("--cell-timeout", type=_positive_int, default=1800, help="seconds one cell may run")
+    book.add_argument("--cell-timeout", type=_positive_int, default=None,
+                      help="seconds one cell may run (default: " + ", ".join(
+                          f"{p} {'none' if t is None else t}" for p, t in CELL_TIMEOUT.items()) + ")")
+    book.add_argument("--set", action="append", type=_parameter, metavar="NAME=VALUE",
+                      help="a value for a name in the notebooks' parameters cell (e.g. paper_epochs=1); "
+                           "repeatable; a name a notebook lacks is an error")
+    book.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                      help="stream the kernels' output and progress bars to the terminal (default: at the paper "
+                           "profile only; the executed notebooks then hold the bars too, so the published "
+                           "default book is built without)")
     book.add_argument("--jobs", type=_positive_int, default=None,
                       help="notebooks at a time, each kernel with an equal share of the cores as its threads "
                            "(default: 2 where there are at least two cores)")
@@ -163,6 +197,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     fit.add_argument("--cache-dir", type=Path, default=None)
     fit.add_argument("--out", type=Path, default=None, help="also save the parameters here")
     fit.set_defaults(func=_fit)
+    fetch = sub.add_parser("fetch", help="list what a profile downloads, with sizes and places; fetch and verify "
+                           "it (exit 1 while something is missing)")
+    fetch.add_argument("--profile", default="paper", choices=PROFILES,
+                       help="the profile whose data and weights to fetch (default: paper, the only one that "
+                            "downloads anything)")
+    fetch.add_argument("--list", action="store_true", help="only list and check, download nothing")
+    fetch.set_defaults(func=_fetch)
     args = parser.parse_args(argv)
     return args.func(args)
 

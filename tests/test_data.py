@@ -98,3 +98,33 @@ def test_subset_is_a_seeded_sample_or_the_whole_set():
             datasets.subset(x, y, n)
     with pytest.raises(ValueError, match="100 items but 99 labels"):
         datasets.subset(x, y[:99], 10)
+
+
+def _image_folder(root, classes, flat=False):
+    from PIL import Image
+
+    for i, name in enumerate(classes):
+        where = root if flat else root / name
+        where.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(where / f"{name}_0.JPEG")
+    return root
+
+
+def test_an_imagenet_folder_must_hold_the_1000_classes_or_say_which(tmp_path):
+    """A class subset would be labelled 0..n-1 by ImageFolder: a wrong top-1 without an error."""
+    two = _image_folder(tmp_path / "two", ["n01440764", "n01443537"])
+    with pytest.raises(ValueError, match="2 class folders, not ImageNet's 1000: its labels would be 0..1"):
+        datasets.imagenet_folder(str(two))
+    data = datasets.imagenet_folder(str(two), classes=[0, 1])
+    assert [data[i][1] for i in range(2)] == [0, 1]
+    data = datasets.imagenet_folder(str(two), classes=[7, 391])
+    assert [data[i][1] for i in range(2)] == [7, 391]
+    for bad, message in [([1], "1 class indices for 2 class folders"), ([3, 3], "distinct"),
+                         ([0, 1000], "distinct and in 0..999")]:
+        with pytest.raises(ValueError, match=message):
+            datasets.imagenet_folder(str(two), classes=bad)
+    flat = _image_folder(tmp_path / "flat", ["ILSVRC2012_val_00000001"], flat=True)
+    with pytest.raises(datasets.DatasetMissing, match="has no class folders.*one folder per synset"):
+        datasets.imagenet_folder(str(flat))
+    full = _image_folder(tmp_path / "full", [f"n{i:08d}" for i in range(1000)])
+    assert len(datasets.imagenet_folder(str(full)).classes) == 1000

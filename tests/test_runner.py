@@ -144,3 +144,54 @@ def test_every_failure_is_named_and_what_succeeded_is_cached(tmp_path, monkeypat
     assert "nb.md failed" in str(failed.value) and "dead.md did not run: OSError: kernel died" in str(failed.value)
     cache = (root / "_build" / "executed" / "smoke" / ".psnn-cache.json").read_text()
     assert '"ok"' in cache and '"nb"' not in cache and '"dead"' not in cache
+
+
+def test_parameters_are_injected_checked_and_part_of_the_cache_key(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"\nepochs = 200\nsize: int = 3', "parameters")
+                    + _cell("open('seen.txt', 'a').write(f'{epochs} {size}\\n')"))
+    assert [o.status for o in run_notebooks(root, "paper", parameters={"epochs": 1}, stream=False)] == ["executed"]
+    assert [o.status for o in run_notebooks(root, "paper", parameters={"epochs": 1}, stream=False)] == ["cached"]
+    assert [o.status for o in run_notebooks(root, "paper", parameters={"epochs": 2, "size": 5},
+                                            stream=False)] == ["executed"]
+    assert (root / "notebooks" / "seen.txt").read_text() == "1 3\n2 5\n"
+    with pytest.raises(NotebookFailed, match=r"nb.md has no parameter epoch \(its parameters: epochs, profile, size"):
+        run_notebooks(root, "paper", parameters={"epoch": 1}, stream=False)
+    with pytest.raises(ValueError, match="set by the profile argument"):
+        run_notebooks(root, "paper", parameters={"profile": "smoke"})
+
+
+def test_the_cell_timeout_is_per_profile_and_none_at_paper(tmp_path, monkeypatch):
+    """The paper profile's trainings run for hours: no cell limit there, unless the caller sets one."""
+    import papermill
+
+    seen = []
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda *a, **k: seen.append(k["execution_timeout"]) or open(a[1], "w").write("{}"))
+    root = _project(tmp_path, _cell('profile = "default"', "parameters"))
+    for profile in ("smoke", "default", "paper"):
+        run_notebooks(root, profile, force=True, stream=False)
+    run_notebooks(root, "paper", force=True, cell_timeout=5, stream=False)
+    assert seen == [runner.CELL_TIMEOUT["smoke"], runner.CELL_TIMEOUT["default"], None, 5]
+    assert runner.CELL_TIMEOUT["paper"] is None and runner.CELL_TIMEOUT["default"] >= 1800
+
+
+def test_the_paper_profile_streams_progress_to_the_terminal(tmp_path, capfd, monkeypatch):
+    """At paper the kernels keep their progress bars and what they write comes to stderr as it
+    comes, each line headed by the notebook's name; other profiles stay quiet."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    root = _project(tmp_path, _cell('profile = "default"', "parameters")
+                    + _cell("from psnn_lib.progress import progress_bar\n"
+                            "list(progress_bar(range(3), desc='training'))\nprint('epoch 1 done')"))
+    run_notebooks(root, "paper")
+    err = capfd.readouterr().err
+    assert "[nb] training: 100%" in err and "epoch 1 done" in err
+    run_notebooks(root, "smoke")
+    assert "training" not in capfd.readouterr().err
+
+
+def test_the_callers_results_dir_variable_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSNN_RESULTS_DIR", str(tmp_path / "mine"))
+    root = _project(tmp_path, _cell('profile = "default"', "parameters")
+                    + _cell("import os; open('env.txt', 'w').write(os.environ['PSNN_RESULTS_DIR'])"))
+    run_notebooks(root, "smoke")
+    assert (root / "notebooks" / "env.txt").read_text() == str(tmp_path / "mine")

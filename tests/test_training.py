@@ -81,3 +81,40 @@ def test_a_stage_made_from_another_version_of_its_source_is_refused(tmp_path, mo
     (data / networks.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(networks.StaleNetwork, match="python -m psnn_lib.paper2.networks net4_calibrated_cosine"):
         networks.load_snn("net4_calibrated_cosine")
+
+
+def test_the_training_digest_tells_trainings_apart_but_not_their_initial_values():
+    from psnn_lib.models.training import recipe_digest, training_digest
+    assert recipe_digest({"w": (0.1,), "a": 1}) == recipe_digest({"a": 1, "w": [0.1]})  # as JSON stores it
+    x, y = torch.rand(6, 4), torch.tensor([0, 1, 0, 1, 0, 1])
+    settings, ce, linear = {"epochs": 2, "lr": 0.1}, torch.nn.functional.cross_entropy, torch.nn.Linear
+    base = training_digest(linear(4, 2), x, y, settings, ce)
+    assert training_digest(linear(4, 2), x, y, settings, ce) == base  # other initial weights: the same training
+    others = [training_digest(linear(4, 3), x, y, settings, ce),
+              training_digest(linear(4, 2), x.double(), y, settings, ce),
+              training_digest(linear(4, 2), x, y.flip(0), settings, ce),
+              training_digest(linear(4, 2), x, y, {**settings, "lr": 0.2}, ce),
+              training_digest(linear(4, 2), x, y, settings, torch.nn.functional.nll_loss),
+              training_digest(linear(4, 2), x, y, settings, ce, "weight 2")]
+    assert len({base, *others}) == 7
+
+
+def test_a_checkpoint_whose_write_fails_leaves_the_file_and_manifest_as_they_were(tmp_path, monkeypatch):
+    import pytest
+
+    from psnn_lib.models.checkpoints import manifest_entries, save_state, verified_state
+    manifest = tmp_path / "m.json"
+    save_state("a", {"w": torch.ones(2)}, {"note": 1}, manifest)
+    before = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    def fails(obj, f):
+        f.write(b"half")
+        raise OSError("killed")
+
+    monkeypatch.setattr(torch, "save", fails)
+    with pytest.raises(OSError, match="killed"):
+        save_state("a", {"w": torch.zeros(2)}, {"note": 2}, manifest)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # no temporary file
+    assert manifest_entries(manifest)["a"]["note"] == 1
+    assert torch.equal(verified_state("a", "remake", manifest)[0]["w"], torch.ones(2))

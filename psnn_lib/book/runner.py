@@ -1,15 +1,22 @@
 """Execute the book's notebooks: MyST markdown -> .ipynb -> papermill.
 
 ``run_notebooks`` turns each ``notebooks/*.md`` (the only notebook source)
-into a notebook, injects the profile with papermill, and writes the executed
-copy to ``_build/executed/<profile>/``. A notebook whose source, profile and
-library code are unchanged since its last successful run is skipped (a
-content-hash cache). A failing notebook, or a cell running longer than
-``cell_timeout`` seconds, stops the run with its name and the failing cell
-(the notebooks already running finish first, and every failure is named; those
-that succeeded are cached). Progress bars show here, per
-notebook, and never inside the executed notebooks (the kernels run with
-``TQDM_DISABLE=1``).
+into a notebook, injects the profile (and any ``parameters`` the caller sets,
+each of which must be a name of the notebook's ``parameters`` cell) with
+papermill, and writes the executed copy to ``_build/executed/<profile>/``. A
+notebook whose source, profile, parameters and library code are unchanged
+since its last successful run is skipped (a content-hash cache). A failing
+notebook, or a cell running longer than ``cell_timeout`` seconds
+(``CELL_TIMEOUT``: per profile, none at ``paper``, whose trainings run for
+hours), stops the run with its name and the failing cell (the notebooks
+already running finish first, and every failure is named; those that
+succeeded are cached).
+
+Progress: a bar here counts the notebooks. At ``smoke`` and ``default`` the
+kernels run with ``TQDM_DISABLE=1``, so that no bar ends up in the published
+notebooks; with ``stream`` (the default at ``paper``) they keep their bars and
+everything a kernel writes to stdout and stderr is streamed to this process's
+stderr as it comes, each line headed by the notebook's name.
 
 ``jobs`` notebooks run at a time (default: two where the machine has at
 least two cores), each kernel with an equal share of the cores as its
@@ -21,15 +28,19 @@ thread count; their last digits may.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
+import re
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence, TextIO
 
 from ..progress import progress_bar
 from .profiles import check_profile
@@ -37,6 +48,10 @@ from .profiles import check_profile
 
 class NotebookFailed(RuntimeError):
     """A notebook raised; the message names it and its failing cell."""
+
+
+# seconds one cell may run, per profile (None: no limit; the paper profile trains for hours)
+CELL_TIMEOUT: dict[str, Optional[int]] = {"smoke": 600, "default": 1800, "paper": None}
 
 
 @dataclass
@@ -56,8 +71,43 @@ def notebook_sources(root: Path) -> list[Path]:
     return sorted((root / "notebooks").glob("*.md"))
 
 
-def _parameters_cell_count(nb) -> int:
-    return sum("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+def _parameters_cells(nb) -> list:
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def parameter_names(source: str) -> set[str]:
+    """The names a ``parameters`` cell assigns at its top level."""
+    names = set()
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+class _Headed:
+    """A text stream that heads every line written to ``out`` with ``name`` (kernels that run
+    at the same time stream into one terminal)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, name: str, out: TextIO):
+        self.head, self.out, self.at_line_start = f"[{name}] ", out, True
+
+    def write(self, text: str) -> int:
+        pieces = []
+        for piece in re.split(r"(\r\n|\r|\n)", text):  # a progress bar redraws its line after a \r
+            if piece and self.at_line_start and piece not in ("\r\n", "\r", "\n"):
+                pieces.append(self.head)
+            pieces.append(piece)
+            if piece:
+                self.at_line_start = piece in ("\r\n", "\r", "\n")
+        with self._lock:
+            self.out.write("".join(pieces))
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def library_digest(root: Path) -> str:
@@ -92,13 +142,15 @@ def default_jobs() -> int:
 
 
 @contextmanager
-def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int) -> Iterator[None]:
+def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int, stream: bool) -> Iterator[None]:
     """Set the variables the kernels read (they inherit this process's
-    environment) and restore the caller's environment and working folder afterwards
+    environment: a caller's own ``PSNN_RESULTS_DIR`` and ``OMP_NUM_THREADS`` are kept unless
+    ``results_dir`` is given) and restore the caller's environment and working folder afterwards
     (papermill changes the folder around each kernel; two at once can leave it in a
     notebook's folder)."""
-    wanted = {"PSNN_ROOT": str(root), "TQDM_DISABLE": "1",
-              "PSNN_RESULTS_DIR": None if results_dir is None else str(results_dir),
+    wanted = {"PSNN_ROOT": str(root),
+              "TQDM_DISABLE": os.environ.get("TQDM_DISABLE") if stream else "1",
+              "PSNN_RESULTS_DIR": str(results_dir) if results_dir else os.environ.get("PSNN_RESULTS_DIR"),
               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, available_cores() // jobs)))}
     saved = {key: os.environ.get(key) for key in wanted}
     folder = os.getcwd()
@@ -110,23 +162,30 @@ def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int) -> Iterator[
         os.chdir(folder)
 
 
-def _execute(src: Path, text: str, output: Path, profile: str, cell_timeout: int) -> float:
+def _execute(src: Path, text: str, output: Path, profile: str, parameters: Mapping[str, Any],
+             cell_timeout: Optional[int], stream: bool) -> float:
     """Execute one notebook source into ``output``; its seconds, or NotebookFailed."""
     import jupytext
     import papermill
     from nbclient.exceptions import CellTimeoutError
 
     nb = jupytext.reads(text, fmt="md:myst")
-    if _parameters_cell_count(nb) != 1:
+    cells = _parameters_cells(nb)
+    if len(cells) != 1:
         raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
+    unknown = set(parameters) - parameter_names(cells[0].source)
+    if unknown:
+        raise NotebookFailed(f"{src.name} has no parameter {', '.join(sorted(unknown))} "
+                             f"(its parameters: {', '.join(sorted(parameter_names(cells[0].source)))})")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     staged = output.with_name(f"{src.stem}.source.ipynb")
     jupytext.write(nb, staged)
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(staged), str(output), parameters={"profile": profile},
-                                   kernel_name="python3", cwd=str(src.parent),
-                                   progress_bar=False, execution_timeout=cell_timeout)
+        out = _Headed(src.stem, sys.stderr) if stream else None
+        papermill.execute_notebook(str(staged), str(output), parameters={**parameters, "profile": profile},
+                                   kernel_name="python3", cwd=str(src.parent), progress_bar=False,
+                                   stdout_file=out, stderr_file=out, execution_timeout=cell_timeout)
     except CellTimeoutError as exc:
         raise NotebookFailed(f"notebook {src.name}: a cell ran longer than {cell_timeout} s ({exc})") from None
     except papermill.PapermillExecutionError as exc:
@@ -139,11 +198,21 @@ def _execute(src: Path, text: str, output: Path, profile: str, cell_timeout: int
 
 def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, force: bool = False,
-                  results_dir: Optional[Path] = None, cell_timeout: int = 1800,
-                  jobs: Optional[int] = None) -> list[RunOutcome]:
+                  results_dir: Optional[Path] = None, cell_timeout: Optional[int] = None,
+                  jobs: Optional[int] = None, parameters: Optional[Mapping[str, Any]] = None,
+                  stream: Optional[bool] = None) -> list[RunOutcome]:
     """Execute the notebooks at ``profile``, ``jobs`` at a time; returns what ran and what was
-    cached, in source order."""
+    cached, in source order. ``parameters``: values for names of the notebooks' ``parameters``
+    cells (besides ``profile``); ``cell_timeout``: seconds (default ``CELL_TIMEOUT[profile]``);
+    ``stream``: the kernels' output and progress bars to stderr (default: at ``paper``)."""
     check_profile(profile)
+    parameters = dict(parameters or {})
+    if "profile" in parameters:
+        raise ValueError("the profile is set by the profile argument, not by parameters")
+    cell_timeout = CELL_TIMEOUT[profile] if cell_timeout is None else cell_timeout
+    stream = profile == "paper" if stream is None else stream
+    results_dir = results_dir or (Path(os.environ["PSNN_RESULTS_DIR"]) if os.environ.get("PSNN_RESULTS_DIR")
+                                  else None)
     jobs = default_jobs() if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
@@ -165,7 +234,8 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     to_run = []
     for src in sources:
         text = src.read_text()
-        key = hashlib.sha256(f"{text}\0{profile}\0{lib}\0{results_dir}".encode()).hexdigest()
+        settings = json.dumps(parameters, sort_keys=True, default=repr)
+        key = hashlib.sha256(f"{text}\0{profile}\0{settings}\0{lib}\0{results_dir}".encode()).hexdigest()
         output = out_dir / f"{src.stem}.ipynb"
         if not force and cache.get(src.stem) == key and output.exists():
             outcomes[src.stem] = RunOutcome(src.stem, "cached", output)
@@ -175,14 +245,15 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
                        unit="nb")  # before the kernels' TQDM_DISABLE
     failures: list[str] = []
     at_once = min(jobs, max(1, len(to_run)))  # the cores are shared by the kernels that run
-    with _kernel_env(root, results_dir, at_once), ThreadPoolExecutor(max_workers=at_once) as pool:
+    with _kernel_env(root, results_dir, at_once, stream), ThreadPoolExecutor(max_workers=at_once) as pool:
         waiting, running = list(reversed(to_run)), {}
         while waiting or running:
             while waiting and len(running) < at_once and not failures:  # none starts after a failure
                 src, text, key, output = waiting.pop()
                 cache.pop(src.stem, None)  # until it has run again
                 cache_file.write_text(json.dumps(cache, indent=1))
-                running[pool.submit(_execute, src, text, output, profile, cell_timeout)] = (src, key, output)
+                running[pool.submit(_execute, src, text, output, profile, parameters, cell_timeout,
+                                    stream)] = (src, key, output)
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -23,6 +22,7 @@ from torch import nn
 
 from .. import paths
 from ..file_lock import exclusive, lock_file_for
+from ..saved_files import atomic_save, atomic_write
 from . import cifar, datasets
 from .training import accuracy, predict, seed_everything, train
 
@@ -75,21 +75,16 @@ def verified_state(name: str, remake: str, manifest: Optional[Path] = None) -> t
 def save_state(name: str, state: dict, entry: dict, manifest: Optional[Path] = None) -> dict:
     """Write ``state`` as ``checkpoints/<name>.pt`` beside ``manifest`` (default
     ``data/checkpoints.json``) and its entry there (``entry`` plus file, SHA-256, size and
-    torch version); returns the entry."""
+    torch version), each atomically (:mod:`psnn_lib.saved_files`); returns the entry."""
     manifest = _manifest_path(manifest)
     rel = f"checkpoints/{name}.pt"
-    path = manifest.parent / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    path = atomic_save(state, manifest.parent / rel)
     entry = {**entry, "file": rel, "sha256": sha256(path), "bytes": path.stat().st_size, "torch": torch.__version__}
     with exclusive(lock_file_for(manifest)):  # two processes saving at once keep both entries
         entries = manifest_entries(manifest)
         entries[name] = entry
-        tmp = manifest.with_name(f".{manifest.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, manifest)
+        text = json.dumps(entries, indent=1, sort_keys=True) + "\n"
+        atomic_write(manifest, lambda f: f.write(text.encode()))
     return entry
 
 

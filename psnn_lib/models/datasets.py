@@ -24,7 +24,7 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -186,8 +186,15 @@ def foolbox_images(key: str) -> tuple[list[np.ndarray], torch.Tensor]:
     return images, torch.tensor([label for _, label, _ in found])
 
 
-def imagenet_folder(path: Optional[str]):
-    """ImageNet validation images in torchvision ImageFolder layout (``paper`` profile)."""
+IMAGENET_CLASSES = 1000
+
+
+def imagenet_folder(path: Optional[str], classes: Optional[Sequence[int]] = None):
+    """ImageNet validation images in torchvision ImageFolder layout (``paper`` profile): one
+    folder per class, 1,000 of them, sorted as the synset ids (the labels the pretrained
+    networks predict). A folder of a subset of the classes needs ``classes``: the ImageNet class
+    index of each of its folders in sorted order; the labels are then those indices, so top-1
+    is still measured over all 1,000 classes."""
     import torchvision
 
     folder = paths.imagenet_dir(path)
@@ -195,4 +202,21 @@ def imagenet_folder(path: Optional[str]):
         raise DatasetMissing("ImageNet is not downloadable automatically: set PSNN_IMAGENET (or the notebook's "
                              "imagenet_dir) to the validation set in ImageFolder layout (one folder per class, "
                              "sorted as the 1000 synset ids)")
-    return torchvision.datasets.ImageFolder(str(folder))
+    found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    if not found:
+        raise DatasetMissing(f"{folder} has no class folders: ImageNet's validation images come in one flat "
+                             "folder; sort them into one folder per synset id (e.g. with the ground truth of "
+                             "the ILSVRC2012 devkit) before pointing PSNN_IMAGENET or imagenet_dir at it")
+    if classes is None:
+        if len(found) != IMAGENET_CLASSES:
+            raise ValueError(f"{folder} has {len(found)} class folders, not ImageNet's {IMAGENET_CLASSES}: its "
+                             f"labels would be 0..{len(found) - 1} and top-1 would be wrong. For a subset of the "
+                             "classes, give the ImageNet class index of each folder in sorted order (the "
+                             "notebook's imagenet_classes)")
+        return torchvision.datasets.ImageFolder(str(folder))
+    classes = [int(c) for c in classes]
+    if len(classes) != len(found):
+        raise ValueError(f"{len(classes)} class indices for {len(found)} class folders in {folder}")
+    if len(set(classes)) != len(classes) or not all(0 <= c < IMAGENET_CLASSES for c in classes):
+        raise ValueError(f"the class indices must be distinct and in 0..{IMAGENET_CLASSES - 1}, got {classes}")
+    return torchvision.datasets.ImageFolder(str(folder), target_transform=classes.__getitem__)

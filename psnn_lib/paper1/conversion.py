@@ -22,10 +22,12 @@ from .. import paths
 from ..book.records import Record, judge
 from ..converter.engine import convert
 from ..converter.report import ConversionReport
+from ..file_lock import exclusive, lock_file_for
 from ..models import cifar, datasets, pretrained
 from ..models.checkpoints import load_checkpoint
-from ..models.training import accuracy, predict, seed_everything, train
+from ..models.training import accuracy, predict, recipe_digest, seed_everything, train
 from ..peers import spikingjelly
+from ..saved_files import atomic_save, load_saved
 from ..statistics import binomial_interval
 from . import fig6_networks
 from .numbers import TABLE1, TABLE2, TABLE4
@@ -175,19 +177,34 @@ def calibration_split(dataset: str, n_calibration: int, n_test: int
     return (x_train[:n_calibration], *datasets.subset(*datasets.load(dataset, "test"), n_test))
 
 
+# paper 1's CIFAR training (its epochs apart): one-cycle SGD, flips and one 4-pixel shift per batch
+_CIFAR_TRAINING = {"batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "augment": True, "flip": True, "shift": 4,
+                   "per_image": False, "optimizer": "sgd", "seed": 0}
+
+
 def cifar_paper_model(arch: str, dataset: str, epochs: int, device: str) -> nn.Module:
     """A full-width CIFAR ResNet-20 / VGG-16 trained here on CIFAR-10/100 (``paper``
-    profile; torchvision downloads the data; the trained weights are cached)."""
+    profile; torchvision downloads the data). The trained weights are cached in
+    ``<cache>/checkpoints``, written atomically, under the digest of the whole recipe
+    (architecture, dataset, training images, epochs, ``_CIFAR_TRAINING``; not the training
+    code: delete the file to retrain after changing it); the training resumes from a checkpoint
+    beside it after a killed run (:func:`~psnn_lib.models.training.train`), and two processes
+    asking at once train it once. A cache file that cannot be read is an error naming it
+    (:func:`~psnn_lib.saved_files.load_saved`)."""
     x, y = datasets.load(dataset, "train")
-    seed_everything(0)
+    recipe = {"arch": CIFAR_ARCH[arch], "dataset": dataset, "train_images": len(x), "epochs": epochs,
+              **_CIFAR_TRAINING}
+    name = f"{CIFAR_ARCH[arch]}_{dataset}_{epochs}ep_{recipe_digest(recipe)[:16]}"
+    path = paths.cache_dir() / "checkpoints" / f"{name}.pt"
+    seed_everything(_CIFAR_TRAINING["seed"])
     model = cifar.build(CIFAR_ARCH[arch], num_classes=datasets.dataset(dataset).classes)
-    path = paths.cache_dir() / "checkpoints" / f"{CIFAR_ARCH[arch]}_{dataset}_{epochs}ep.pt"
-    if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
-        train(model, x, y, epochs=epochs, augment=True, flip=True, device=device)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.cpu().state_dict(), path)
+    with exclusive(lock_file_for(path)):
+        if path.exists():
+            model.load_state_dict(load_saved(path))
+        else:
+            train(model, x, y, epochs=epochs, **_CIFAR_TRAINING, device=device,
+                  checkpoint=path.with_name(f"{name}.training.pt"))
+            atomic_save(model.cpu().state_dict(), path)
     return model.cpu().eval()
 
 
@@ -202,13 +219,25 @@ def load_network(source: str, dataset: str, arch: str, n_calibration: int, n_tes
     raise ValueError(f"unknown network source {source!r}; use 'checkpoint' or 'cifar'")
 
 
+# images per batch at 224 x 224 px: a batch of larger images holds as many pixels (EfficientNet-B7
+# at 600 px: 34 images, a few GB of activations where one batch of 500 would need about 100 GB)
+BATCH_AT_224 = 250
+
+
+def image_batch(x: torch.Tensor) -> int:
+    """Images per batch for images like ``x`` (N, C, H, W): ``BATCH_AT_224`` at 224 x 224 px or
+    smaller, fewer in proportion to the pixels above it."""
+    return max(1, min(BATCH_AT_224, BATCH_AT_224 * 224 * 224 // (x.shape[-1] * x.shape[-2])))
+
+
 def cross_calibrated(model: nn.Module, method: str, x: torch.Tensor, y: torch.Tensor, **options: Any
                      ) -> list[Outcome]:
     """Two-fold: calibrate on one half of a small image set, evaluate on the other, and swap,
-    so no image is in its own calibration set."""
-    half = len(x) // 2
+    so no image is in its own calibration set; both in batches of :func:`image_batch` images."""
+    half, batch = len(x) // 2, image_batch(x)
     folds = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
-    return [convert_and_evaluate(model, method, x[cal], x[test], y[test], **options) for cal, test in folds]
+    return [convert_and_evaluate(model, method, x[cal].split(batch), x[test], y[test], batch_size=batch, **options)
+            for cal, test in folds]
 
 
 def fold_mean(folds: list[Outcome], field: str) -> float:
@@ -222,10 +251,13 @@ def table1_rows(networks: Sequence[tuple[str, str]], source: str, K: int, n_test
                 device: str = "cpu") -> list[dict[str, Any]]:
     """Table 1: PS at K on every network (``n_test`` images), FS at K and rate coding at
     each T on a seeded random ``n_baseline`` of them; with ``keras_cnn`` also the pretrained Keras
-    CIFAR-10 CNN on the 20 real CIFAR-10 images (two folds)."""
+    CIFAR-10 CNN on the 20 real CIFAR-10 images (two folds). Everything runs on ``device``."""
     rows = []
+    for dataset in dict.fromkeys(d for d, _ in networks):  # a missing dataset stops the run before hours of training
+        datasets.load(dataset, "test")
     for dataset, arch in networks:
         model, cal, x, y = load_network(source, dataset, arch, n_calibration, n_test, epochs, device)
+        model = model.to(device)  # conversion and evaluation where the model is
         calibration = cal.split(128)
         label = {"data": datasets.dataset(dataset).title, "network": arch}
         ps = convert_and_evaluate(model, "ps", calibration, x, y, K=K)
@@ -237,6 +269,7 @@ def table1_rows(networks: Sequence[tuple[str, str]], source: str, K: int, n_test
             rows.append({**label, "dataset": dataset, "test images": len(xb), **out.row()})
     if keras_cnn:
         model, preprocess = pretrained.cifar10_cnn()
+        model = model.to(device)
         images, labels = datasets.foolbox_images("cifar10")
         x = preprocess(images)
         for method, opts in method_runs([K], [K], rate_steps):
@@ -278,7 +311,8 @@ def table1_claims(record: Record, rows: list[dict[str, Any]], source: str) -> No
                        keras[0]["agreement"], 0.0, why="the PS network changes a prediction")
 
 
-def imagenet_network(source: str, name: str, images: int, folder: Optional[str] = None, seed: int = 0
+def imagenet_network(source: str, name: str, images: int, folder: Optional[str] = None,
+                     classes: Optional[Sequence[int]] = None, seed: int = 0
                      ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """An ImageNet network and ``images`` preprocessed images with labels: ``"offline"`` (the
     networks and the 20 real images that install offline) or ``"torchvision"`` (torchvision's
@@ -288,7 +322,7 @@ def imagenet_network(source: str, name: str, images: int, folder: Optional[str] 
         pictures, labels = datasets.foolbox_images("imagenet")
         return model, preprocess(pictures[:images]), labels[:images]
     if source == "torchvision":
-        data = datasets.imagenet_folder(folder)
+        data = datasets.imagenet_folder(folder, classes)
         model, preprocess = pretrained.torchvision_imagenet(name)
         idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:images].tolist()
         pictures, labels = zip(*(data[i] for i in progress_bar(idx, desc="reading ImageNet")))
@@ -309,13 +343,16 @@ def table2_row(name: str, folds: list[Outcome]) -> dict[str, Any]:
 
 
 def table2_rows(source: str, networks: Sequence[str], images: int, dy: float, folder: Optional[str] = None,
-                control_K: Optional[int] = None) -> list[dict[str, Any]]:
-    """Table 2: each ImageNet network converted with PS at precision ``dy`` (two folds); with
-    ``control_K``, also the first network at that coarse K, too coarse to be faithful, to show
-    whether the criteria of :func:`table2_claims` flag it (row marked ``control``)."""
+                control_K: Optional[int] = None, classes: Optional[Sequence[int]] = None,
+                device: str = "cpu") -> list[dict[str, Any]]:
+    """Table 2: each ImageNet network converted with PS at precision ``dy`` (two folds) on ``device``;
+    with ``control_K``, also the first network at that coarse K, too coarse to be faithful, to show
+    whether the criteria of :func:`table2_claims` flag it (row marked ``control``). ``classes``: see
+    :func:`~psnn_lib.models.datasets.imagenet_folder`."""
     rows = []
     for name in networks:
-        model, x, y = imagenet_network(source, name, images, folder)
+        model, x, y = imagenet_network(source, name, images, folder, classes)
+        model = model.to(device)
         rows.append({**table2_row(name, cross_calibrated(model, "ps", x, y, dy=dy)), "control": False})
         if control_K is not None and name == networks[0]:
             rows.append({**table2_row(name, cross_calibrated(model, "ps", x, y, K=control_K)), "control": True})

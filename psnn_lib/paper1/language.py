@@ -72,14 +72,15 @@ def offline_task(n_calibration: int, n_test: int, batch_size: int = 64, seed: in
                 substitute="MiniLM-L6 on Rotten Tomatoes for RoBERTa-base on SST-2")
 
 
-def paper_task(key: str, checkpoint: str, n_calibration: int, n_test: Optional[int], batch_size: int = 32
-               ) -> Task:
+def paper_task(key: str, checkpoint: str, n_calibration: int, n_test: Optional[int], batch_size: int = 32,
+               device: str = "cpu") -> Task:
     """A paper task with a fine-tuned hub checkpoint (needs the internet or the HF cache):
     calibration sentences from the task's training split, test sentences from the split
     the paper reports. Converted with ``strict=False``: the paper converts the GELUs, and an
     activation a hub model calls as a function outside a module (RoBERTa's classification
     head calls ``torch.tanh``) stays analog, listed in the report."""
     model, tok = minilm.hub_classifier(checkpoint)
+    model = model.to(device)  # converted and run there
     classes = sentences.PAPER_TASKS[key].classes
     if model.model.config.num_labels != classes:
         raise ValueError(f"{checkpoint} has {model.model.config.num_labels} labels; {key} has {classes}")
@@ -90,15 +91,31 @@ def paper_task(key: str, checkpoint: str, n_calibration: int, n_test: Optional[i
                 sentences.encode(test["text"], test["label"], tok, batch_size), strict=False)
 
 
-def paper_tasks(checkpoints: dict[str, str], n_calibration: int, n_test: Optional[int]) -> list[Task]:
+def skipped_task(key: str) -> str:
+    """What a paper task without a checkpoint name is told: not run, and how to run it."""
+    task = sentences.PAPER_TASKS[key]
+    return (f"{key}: not run: no fine-tuned checkpoint is named (the notebook's parameter {key}_model is empty); "
+            f"its Table 3 claims are recorded as not run. To run it, set {key}_model to a hub checkpoint "
+            f"fine-tuned on {key} ({task.classes} labels; the paper's: {TABLE3[key]['PS'][0]}), fetched online "
+            "once or with `hf download NAME`")
+
+
+def paper_tasks(checkpoints: dict[str, str], n_calibration: int, n_test: Optional[int], device: str = "cpu"
+                ) -> list[Task]:
     """:func:`paper_task` for every dataset key with a checkpoint name; whatever is missing
-    (offline: every model and dataset) is named in one error, not one at a time."""
+    (offline: every model and dataset) is named in one error, not one at a time. A key without
+    a name is skipped, and a line says so (:func:`skipped_task`; :func:`table3_claims` records its
+    claims as not run); no name at all is an error."""
+    if not any(checkpoints.values()):
+        raise ValueError("no Table 3 task has a checkpoint: name at least one of "
+                         + ", ".join(f"{key}_model" for key in checkpoints))
     tasks, missing = [], []
     for key, checkpoint in checkpoints.items():
         if not checkpoint:
+            print(skipped_task(key), flush=True)
             continue
         try:
-            tasks.append(paper_task(key, checkpoint, n_calibration, n_test))
+            tasks.append(paper_task(key, checkpoint, n_calibration, n_test, device=device))
         except FileNotFoundError as err:  # DatasetMissing too
             missing.append(f"{key}: {err}")
     if missing:
@@ -291,7 +308,8 @@ def table3_claims(record: Record, runs: Sequence[Run]) -> None:
     for key, methods in TABLE3.items():
         if key in done:
             continue
-        why = "needs the paper's dataset and a fine-tuned hub checkpoint (paper profile)"
+        why = (f"needs the paper's dataset and a fine-tuned hub checkpoint: the paper profile, with the "
+               f"notebook's parameter {key}_model naming one")
         record.compare(f"{key}, PS: loss (points)", methods["PS"][3], None, why=why)
         if "FS" in methods:
             record.compare(f"{key}, FS (K = {methods['FS'][4]}): loss (points)", methods["FS"][3], None, why=why)

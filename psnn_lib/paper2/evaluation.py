@@ -78,6 +78,11 @@ def settled_steps(curve: StepCurve, ann_correct: torch.Tensor, gap: float) -> Op
     return T
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where a model's parameters are (the CPU for one without any): its inputs go there."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
 def accuracy_by_step(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = SNN_BATCH,
                      progress: bool = False) -> StepCurve:
@@ -90,7 +95,7 @@ def accuracy_by_step(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, batc
     spikes = torch.zeros(snn.passes, dtype=torch.float64)
     snn.reset_stats()
     for i in progress_bar(range(0, len(x), batch_size), desc="SNN steps", enabled=progress):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        xb, yb = x[i:i + batch_size].to(device_of(snn)), y[i:i + batch_size]
         total, right, fired = None, [], []
         for out in snn.steps(xb):
             total = out.double() if total is None else total + out
@@ -108,7 +113,7 @@ def firing_rates(snn: ConvertedModel, x: torch.Tensor, batch_size: int = SNN_BAT
     the negative share, and the mean signed rate of Eq. 15."""
     snn.reset_stats()
     for i in range(0, len(x), batch_size):
-        snn(x[i:i + batch_size])
+        snn(x[i:i + batch_size].to(device_of(snn)))
     rows = []
     for name, neuron in snn.neurons.items():
         st = neuron.stats
@@ -126,11 +131,11 @@ def activation_samples(model: nn.Module, modules: list[str], x: torch.Tensor) ->
     hooks = [model.get_submodule(m).register_forward_hook(
         lambda _m, _i, out, key=m: found[key].append(out.flatten(1))) for m in modules]
     try:
-        model.eval()(x)
+        model.eval()(x.to(device_of(model)))
     finally:
         for h in hooks:
             h.remove()
-    return {m: torch.cat(v).numpy() for m, v in found.items()}
+    return {m: torch.cat(v).cpu().numpy() for m, v in found.items()}
 
 
 def tail_ratio(values: np.ndarray) -> np.ndarray:

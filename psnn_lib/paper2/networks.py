@@ -29,7 +29,10 @@ through time):
 Weights are stored as float16 (``data/checkpoints/``, SHA-256 and the command
 in ``data/paper2_networks.json``); every accuracy in the manifest is measured on
 the stored (rounded) weights. Converted stages also store their per-site
-intervals, so that the committed SNN is rebuilt exactly.
+intervals, so that the committed SNN is rebuilt exactly. An entry also records its recipe
+(and, made from now on, the recipe's digest): a network made by another recipe than its
+current one is not loaded (:class:`ChangedRecipe`; :func:`ensure` remakes it at the paper scale).
+At the paper scale the trainings resume after a killed run (:func:`_resumable`).
 
     python -m psnn_lib.paper2.networks net4_ann net4_thresholds ... [--device cuda]
 """
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -55,7 +59,7 @@ from ..models import cifar, datasets
 from ..models.checkpoints import manifest_entries, save_state, verified_state
 from ..models.clipping import ClippedLeakyReLU
 from ..models.threshold_optimisation import VariancePenalty, add_clipping, clipping_loss
-from ..models.training import accuracy, predict, seed_everything, train
+from ..models.training import accuracy, predict, recipe_digest, seed_everything, train
 from .evaluation import SNN_BATCH, firing_rates
 
 ALPHA = 0.1  # LeakyReLU slope: the paper's "10 times" (IBT threshold P_th / alpha)
@@ -220,6 +224,45 @@ class StaleNetwork(RuntimeError):
     """A stage was made from another version of the stage before it (remake it)."""
 
 
+class ChangedRecipe(RuntimeError):
+    """A stage was made by another recipe than its current one (remake it)."""
+
+
+def _recipe_differences(made: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The fields of the recipe ``now`` (as JSON holds it) that the recipe a stage stored,
+    ``made``, does not match. ``made`` is the recipe as the stage resolved it: it holds the
+    chosen candidate's settings for ``candidates`` (which must be those of one of them), and
+    (the entries made before sweeps stored ``clip_weights``) may hold only the chosen
+    ``clip_weight`` (which must be one of them)."""
+    out = []
+    for key, value in now.items():
+        shown: Any = made.get(key, "none")
+        if key == "candidates":
+            same = any(all(made.get(k) == v for k, v in settings.items()) for settings in value.values())
+            shown = {k: made.get(k, "none") for settings in value.values() for k in settings}
+        elif key == "clip_weights" and key not in made:
+            same = made.get("clip_weight") in value
+            shown = f"clip_weight {made.get('clip_weight', 'none')!r}"
+        else:
+            same = key in made and made[key] == value
+        if not same:
+            out.append(f"{key}: made with {shown!r}, now {value!r}")
+    return out
+
+
+def _recipe_change(name: str, scale: str, entry: dict[str, Any]) -> Optional[str]:
+    """How the recipe of a manifest entry differs from ``recipe(name, scale)``, or None. An
+    entry :func:`make` writes holds the digest of its recipe, which must be the current one's;
+    one without (made before digests were recorded: the committed networks) is judged by the
+    recipe it stores (:func:`_recipe_differences`)."""
+    now = json.loads(json.dumps(recipe(name, scale)))
+    differences = _recipe_differences(entry.get("recipe", {}), now)
+    changed = entry["recipe digest"] != recipe_digest(now) if "recipe digest" in entry else bool(differences)
+    if not changed:
+        return None
+    return "; ".join(differences) or "its recipe digest differs from the current recipe's"
+
+
 def _sources(name: str, scale: str) -> dict[str, str]:
     """The SHA-256 of the stages a recipe starts from (``from``, ``settings_from``), as their
     manifest entries record them (each file is checked when that stage itself is loaded)."""
@@ -233,9 +276,14 @@ def _sources(name: str, scale: str) -> dict[str, str]:
 
 
 def _verified(name: str, scale: str) -> tuple[dict, dict]:
-    """A stage's weights and entry, checked against its file and against the stages it was made
-    from (entries older than that record name none)."""
+    """A stage's weights and entry, checked against its file, its current recipe
+    (:class:`ChangedRecipe`) and the stages it was made from (:class:`StaleNetwork`; entries
+    older than that record name none)."""
     state, entry = verified_state(name, command(name, scale), manifest_path(scale))
+    change = _recipe_change(name, scale, entry)
+    if change is not None:
+        raise ChangedRecipe(f"{name} was made by another recipe than its current one ({change}): "
+                            f"remake it with `{command(name, scale)}`")
     made_from = entry.get("made from")
     if made_from is not None and made_from != _sources(name, scale):
         raise StaleNetwork(f"{name} was made from another version of {', '.join(made_from)}: "
@@ -280,8 +328,11 @@ def calibration_images(name: str, scale: str = "committed") -> torch.Tensor:
 
 
 def ensure(names: list[str], scale: str, device: str) -> None:
-    """Make every network of ``names`` (and the stages before it) that is not there yet:
-    the ``paper`` profile runs the whole pipeline itself."""
+    """Make every network of ``names`` (and the stages before it) that is not there yet or was
+    made from another version of its source: the ``paper`` profile runs the whole pipeline
+    itself. One made by another recipe is made again, said in a printed line, at the ``paper``
+    scale; at the committed scale it is a :class:`ChangedRecipe` error naming the command that
+    remakes it (the files in ``data/`` are remade on purpose, and committed)."""
     for name in names:
         ensure([RECIPES[name][k] for k in ("from", "settings_from") if RECIPES[name].get(k)], scale, device)
         # two notebooks that need one network at once: one makes it, the other then finds it
@@ -289,6 +340,11 @@ def ensure(names: list[str], scale: str, device: str) -> None:
             try:
                 _verified(name, scale)
             except (FileNotFoundError, StaleNetwork):
+                make(name, device, scale)
+            except ChangedRecipe as exc:
+                if scale != "paper":
+                    raise
+                print(f"remaking {name} at the paper scale: {exc}", flush=True)
                 make(name, device, scale)
 
 
@@ -319,6 +375,18 @@ def _training(r: dict) -> dict:
             "per_image": r.get("per_image", False), "shift": r.get("shift", 4), "flip": r.get("flip", False)}
 
 
+def _resumable(name: str, part: str, r: dict[str, Any], scale: str) -> dict[str, Any]:
+    """The checkpoint arguments of one :func:`train` call of a stage (``part`` tells its
+    trainings apart): at the ``paper`` scale (hours on a GPU) a file in
+    ``paths.paper_networks_dir() / "training"``, so that a make killed midway resumes that training
+    where it stopped (the file is removed once it completes; a finished training of the same
+    stage is run again); none at the committed scale (minutes on a CPU)."""
+    if scale != "paper":
+        return {}
+    return {"checkpoint": paths.paper_networks_dir() / "training" / f"{name}.{part}.pt",
+            "recipe": f"{name} {part} {recipe_digest(r)} from {json.dumps(_sources(name, scale), sort_keys=True)}"}
+
+
 def _validation_accuracy(name: str, model: nn.Module, scale: str) -> float:
     xv, yv = data(name, "validation", scale)
     return accuracy(predict(model.eval(), xv), yv)
@@ -334,14 +402,15 @@ def _make_ann(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module, d
     candidates = r.pop("candidates", None) or {"": {}}
     best: Optional[tuple[float, str, nn.Module]] = None
     scores: dict[str, float] = {}
-    for label, settings in candidates.items():
+    for i, (label, settings) in enumerate(candidates.items()):
         seed_everything(r["seed"])
         model = _build(r)
         loss = F.cross_entropy
         if r["stage"] == "strelu":
             add_clipping(model, x[:2000], symmetric=True)
             loss = clipping_loss(model, r.get("clip_weight", 0.0))
-        train(model, x, y, **_training({**r, **settings}), seed=r["seed"], device=device, loss_fn=loss)
+        train(model, x, y, **_training({**r, **settings}), seed=r["seed"], device=device, loss_fn=loss,
+              **_resumable(name, f"candidate{i}", r, scale))
         model = model.cpu().eval()
         score = _validation_accuracy(name, model, scale) if r.get("validation") else float("nan")
         scores[label] = score
@@ -367,7 +436,7 @@ def _make_tuned(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module,
     if r["stage"] == "thresholds":
         penalty = VariancePenalty(model, r["form"])
         train(model, x, y, epochs=r["penalty_epochs"], lr=r["lr"], seed=r["seed"], device=device,
-              loss_fn=penalty, **tuning)
+              loss_fn=penalty, **tuning, **_resumable(name, "penalty", r, scale))
         penalty.remove()
         info["last_eta"] = penalty.last[1]
     tuned = model.cpu()
@@ -376,7 +445,8 @@ def _make_tuned(name: str, r: dict, device: str, scale: str) -> tuple[nn.Module,
         model = copy.deepcopy(tuned)
         add_clipping(model, x[:2000], symmetric=r["clipping"] == "symmetric")
         train(model, x, y, epochs=r["clip_epochs"], lr=r["clip_lr"], weight_decay=0.0, seed=r["seed"] + 1,
-              device=device, loss_fn=clipping_loss(model, weight), **tuning)
+              device=device, loss_fn=clipping_loss(model, weight), **tuning,
+              **_resumable(name, f"clip{weight:g}", r, scale))
         model = model.cpu().eval()
         kept[weight] = model
         if len(r["clip_weights"]) > 1:
@@ -455,8 +525,11 @@ _STAGES = {"ann": _make_ann, "strelu": _make_ann, "thresholds": _make_tuned, "cl
 
 def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
     """Run the recipe ``name`` (from the stage before it) and write its file and manifest
-    entry (``committed``: in ``data/``; ``paper``: in ``paths.paper_networks_dir()``)."""
+    entry (``committed``: in ``data/``; ``paper``: in ``paths.paper_networks_dir()``, its
+    trainings resumable: :func:`_resumable`). The entry holds the recipe as the stage resolved it
+    and the digest of the recipe as asked, which loading checks (:func:`_recipe_change`)."""
     r = recipe(name, scale)
+    digest = recipe_digest(r)  # of the recipe as asked, before its stage resolves it (candidates, sweeps)
     start = time.perf_counter()
     model, info = _STAGES[r["stage"]](name, r, device, scale)
     info["wall_s"] = round(time.perf_counter() - start, 1)  # the stage's own work (a sweep: all of it)
@@ -465,8 +538,8 @@ def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
         raise RuntimeError(f"{name}: training diverged (non-finite weights); nothing was written")
     state = _with_rounded(model)
     xt, yt = data(name, "test", scale)
-    entry = {"recipe": r, "device": device, "command": command(name, scale) + (f" --device {device}"
-                                                                               if device != "cpu" else ""),
+    entry = {"recipe": r, "recipe digest": digest, "device": device,
+             "command": command(name, scale) + (f" --device {device}" if device != "cpu" else ""),
              "made from": _sources(name, scale), **info}
     if r["stage"] == "calibrate":
         snn = rebuilt(model, r["method"], info, r["T"])

@@ -34,10 +34,28 @@ def scale_of(profile: str) -> str:
     return "paper" if profile == "paper" else "committed"
 
 
+def device_for(scale: str) -> str:
+    """Where a scale's networks are made and run: at the paper's scale the GPU when there is one
+    (the notebooks stop before, unless the reader allows the CPU); the committed ones on the CPU."""
+    return default_device() if scale == "paper" else "cpu"
+
+
 def ready(names: Sequence[str], scale: str) -> None:
-    """At the paper's scale, run the pipeline for every network not made yet (GPU if any)."""
+    """At the paper's scale, run the pipeline for every network not made yet."""
     if scale == "paper":
-        networks.ensure(list(names), scale, default_device())
+        networks.ensure(list(names), scale, device_for(scale))
+
+
+def load_ann(name: str, scale: str) -> tuple[torch.nn.Module, dict]:
+    """:func:`.networks.load_ann` on the scale's device (:func:`device_for`)."""
+    model, entry = networks.load_ann(name, scale)
+    return model.to(device_for(scale)), entry
+
+
+def load_snn(name: str, T: Optional[int], scale: str) -> tuple[torch.nn.Module, dict]:
+    """:func:`.networks.load_snn` on the scale's device (:func:`device_for`)."""
+    snn, entry = networks.load_snn(name, T, scale)
+    return snn.to(device_for(scale)), entry
 
 
 SAMPLE_SEED = 0
@@ -51,7 +69,7 @@ def test_images(name: str, n_test: int, scale: str) -> tuple[torch.Tensor, torch
 
 def converted(name: str, method: str, T: int, scale: str, **options: Any):
     """An ANN stage converted by ``method`` (intervals from the calibration images)."""
-    model, _ = networks.load_ann(name, scale)
+    model, _ = load_ann(name, scale)
     snn, report = convert(model, method, calibration=networks.calibration_images(name, scale), T=T,
                           progress=False, **options)
     return snn, report
@@ -65,8 +83,8 @@ def fig1_tails(n_test: int, scale: str) -> dict[str, Any]:
     ready(["net4_thresholds"], scale)
     x, _ = test_images("net4_ann", n_test, scale)
     out: dict[str, Any] = {"layers": {}}
-    before, _ = networks.load_ann("net4_ann", scale)
-    after, _ = networks.load_ann("net4_thresholds", scale)
+    before, _ = load_ann("net4_ann", scale)
+    after, _ = load_ann("net4_thresholds", scale)
     a = activation_samples(before, list(LAYERS), x)
     inputs = _leaky_of_inputs(after, x)
     for layer in LAYERS:
@@ -154,12 +172,12 @@ def run_curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: 
     ``options``) run for 1..T_max steps on (x, y), and which images its ANN gets right. A curve
     another notebook ran already is read from the curve cache (:mod:`.curve_cache`)."""
     if networks.RECIPES[name]["stage"] == "calibrate":  # ``method`` and ``options`` play no part
-        snn, _ = networks.load_snn(name, T_max, scale)
-        ann, _ = networks.load_ann(networks.RECIPES[name]["from"], scale)
+        snn, _ = load_snn(name, T_max, scale)
+        ann, _ = load_ann(networks.RECIPES[name]["from"], scale)
         label = f"{name} calibrated {scale}"
     else:
         snn, _ = converted(name, method, T_max, scale, **options)
-        ann, _ = networks.load_ann(name, scale)
+        ann, _ = load_ann(name, scale)
         label = f"{name} {method} {sorted(options.items())} {scale}"
     return cached_curve(snn, x, y, label), predict(ann, x).argmax(-1) == y
 
@@ -368,12 +386,12 @@ def deep_rows(archs: Sequence[str], n_test: int, scale: str) -> list[dict[str, A
     for arch in archs:
         x, y = test_images(f"{arch}_ann", n_test, scale)
         for method, ann_name in [("two-stage", f"{arch}_symmetric"), ("proposed", f"{arch}_thresholds")]:
-            ann, _ = networks.load_ann(ann_name, scale)
+            ann, _ = load_ann(ann_name, scale)
             ann_correct = predict(ann, x).argmax(-1) == y
             ann_acc = 100.0 * float(ann_correct.double().mean())
             for T in (4, 8):
                 tag = "twostage" if method == "two-stage" else "proposed"
-                snn, entry = networks.load_snn(f"{arch}_{tag}_t{T}", scale=scale)
+                snn, entry = load_snn(f"{arch}_{tag}_t{T}", None, scale)
                 snn_correct = predict(snn, x, SNN_BATCH).argmax(-1) == y
                 snn_acc = 100.0 * float(snn_correct.double().mean())
                 rows.append({"network": arch, "method": method, "T": T, "images": len(x), "ANN acc": ann_acc,
@@ -436,7 +454,7 @@ def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) ->
     comparison."""
     ready(["net4_calibrated_cosine"], scale)
     x, y = test_images("net4_ann", n_test, scale)
-    ann, _ = networks.load_ann("net4_ann", scale)
+    ann, _ = load_ann("net4_ann", scale)
     ann_correct = predict(ann, x).argmax(-1) == y
     ann_acc = 100.0 * float(ann_correct.double().mean())
     rows = []

@@ -98,7 +98,7 @@ def convert(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
 
     hooks = [m.register_forward_hook(lambda _m, inp, _o, key=name: observe(key, inp[0])) for name, m in leaky.items()]
     try:
-        net(calibration)
+        net(calibration.to(next(net.parameters()).device))
     finally:
         for h in hooks:
             h.remove()
@@ -126,15 +126,16 @@ def accuracy_by_step(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int, b
         raise ValueError("no TernarySite in this model: convert it with snntorch_ternary.convert first")
     correct = torch.zeros(T, len(x), dtype=torch.bool)
     spikes = torch.zeros(T, dtype=torch.float64)
+    device = next(snn.parameters()).device
     for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
         for site in sites:
             site.reset()
             site.spikes = 0
         total, before = 0.0, 0
         for t in range(T):
             total = total + snn(xb).double()
-            correct[t, i:i + batch_size] = total.argmax(-1) == yb
+            correct[t, i:i + batch_size] = (total.argmax(-1) == yb).cpu()
             fired = sum(site.spikes for site in sites)
             spikes[t:] += fired - before
             before = fired
