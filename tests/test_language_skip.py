@@ -8,7 +8,7 @@ from psnn_lib.paper1 import language
 def test_a_task_without_a_checkpoint_is_said_to_be_skipped(monkeypatch, capsys):
     made = []
 
-    def fake_task(key, checkpoint, n_calibration, n_test, device):
+    def fake_task(key, checkpoint, n_calibration, n_test, device, folder=None):
         made.append((key, checkpoint))
         return key
 

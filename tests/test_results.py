@@ -99,3 +99,29 @@ def test_the_paper2_chapter_quotes_the_networks_as_committed():
     for value in quoted:
         assert f"{value:.2f} %" in text, value
     assert f"chosen by the validation rule is {nets['net4_thresholds']['selection']['chosen']:g}" in text
+
+
+def test_overrides_replace_the_settings_they_name_and_nothing_else():
+    table = {"smoke": {"n": 1}, "default": {"n": 2, "epochs": 3}, "paper": {"n": 10000, "epochs": 200}}
+    assert profile_settings("paper", table, {"epochs": 1}) == {"n": 10000, "epochs": 1}
+    assert profile_settings("paper", table) == profile_settings("paper", table, {}) == table["paper"]
+    with pytest.raises(ValueError, match="overrides names epoch, which the paper profile does not set"):
+        profile_settings("paper", table, {"epoch": 1})
+    with pytest.raises(ValueError, match="overrides names epochs, which the smoke profile does not set"):
+        profile_settings("smoke", table, {"epochs": 1})
+
+
+def test_table2_goes_in_batches_sized_to_the_images(monkeypatch):
+    """EfficientNet-B7's 600 px images: one batch of 500 would need about 100 GB of activations;
+    each batch holds about as many pixels as 250 images at 224 px, in calibration and prediction."""
+    from psnn_lib.paper1 import conversion
+
+    assert conversion.image_batch(torch.zeros(1, 3, 600, 600)) == 34
+    assert conversion.image_batch(torch.zeros(1, 3, 224, 224)) == conversion.BATCH_AT_224
+    assert conversion.image_batch(torch.zeros(1, 3, 32, 32)) == conversion.BATCH_AT_224
+    assert conversion.image_batch(torch.zeros(1, 3, 8000, 8000)) == 1
+    calls = []
+    monkeypatch.setattr(conversion, "convert_and_evaluate", lambda model, method, calibration, x, y, batch_size,
+                        **options: calls.append(([len(b) for b in calibration], len(x), batch_size)))
+    conversion.cross_calibrated(None, "ps", torch.zeros(100, 1, 600, 600), torch.zeros(100), dy=0.01)
+    assert calls == [([34, 16], 50, 34), ([34, 16], 50, 34)]

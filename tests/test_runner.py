@@ -195,3 +195,17 @@ def test_the_callers_results_dir_variable_is_kept(tmp_path, monkeypatch):
                     + _cell("import os; open('env.txt', 'w').write(os.environ['PSNN_RESULTS_DIR'])"))
     run_notebooks(root, "smoke")
     assert (root / "notebooks" / "env.txt").read_text() == str(tmp_path / "mine")
+
+
+def test_parameters_per_notebook(tmp_path):
+    root = _project(tmp_path, _cell('profile = "default"\nepochs = 200', "parameters")
+                    + _cell("open('nb.txt', 'w').write(str(epochs))"))
+    (root / "notebooks" / "other.md").write_text(HEADER + _cell('profile = "default"\nepochs = 200', "parameters")
+                                                 + _cell("open('other.txt', 'w').write(str(epochs))"))
+    run_notebooks(root, "paper", parameters={"epochs": 3}, notebook_parameters={"nb": {"epochs": 1}}, stream=False)
+    assert (root / "notebooks" / "nb.txt").read_text() == "1"
+    assert (root / "notebooks" / "other.txt").read_text() == "3"
+    with pytest.raises(ValueError, match="parameters for nope, which this run does not execute"):
+        run_notebooks(root, "paper", notebook_parameters={"nope": {"epochs": 1}})
+    with pytest.raises(ValueError, match="set by the profile argument"):
+        run_notebooks(root, "paper", notebook_parameters={"nb": {"profile": "smoke"}})

@@ -56,6 +56,10 @@ def _versions() -> dict[str, str]:
             found[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
+    import torch
+
+    if torch.cuda.is_available():  # the GPU the notebook could use (run_device picks it)
+        found["gpu"] = torch.cuda.get_device_name(0)
     return found
 
 

@@ -200,14 +200,18 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
                   out_dir: Optional[Path] = None, force: bool = False,
                   results_dir: Optional[Path] = None, cell_timeout: Optional[int] = None,
                   jobs: Optional[int] = None, parameters: Optional[Mapping[str, Any]] = None,
-                  stream: Optional[bool] = None) -> list[RunOutcome]:
+                  stream: Optional[bool] = None,
+                  notebook_parameters: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[RunOutcome]:
     """Execute the notebooks at ``profile``, ``jobs`` at a time; returns what ran and what was
     cached, in source order. ``parameters``: values for names of the notebooks' ``parameters``
-    cells (besides ``profile``); ``cell_timeout``: seconds (default ``CELL_TIMEOUT[profile]``);
-    ``stream``: the kernels' output and progress bars to stderr (default: at ``paper``)."""
+    cells (besides ``profile``), for every notebook; ``notebook_parameters``: more of them per
+    notebook (by name, over ``parameters``); ``cell_timeout``: seconds (default
+    ``CELL_TIMEOUT[profile]``); ``stream``: the kernels' output and progress bars to stderr
+    (default: at ``paper``)."""
     check_profile(profile)
     parameters = dict(parameters or {})
-    if "profile" in parameters:
+    notebook_parameters = {name: {**parameters, **values} for name, values in (notebook_parameters or {}).items()}
+    if "profile" in parameters or any("profile" in values for values in notebook_parameters.values()):
         raise ValueError("the profile is set by the profile argument, not by parameters")
     cell_timeout = CELL_TIMEOUT[profile] if cell_timeout is None else cell_timeout
     stream = profile == "paper" if stream is None else stream
@@ -225,6 +229,9 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
             raise ValueError(f"no notebook named {', '.join(sorted(unknown))}; "
                              f"have {', '.join(s.stem for s in sources)}")
         sources = [s for s in sources if s.stem in wanted]
+    unknown = set(notebook_parameters) - {s.stem for s in sources}
+    if unknown:
+        raise ValueError(f"parameters for {', '.join(sorted(unknown))}, which this run does not execute")
     out_dir = Path(out_dir) if out_dir else executed_dir(root, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_file = out_dir / ".psnn-cache.json"
@@ -234,13 +241,13 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     to_run = []
     for src in sources:
         text = src.read_text()
-        settings = json.dumps(parameters, sort_keys=True, default=repr)
+        settings = json.dumps(notebook_parameters.get(src.stem, parameters), sort_keys=True, default=repr)
         key = hashlib.sha256(f"{text}\0{profile}\0{settings}\0{lib}\0{results_dir}".encode()).hexdigest()
         output = out_dir / f"{src.stem}.ipynb"
         if not force and cache.get(src.stem) == key and output.exists():
             outcomes[src.stem] = RunOutcome(src.stem, "cached", output)
         else:
-            to_run.append((src, text, key, output))
+            to_run.append((src, text, key, output, notebook_parameters.get(src.stem, parameters)))
     bar = progress_bar(total=len(to_run), desc=f"notebooks ({profile}, {jobs} at a time)",
                        unit="nb")  # before the kernels' TQDM_DISABLE
     failures: list[str] = []
@@ -249,10 +256,10 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
         waiting, running = list(reversed(to_run)), {}
         while waiting or running:
             while waiting and len(running) < at_once and not failures:  # none starts after a failure
-                src, text, key, output = waiting.pop()
+                src, text, key, output, values = waiting.pop()
                 cache.pop(src.stem, None)  # until it has run again
                 cache_file.write_text(json.dumps(cache, indent=1))
-                running[pool.submit(_execute, src, text, output, profile, parameters, cell_timeout,
+                running[pool.submit(_execute, src, text, output, profile, values, cell_timeout,
                                     stream)] = (src, key, output)
             if not running:
                 break

@@ -458,7 +458,9 @@ class HubDataset(Item):
 
     def by_hand(self) -> str:
         task = PAPER_TASKS[self.key]
-        return f"python -c \"import datasets; datasets.load_dataset({task.path!r}, {task.config!r})\" (online, once)"
+        return (f"python -c \"import datasets; datasets.load_dataset({task.path!r}, {task.config!r})\" (online, once), "
+                f"or a local copy (<folder>/{self.key}/<split>.csv, psnn_lib.models.sentences' layout) given to the "
+                "notebook as sentences_dir")
 
     def fetch(self, status: Status) -> None:
         task = PAPER_TASKS[self.key]

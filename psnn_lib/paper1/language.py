@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
 
 import pandas as pd
 import torch
@@ -73,19 +74,22 @@ def offline_task(n_calibration: int, n_test: int, batch_size: int = 64, seed: in
 
 
 def paper_task(key: str, checkpoint: str, n_calibration: int, n_test: Optional[int], batch_size: int = 32,
-               device: str = "cpu") -> Task:
-    """A paper task with a fine-tuned hub checkpoint (needs the internet or the HF cache):
-    calibration sentences from the task's training split, test sentences from the split
-    the paper reports. Converted with ``strict=False``: the paper converts the GELUs, and an
-    activation a hub model calls as a function outside a module (RoBERTa's classification
-    head calls ``torch.tanh``) stays analog, listed in the report."""
+               device: str = "cpu", folder: Union[str, Path, None] = None) -> Task:
+    """A paper task with a fine-tuned hub checkpoint (needs the internet or the HF cache; a
+    local folder saved with ``save_pretrained`` works too): calibration sentences from the
+    task's training split, test sentences from the split the paper reports, both from the hub
+    or, with ``folder``, from a local copy (:func:`~psnn_lib.models.sentences.paper_task`:
+    ``<folder>/<key>/train.csv`` and ``<folder>/<key>/validation.csv``, ``test.csv`` for sst5;
+    or ``.parquet``, ``.jsonl``). Converted with ``strict=False``: the paper converts the GELUs,
+    and an activation a hub model calls as a function outside a module (RoBERTa's
+    classification head calls ``torch.tanh``) stays analog, listed in the report."""
     model, tok = minilm.hub_classifier(checkpoint)
     model = model.to(device)  # converted and run there
     classes = sentences.PAPER_TASKS[key].classes
     if model.model.config.num_labels != classes:
         raise ValueError(f"{checkpoint} has {model.model.config.num_labels} labels; {key} has {classes}")
-    test = sentences.paper_task(key)
-    train = sentences.paper_task(key, split="train").shuffle(seed=0).select(range(n_calibration))
+    test = sentences.paper_task(key, folder=folder)
+    train = sentences.paper_task(key, split="train", folder=folder).shuffle(seed=0).select(range(n_calibration))
     test = test if n_test is None else test.select(range(min(n_test, len(test))))
     return Task(f"{checkpoint}, {key}", key, model, sentences.encode(train["text"], train["label"], tok, batch_size),
                 sentences.encode(test["text"], test["label"], tok, batch_size), strict=False)
@@ -100,9 +104,10 @@ def skipped_task(key: str) -> str:
             "once or with `hf download NAME`")
 
 
-def paper_tasks(checkpoints: dict[str, str], n_calibration: int, n_test: Optional[int], device: str = "cpu"
-                ) -> list[Task]:
-    """:func:`paper_task` for every dataset key with a checkpoint name; whatever is missing
+def paper_tasks(checkpoints: dict[str, str], n_calibration: int, n_test: Optional[int], device: str = "cpu",
+                folder: Union[str, Path, None] = None) -> list[Task]:
+    """:func:`paper_task` for every dataset key with a checkpoint name (its sentences from the
+    hub, or from ``folder``, a local copy: None or ``""`` for the hub); whatever is missing
     (offline: every model and dataset) is named in one error, not one at a time. A key without
     a name is skipped, and a line says so (:func:`skipped_task`; :func:`table3_claims` records its
     claims as not run); no name at all is an error."""
@@ -115,11 +120,12 @@ def paper_tasks(checkpoints: dict[str, str], n_calibration: int, n_test: Optiona
             print(skipped_task(key), flush=True)
             continue
         try:
-            tasks.append(paper_task(key, checkpoint, n_calibration, n_test, device=device))
+            tasks.append(paper_task(key, checkpoint, n_calibration, n_test, device=device, folder=folder))
         except FileNotFoundError as err:  # DatasetMissing too
             missing.append(f"{key}: {err}")
     if missing:
-        raise sentences.DatasetMissing("the paper profile needs (internet or the Hugging Face caches):\n"
+        where = f"the local copy {folder}" if folder else "a local copy of the sentences"
+        raise sentences.DatasetMissing(f"the paper profile needs (internet, the Hugging Face caches or {where}):\n"
                                        + "\n".join(missing))
     return tasks
 
@@ -301,9 +307,10 @@ def table3_claims(record: Record, runs: Sequence[Run]) -> None:
             record.compare(f"{label}, PS: ANN accuracy", paper["PS"][1], round(ps["ANN acc"], 2), 0.5, why=why)
         if "FS" in paper:
             *_, fs_loss, fs_K = paper["FS"]
-            record.compare(f"{label}, FS (K = {fs_K}): loss (points)", fs_loss, round(fs["loss"], 3), LOSS_TOLERANCE,
-                           why=f"{why}; FS's GELU parameters from this package's table, the paper's from a run "
-                               "of the FS authors' code")
+            ours_K = "" if fs["K or T"] == fs_K else f"; ours at K = {fs['K or T']}"  # the notebook's fs_K
+            record.compare(f"{label}, FS (K = {fs_K}{ours_K}): loss (points)", fs_loss, round(fs["loss"], 3),
+                           LOSS_TOLERANCE, why=f"{why}; FS's GELU parameters from this package's table, the paper's "
+                                               "from a run of the FS authors' code")
             record.compare(f"{label}: PS loses less than FS", True, abs(ps["loss"]) < abs(fs["loss"]))
     for key, methods in TABLE3.items():
         if key in done:

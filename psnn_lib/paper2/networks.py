@@ -34,17 +34,25 @@ intervals, so that the committed SNN is rebuilt exactly. An entry also records i
 current one is not loaded (:class:`ChangedRecipe`; :func:`ensure` remakes it at the paper scale).
 At the paper scale the trainings resume after a killed run (:func:`_resumable`).
 
+Scales: ``committed`` (the files in ``data/``), ``paper`` (the paper's sizes, made on first
+use in ``paths.paper_networks_dir()``), and the paper scale shrunk by a few overrides
+(:func:`paper_scale`: fewer epochs and images), which runs the paper's whole pipeline in minutes
+and keeps its networks in a folder of its own; :func:`is_paper` is true for both of the latter.
+
     python -m psnn_lib.paper2.networks net4_ann net4_thresholds ... [--device cuda]
+        [--scale paper | --recipe '{"epochs": 1, "train_images": 256}']
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -129,43 +137,135 @@ for _r in RECIPES.values():
 
 
 SCALES = ("committed", "paper")
+# the keys a shrunk paper scale overrides, and the stages whose recipes read each (:func:`paper_scale`)
+OVERRIDES: dict[str, tuple[str, ...]] = {
+    "epochs": ("ann", "calibrate"),
+    "penalty_epochs": ("thresholds",),
+    "clip_epochs": ("thresholds", "clip"),
+    "train_images": ("ann", "strelu", "thresholds", "clip"),
+    "images": ("calibrate",),
+    "eval_images": (),  # in no recipe: the images every stage scores (:func:`data`, :func:`calibration_images`)
+    "width": ("ann", "thresholds", "clip", "calibrate"),  # of the deep nets' architecture (in ``kwargs``)
+}
+_SHRUNK: dict[str, dict[str, float]] = {}  # the shrunk scales paper_scale named in this process: their overrides
+
+
+def paper_scale(overrides: Optional[Mapping[str, Any]] = None) -> str:
+    """The paper scale, or (``overrides``) the paper scale shrunk by them, to run its whole
+    pipeline in minutes: its name (``"paper-"`` and 12 hex digits of the sorted overrides' SHA-256;
+    the same overrides, the same name), registered in this process for :func:`recipe`. Its
+    networks and manifest are a folder of their own (:func:`networks_dir`). Each override is a
+    whole number >= 1 in the recipes of the stages that read it:
+
+    - ``epochs``: the ANN trainings (``net4_ann``, the deep ``*_ann``; ``net4_strelu`` takes
+      ``net4_ann``'s training, this included) and the calibrations through time (``*_calibrated_*``,
+      ``*_proposed_*``, ``*_twostage_*``: per layer for the two-stage one);
+    - ``penalty_epochs``: the variance penalty of threshold optimisation (``*_thresholds``);
+    - ``clip_epochs``: the clipping layers' training (``*_thresholds``, ``*_symmetric``);
+    - ``train_images``: the training images of those trainings (``*_ann``, ``net4_strelu``,
+      ``*_thresholds``, ``*_symmetric``): a seeded subset of the training split;
+    - ``images``: the calibrations' training images (a seeded subset);
+    - ``eval_images``: at most this many validation and test images (a seeded subset of each
+      split, the same for every stage) and training images that set the converter's intervals;
+    - ``width``: the deep nets' width (a number in (0, 1]; the paper's is 1), Net4 has none.
+
+    What no key names stays the paper's (the architectures, CIFAR-10, the learning rates)."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"the recipe overrides are a mapping of {', '.join(OVERRIDES)} to whole numbers, "
+                         f"got {overrides!r}")
+    if not overrides:
+        return "paper"
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise ValueError(f"unknown recipe override {', '.join(map(repr, unknown))}; allowed: {', '.join(OVERRIDES)}")
+    for key, value in overrides.items():
+        if key == "width":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError(f"recipe override 'width' must be a number in (0, 1], got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"recipe override {key!r} must be a whole number >= 1, got {value!r}")
+    shrunk = {k: overrides[k] for k in sorted(overrides)}
+    name = "paper-" + hashlib.sha256(json.dumps(shrunk).encode()).hexdigest()[:12]
+    _SHRUNK[name] = shrunk
+    return name
+
+
+def scale_overrides(scale: str) -> dict[str, float]:
+    """What a scale overrides of the paper's recipes: none for ``committed`` and ``paper``, a
+    shrunk scale's overrides (:func:`paper_scale`)."""
+    _check_scale(scale)
+    return dict(_SHRUNK.get(scale, {}))
+
+
+def is_paper(scale: str) -> bool:
+    """Whether ``scale`` runs the paper's pipeline (CIFAR-10 for the deep nets, made on first use
+    by :func:`ensure`, on the GPU): ``paper`` and every shrunk paper scale."""
+    _check_scale(scale)
+    return scale != "committed"
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES and scale not in _SHRUNK:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}, or a shrunk paper scale "
+                         "that paper_scale(overrides) named in this process")
 
 
 def recipe(name: str, scale: str = "committed") -> dict[str, Any]:
     """The recipe of ``name`` at a scale: ``committed`` (the files in ``data/``) or ``paper``:
     Net4 calibrated on the whole training set; VGG-16 and ResNet-18 at full width on CIFAR-10
     (200 epochs, the threshold and calibration stages on all training images; the deep nets'
-    calibration at learning rate 1e-4, where the committed ones take fewer, larger steps)."""
+    calibration at learning rate 1e-4, where the committed ones take fewer, larger steps);
+    or a shrunk paper scale: the paper's, with its overrides (:func:`paper_scale`)."""
     if name not in RECIPES:
         raise ValueError(f"unknown network {name!r}; known: {', '.join(RECIPES)}")
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    _check_scale(scale)
     r = dict(RECIPES[name])
     if scale == "committed":
         return r
     if r["arch"] == "net4":
-        return {**r, "images": None} if r["stage"] == "calibrate" else r
-    r.update(dataset="cifar10", pad_to=None, train_images=None,
-             kwargs={**r["kwargs"], "in_channels": 3, "width": 1.0})
-    if r["stage"] == "ann":
-        r.update(epochs=200, lr=0.1, flip=True)
-    elif r["stage"] in ("thresholds", "clip"):
-        r.update(penalty_epochs=10, clip_epochs=10)
+        r = {**r, "images": None} if r["stage"] == "calibrate" else r
     else:
-        r.update(images=None, epochs=25 if r["schedule"] != "layerwise" else 2, lr=1e-4)
+        r.update(dataset="cifar10", pad_to=None, train_images=None,
+                 kwargs={**r["kwargs"], "in_channels": 3, "width": 1.0})
+        if r["stage"] == "ann":
+            r.update(epochs=200, lr=0.1, flip=True)
+        elif r["stage"] in ("thresholds", "clip"):
+            r.update(penalty_epochs=10, clip_epochs=10)
+        else:
+            r.update(images=None, epochs=25 if r["schedule"] != "layerwise" else 2, lr=1e-4)
+    shrunk = {k: v for k, v in scale_overrides(scale).items() if r["stage"] in OVERRIDES[k]}
+    if "width" in shrunk:
+        width = shrunk.pop("width")
+        if r["arch"] != "net4":
+            r["kwargs"] = {**r["kwargs"], "width": width}
+    r.update(shrunk)
     return r
 
 
 def command(name: str, scale: str = "committed") -> str:
+    """The command that makes ``name`` at ``scale`` (a shrunk scale: ``--recipe`` and its overrides)."""
+    shrunk = scale_overrides(scale)
+    if shrunk:
+        return f"python -m psnn_lib.paper2.networks {name} --recipe {shlex.quote(json.dumps(shrunk))}"
     return f"python -m psnn_lib.paper2.networks {name}" + (" --scale paper" if scale == "paper" else "")
 
 
 MANIFEST = "paper2_networks.json"  # apart from paper 1's checkpoints.json: its records do not read it
 
 
+def networks_dir(scale: str) -> Path:
+    """Where a scale's networks and manifest are: ``data/`` (committed), ``paths.paper_networks_dir()``
+    (paper), or a folder of its own in it, named by the scale (a shrunk paper scale)."""
+    _check_scale(scale)
+    if scale == "committed":
+        return paths.data_dir()
+    root = paths.paper_networks_dir()
+    return root if scale == "paper" else root / scale
+
+
 def manifest_path(scale: str) -> Path:
-    """The manifest of a scale: ``data/paper2_networks.json`` (committed) or in the cache (paper)."""
-    return (paths.paper_networks_dir() if scale == "paper" else paths.data_dir()) / MANIFEST
+    """The manifest of a scale, in :func:`networks_dir`."""
+    return networks_dir(scale) / MANIFEST
 
 
 def data(name: str, split: str, scale: str = "committed") -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,11 +281,14 @@ def data(name: str, split: str, scale: str = "committed") -> tuple[torch.Tensor,
     source = "test" if split == "test" else "train"
     x, y = datasets.load("cifar10", source) if r.get("dataset") == "cifar10" else \
         datasets.fashion_mnist(source, pad_to=r["pad_to"])
-    if split == "test" or not r.get("validation"):
+    if split == "train" and not r.get("validation"):
         return x, y
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(VALIDATION_SEED))
-    keep = order[:r["validation"]] if split == "validation" else order[r["validation"]:].sort().values
-    return x[keep], y[keep]
+    if split != "test":
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(VALIDATION_SEED))
+        keep = order[:r["validation"]] if split == "validation" else order[r["validation"]:].sort().values
+        x, y = x[keep], y[keep]
+    evaluated = scale_overrides(scale).get("eval_images")
+    return datasets.subset(x, y, evaluated) if evaluated and split != "train" else (x, y)
 
 
 def _clipping(name: str) -> Optional[str]:
@@ -323,16 +426,18 @@ def rebuilt(model: nn.Module, method: str, entry: dict, T: int) -> ConvertedMode
 
 
 def calibration_images(name: str, scale: str = "committed") -> torch.Tensor:
-    """The training images that set the converter's intervals (the first ``CALIBRATION_IMAGES``)."""
-    return data(name, "train", scale)[0][:CALIBRATION_IMAGES]
+    """The training images that set the converter's intervals (the first ``CALIBRATION_IMAGES``, or
+    a shrunk scale's ``eval_images``)."""
+    return data(name, "train", scale)[0][:scale_overrides(scale).get("eval_images", CALIBRATION_IMAGES)]
 
 
 def ensure(names: list[str], scale: str, device: str) -> None:
     """Make every network of ``names`` (and the stages before it) that is not there yet or was
     made from another version of its source: the ``paper`` profile runs the whole pipeline
     itself. One made by another recipe is made again, said in a printed line, at the ``paper``
-    scale; at the committed scale it is a :class:`ChangedRecipe` error naming the command that
-    remakes it (the files in ``data/`` are remade on purpose, and committed)."""
+    scale (or a shrunk one, :func:`is_paper`); at the committed scale it is a :class:`ChangedRecipe`
+    error naming the command that remakes it (the files in ``data/`` are remade on purpose, and
+    committed)."""
     for name in names:
         ensure([RECIPES[name][k] for k in ("from", "settings_from") if RECIPES[name].get(k)], scale, device)
         # two notebooks that need one network at once: one makes it, the other then finds it
@@ -342,9 +447,9 @@ def ensure(names: list[str], scale: str, device: str) -> None:
             except (FileNotFoundError, StaleNetwork):
                 make(name, device, scale)
             except ChangedRecipe as exc:
-                if scale != "paper":
+                if not is_paper(scale):
                     raise
-                print(f"remaking {name} at the paper scale: {exc}", flush=True)
+                print(f"remaking {name} at the {scale} scale: {exc}", flush=True)
                 make(name, device, scale)
 
 
@@ -377,13 +482,13 @@ def _training(r: dict) -> dict:
 
 def _resumable(name: str, part: str, r: dict[str, Any], scale: str) -> dict[str, Any]:
     """The checkpoint arguments of one :func:`train` call of a stage (``part`` tells its
-    trainings apart): at the ``paper`` scale (hours on a GPU) a file in
-    ``paths.paper_networks_dir() / "training"``, so that a make killed midway resumes that training
+    trainings apart): at the ``paper`` scale (hours on a GPU) and a shrunk one a file in
+    ``networks_dir(scale) / "training"``, so that a make killed midway resumes that training
     where it stopped (the file is removed once it completes; a finished training of the same
     stage is run again); none at the committed scale (minutes on a CPU)."""
-    if scale != "paper":
+    if not is_paper(scale):
         return {}
-    return {"checkpoint": paths.paper_networks_dir() / "training" / f"{name}.{part}.pt",
+    return {"checkpoint": networks_dir(scale) / "training" / f"{name}.{part}.pt",
             "recipe": f"{name} {part} {recipe_digest(r)} from {json.dumps(_sources(name, scale), sort_keys=True)}"}
 
 
@@ -525,7 +630,7 @@ _STAGES = {"ann": _make_ann, "strelu": _make_ann, "thresholds": _make_tuned, "cl
 
 def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
     """Run the recipe ``name`` (from the stage before it) and write its file and manifest
-    entry (``committed``: in ``data/``; ``paper``: in ``paths.paper_networks_dir()``, its
+    entry in :func:`networks_dir` (``committed``: ``data/``; ``paper`` and a shrunk one: the cache, its
     trainings resumable: :func:`_resumable`). The entry holds the recipe as the stage resolved it
     and the digest of the recipe as asked, which loading checks (:func:`_recipe_change`)."""
     r = recipe(name, scale)
@@ -550,13 +655,23 @@ def make(name: str, device: str = "cpu", scale: str = "committed") -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(description="make paper 2's committed networks (each from the stage before it)")
+    p = argparse.ArgumentParser(description="make paper 2's networks (each from the stage before it)")
     p.add_argument("names", nargs="+", choices=list(RECIPES))
     p.add_argument("--device", default="cpu")
-    p.add_argument("--scale", default="committed", choices=SCALES)
+    p.add_argument("--scale", choices=SCALES, help="committed (the default) or paper")
+    p.add_argument("--recipe", metavar="JSON", help="the paper scale shrunk by these overrides, e.g. "
+                   f"'{{\"epochs\": 1}}' (keys: {', '.join(OVERRIDES)}); implies --scale paper")
     a = p.parse_args(argv if argv is not None else sys.argv[1:])
+    scale = a.scale or "committed"
+    if a.recipe is not None:
+        if a.scale == "committed":
+            p.error("--recipe shrinks the paper scale: it cannot go with --scale committed")
+        try:
+            scale = paper_scale(json.loads(a.recipe))
+        except ValueError as exc:  # not JSON, or not the allowed overrides
+            p.error(f"--recipe {a.recipe}: {exc}")
     for name in a.names:
-        entry = make(name, a.device, a.scale)
+        entry = make(name, a.device, scale)
         acc = entry.get("test_accuracy", entry.get("snn_test_accuracy"))
         print(f"{name}: test accuracy {acc:.2f}%, {entry['bytes'] / 1e6:.2f} MB", flush=True)
     return 0

@@ -8,11 +8,13 @@ trains, except :func:`tiny_calibration` (the smoke profile's end-to-end run).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+import json
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
+from ..book.profiles import check_profile
 from ..book.records import Record
 from ..converter.engine import analog_twin, convert
 from ..through_time.calibrate import calibration_loss, joint_calibration
@@ -28,22 +30,41 @@ from .numbers import FIG3_EXTRA_STEPS, FIG3_LEVELS, TABLE1, TABLE2, TABLE3, TABL
 LAYERS = ("act1", "act2", "act3")  # Net4's activation modules: Table 4's layers 1-3
 
 
-def scale_of(profile: str) -> str:
-    """The networks a profile evaluates: the committed ones, or (``paper``) the paper-scale
-    ones, which :func:`ready` makes first."""
-    return "paper" if profile == "paper" else "committed"
+def scale_of(profile: str, recipe: Optional[Mapping[str, Any]] = None) -> str:
+    """The networks a profile evaluates: the committed ones (``smoke``, ``default``), or
+    (``paper``) the paper-scale ones, which :func:`ready` makes first; with ``recipe``, the paper
+    scale shrunk by its overrides (:func:`.networks.paper_scale`), whose claims are not run
+    (:func:`_compare`). A non-empty ``recipe`` at another profile is a ValueError: it shrinks
+    only the paper profile."""
+    if check_profile(profile) == "paper":
+        return networks.paper_scale(recipe)
+    if recipe:
+        raise ValueError(f"a recipe ({recipe!r}) shrinks the paper profile's networks; the {profile} profile "
+                         "evaluates the committed ones: leave it empty, or choose the paper profile")
+    return "committed"
 
 
 def device_for(scale: str) -> str:
-    """Where a scale's networks are made and run: at the paper's scale the GPU when there is one
-    (the notebooks stop before, unless the reader allows the CPU); the committed ones on the CPU."""
-    return default_device() if scale == "paper" else "cpu"
+    """Where a scale's networks are made and run: at the paper's scale (or a shrunk one) the GPU
+    when there is one (the notebooks stop before, unless the reader allows the CPU); the
+    committed ones on the CPU."""
+    return default_device() if networks.is_paper(scale) else "cpu"
 
 
 def ready(names: Sequence[str], scale: str) -> None:
-    """At the paper's scale, run the pipeline for every network not made yet."""
-    if scale == "paper":
+    """At the paper's scale (or a shrunk one), run the pipeline for every network not made yet."""
+    if networks.is_paper(scale):
         networks.ensure(list(names), scale, device_for(scale))
+
+
+def _compare(record: Record, scale: str, name: str, paper: Any, ours: Any, tolerance: Optional[float] = None,
+             why: str = "") -> None:
+    """``record.compare``, except at a shrunk paper scale: there every claim is recorded as not
+    run, saying by what it was shrunk (its networks are not the paper's; the values stay in the rows)."""
+    shrunk = networks.scale_overrides(scale)
+    if shrunk:
+        ours, why = None, f"the paper scale shrunk by {json.dumps(shrunk)}: not the paper's networks"
+    record.compare(name, paper, ours, tolerance, why)
 
 
 def load_ann(name: str, scale: str) -> tuple[torch.nn.Module, dict]:
@@ -114,11 +135,11 @@ def _leaky_of_inputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, np.nd
     return {k: v.numpy() for k, v in found.items()}
 
 
-def fig1_claims(record: Record, tails: dict[str, Any]) -> None:
+def fig1_claims(record: Record, tails: dict[str, Any], scale: str) -> None:
     """Threshold optimisation shortens the tails: the median tail ratio falls in every layer."""
     shorter = all(v["median tail ratio after"] < v["median tail ratio before"] for v in tails["layers"].values())
-    record.compare("median tail ratio (max / 99th percentile of |a|) falls in every layer", True, shorter,
-                   why="the variance penalty did not shorten every layer's tails on this network")
+    _compare(record, scale, "median tail ratio (max / 99th percentile of |a|) falls in every layer", True, shorter,
+             why="the variance penalty did not shorten every layer's tails on this network")
 
 
 def table4_rows(n_test: int, T: int, scale: str) -> list[dict[str, Any]]:
@@ -145,16 +166,16 @@ def clip_sweep(scale: str) -> dict[str, Any]:
 TABLE4_RELATIVE = 0.3  # a firing rate is reproduced within 30 % of the paper's
 
 
-def table4_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+def table4_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
     for row in rows:
         paper = TABLE4[row["threshold optimisation"]][row["layer"] - 1]
-        record.compare(f"layer {row['layer']} firing rate, {row['threshold optimisation']} threshold optimisation",
-                       paper, row["firing rate"], TABLE4_RELATIVE * paper,
-                       why="our Net4's activations differ from the paper's (training recipe, alpha, pooling)")
+        _compare(record, scale, f"layer {row['layer']} firing rate, {row['threshold optimisation']} threshold "
+                 "optimisation", paper, row["firing rate"], TABLE4_RELATIVE * paper,
+                 why="our Net4's activations differ from the paper's (training recipe, alpha, pooling)")
     rate = {(r["threshold optimisation"], r["layer"]): r["firing rate"] for r in rows}
-    record.compare("threshold optimisation raises the firing rate of every layer", True,
-                   all(rate[("with", k)] > rate[("without", k)] for k in (1, 2, 3)),
-                   why="some layer fires less after threshold optimisation")
+    _compare(record, scale, "threshold optimisation raises the firing rate of every layer", True,
+             all(rate[("with", k)] > rate[("without", k)] for k in (1, 2, 3)),
+             why="some layer fires less after threshold optimisation")
 
 
 # Tables 1 and 5, Fig. 3: accuracy against T ---------------------------------------------------------
@@ -239,44 +260,46 @@ def table1_rows(n_test: int, n_baseline: int, T_max: dict[str, int], scale: str)
     return [rows[method] for method in TABLE1_RUNS]
 
 
-def _steps_claim(record: Record, label: str, paper: int, row: dict[str, Any], tolerance: float) -> None:
+def _steps_claim(record: Record, scale: str, label: str, paper: int, row: dict[str, Any], tolerance: float) -> None:
     steps = row["time steps"]
-    record.compare(f"{label}: time steps (stays within {row['allowance']:g} + 1 paired SE of its ANN up to "
-                   f"T = {row['T run']})", paper, steps if steps is not None else float(row["T run"] + 1), tolerance,
-                   why=("not reached within the steps run" if steps is None else
-                        "our network needs a different number of steps (its own training)"))
+    _compare(record, scale, f"{label}: time steps (stays within {row['allowance']:g} + 1 paired SE of its ANN up to "
+             f"T = {row['T run']})", paper, steps if steps is not None else float(row["T run"] + 1), tolerance,
+             why=("not reached within the steps run" if steps is None else
+                  "our network needs a different number of steps (its own training)"))
 
 
-def _accuracy_claims(record: Record, label: str, paper: tuple[float, float, int], row: dict[str, Any]) -> None:
+def _accuracy_claims(record: Record, scale: str, label: str, paper: tuple[float, float, int],
+                     row: dict[str, Any]) -> None:
     """ANN and SNN accuracy within 1 point (about 4 standard errors on 10,000 images)."""
-    record.compare(f"{label}: ANN acc ({row['images']} images)", paper[0], row["ANN acc"], 1.0,
-                   why="our ANN trains differently from the paper's")
-    record.compare(f"{label}: SNN acc at its time steps", paper[1], row["SNN acc"], 1.0,
-                   why="follows our ANN's accuracy" if abs(row["ANN acc"] - paper[0]) > 1.0 else
-                   "our SNN loses more (or less) than the paper's against its ANN")
+    _compare(record, scale, f"{label}: ANN acc ({row['images']} images)", paper[0], row["ANN acc"], 1.0,
+             why="our ANN trains differently from the paper's")
+    _compare(record, scale, f"{label}: SNN acc at its time steps", paper[1], row["SNN acc"], 1.0,
+             why="follows our ANN's accuracy" if abs(row["ANN acc"] - paper[0]) > 1.0 else
+             "our SNN loses more (or less) than the paper's against its ANN")
 
 
-def _loss_claim(record: Record, label: str, paper: tuple[float, float, int], row: dict[str, Any]) -> None:
+def _loss_claim(record: Record, scale: str, label: str, paper: tuple[float, float, int], row: dict[str, Any]) -> None:
     """SNN minus ANN at the paper's own T against the paper's printed gap, within two paired
     standard errors: the quantity that does not inherit our ANN's own accuracy."""
     ours = row.get("SNN - ANN at paper T")
     se = row.get("paired SE at paper T")
-    record.compare(f"{label}: SNN - ANN at the paper's T = {paper[2]} (within 2 paired SE)",
-                   round(paper[1] - paper[0], 2), ours, None if se is None else 2 * se,
-                   why="our SNN loses more (or less) against its own ANN than the paper's")
+    _compare(record, scale, f"{label}: SNN - ANN at the paper's T = {paper[2]} (within 2 paired SE)",
+             round(paper[1] - paper[0], 2), ours, None if se is None else 2 * se,
+             why="our SNN loses more (or less) against its own ANN than the paper's")
 
 
-def table1_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+def table1_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
     """ANN and SNN accuracy within 1 point; SNN minus ANN at the paper's T within two paired
     SEs; time steps within a quarter of the paper's (at least 3); the ordering proposed <
     stReLU < AugMapping."""
     for row in rows:
-        _accuracy_claims(record, row["method"], TABLE1[row["method"]], row)
-        _loss_claim(record, row["method"], TABLE1[row["method"]], row)
-        _steps_claim(record, row["method"], TABLE1[row["method"]][2], row, max(3.0, TABLE1[row["method"]][2] / 4))
+        _accuracy_claims(record, scale, row["method"], TABLE1[row["method"]], row)
+        _loss_claim(record, scale, row["method"], TABLE1[row["method"]], row)
+        _steps_claim(record, scale, row["method"], TABLE1[row["method"]][2], row,
+                     max(3.0, TABLE1[row["method"]][2] / 4))
     by = {r["method"]: r["time steps"] or r["T run"] + 1 for r in rows}
-    record.compare("time steps: proposed < stReLU < AugMapping", True,
-                   by["proposed"] < by["stReLU"] < by["AugMapping"], why="the ordering differs on our networks")
+    _compare(record, scale, "time steps: proposed < stReLU < AugMapping", True,
+             by["proposed"] < by["stReLU"] < by["AugMapping"], why="the ordering differs on our networks")
 
 
 WEIGHTINGS = ("average", "cosine", "sigmoid")
@@ -313,34 +336,34 @@ WEIGHTING_PAIRS = (("cosine", "average"), ("cosine", "sigmoid"), ("sigmoid", "av
 FIG3_GAPS = (round(TABLE1["proposed"][0] - FIG3_LEVELS[0], 2), round(TABLE1["proposed"][0] - FIG3_LEVELS[1], 2))
 
 
-def table5_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+def table5_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
     by = {r["weighting"]: r for r in rows}
     for w in WEIGHTINGS:
-        _accuracy_claims(record, w, TABLE5[w], by[w])
-        _loss_claim(record, w, TABLE5[w], by[w])
-        _steps_claim(record, w, TABLE5[w][2], by[w], 3.0)
+        _accuracy_claims(record, scale, w, TABLE5[w], by[w])
+        _loss_claim(record, scale, w, TABLE5[w], by[w])
+        _steps_claim(record, scale, w, TABLE5[w][2], by[w], 3.0)
     steps = {w: by[w]["time steps"] or by[w]["T run"] + 1 for w in WEIGHTINGS}
-    record.compare("cosine needs the fewest time steps", True, steps["cosine"] <= min(steps.values()),
-                   why="another weighting reaches the level first on our network")
-    record.compare("average needs the most time steps", True, steps["average"] >= max(steps.values()),
-                   why="another weighting is slower on our network")
+    _compare(record, scale, "cosine needs the fewest time steps", True, steps["cosine"] <= min(steps.values()),
+             why="another weighting reaches the level first on our network")
+    _compare(record, scale, "average needs the most time steps", True, steps["average"] >= max(steps.values()),
+             why="another weighting is slower on our network")
 
 
-def fig3_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+def fig3_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
     """Without calibration the SNN needs about 20 more steps to climb the last 0.6 points
     below its ANN (92.0 -> 92.6 % of a 92.72 % ANN), each level by the rule (it stays within
     the level, one paired SE allowed); calibration removes them."""
     none = rows[0]
     start, end = none["Fig. 3 levels"].values()
     extra = None if start is None or end is None else end - start
-    record.compare(f"without calibration: steps from ANN - {FIG3_GAPS[0]:g} to ANN - {FIG3_GAPS[1]:g} points",
-                   FIG3_EXTRA_STEPS, extra, 10.0,
-                   why="our uncalibrated network climbs the last points faster or slower than the paper's")
+    _compare(record, scale, f"without calibration: steps from ANN - {FIG3_GAPS[0]:g} to ANN - {FIG3_GAPS[1]:g} "
+             "points", FIG3_EXTRA_STEPS, extra, 10.0,
+             why="our uncalibrated network climbs the last points faster or slower than the paper's")
     cosine = next(r for r in rows if r["weighting"] == "cosine")
-    record.compare("cosine calibration reaches the rule level in fewer steps than no calibration", True,
-                   (cosine["time steps"] or 10 ** 6) < (none["time steps"] or 10 ** 6),
-                   why="calibration did not shorten the time steps on our network (the steps of every row "
-                       "move with allowances one image apart: see the notebook)")
+    _compare(record, scale, "cosine calibration reaches the rule level in fewer steps than no calibration", True,
+             (cosine["time steps"] or 10 ** 6) < (none["time steps"] or 10 ** 6),
+             why="calibration did not shorten the time steps on our network (the steps of every row "
+                 "move with allowances one image apart: see the notebook)")
 
 
 def calibration_losses(scale: str) -> list[dict[str, Any]]:
@@ -406,27 +429,28 @@ DEEP_PAPER = {"vgg16": TABLE2, "resnet18": TABLE3}
 
 def deep_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
     """The paper's accuracies are CIFAR-10: compared at the paper's scale (1 point), not run
-    otherwise. What carries over to the small networks is the comparison: proposed loses
-    less than two-stage at each T."""
-    where = "CIFAR-10" if scale == "paper" else "Fashion-MNIST, 1/8 width"
+    otherwise (nor at a shrunk paper scale: :func:`_compare`). What carries over to the small
+    networks is the comparison: proposed loses less than two-stage at each T."""
+    at_paper = networks.is_paper(scale)
+    where = "CIFAR-10" if at_paper else "Fashion-MNIST, 1/8 width"
     for arch in sorted(set(DEEP_PAPER) - {r["network"] for r in rows}):
         for (method, T), (ann, snn, delta) in DEEP_PAPER[arch].items():
-            record.compare(f"{arch} {method} T = {T}: delta acc (CIFAR-10)", delta, None,
-                           why="not run at this profile (its CPU budget); the paper profile runs it")
+            _compare(record, scale, f"{arch} {method} T = {T}: delta acc (CIFAR-10)", delta, None,
+                     why="not run at this profile (its CPU budget); the paper profile runs it")
     for row in rows:
         ann, snn, delta = DEEP_PAPER[row["network"]][(row["method"], row["T"])]
         label = f"{row['network']} {row['method']} T = {row['T']}"
         for quantity, paper, ours in [("ANN acc", ann, row["ANN acc"]), ("SNN acc", snn, row["SNN acc"]),
                                       ("delta acc", delta, row["delta acc"])]:
-            record.compare(f"{label}: {quantity} (CIFAR-10)", paper, ours if scale == "paper" else None, 1.0,
-                           why="CIFAR-10 and full-size networks: paper profile" if scale != "paper" else
-                           "our training and calibration recipe differs from the paper's")
+            _compare(record, scale, f"{label}: {quantity} (CIFAR-10)", paper, ours if at_paper else None, 1.0,
+                     why="CIFAR-10 and full-size networks: paper profile" if not at_paper else
+                     "our training and calibration recipe differs from the paper's")
     by = {(r["network"], r["method"], r["T"]): r["delta acc"] for r in rows}
     for arch in dict.fromkeys(r["network"] for r in rows):
         for T in (4, 8):
-            record.compare(f"{arch}, T = {T}: proposed loses less accuracy than two-stage ({where})",
-                           True, by[(arch, "proposed", T)] < by[(arch, "two-stage", T)],
-                           why="the two-stage baseline converts our network as well or better")
+            _compare(record, scale, f"{arch}, T = {T}: proposed loses less accuracy than two-stage ({where})",
+                     True, by[(arch, "proposed", T)] < by[(arch, "two-stage", T)],
+                     why="the two-stage baseline converts our network as well or better")
 
 
 # Beyond the paper: which conversion for a Leaky ReLU network ------------------------------------
@@ -486,15 +510,15 @@ def sinabs_coverage(scale: str) -> dict[str, list[str]]:
     return sinabs.spiking_layers(ann)
 
 
-def method_claims(record: Record, rows: list[dict[str, Any]]) -> None:
+def method_claims(record: Record, rows: list[dict[str, Any]], scale: str) -> None:
     """The signed neuron reaches the ANN in fewer steps than the IBT neuron (Sect. 3.2), and
     dropping the negative values (a plain IF neuron) costs accuracy (the reason for signed spikes).
     The peer's row is beside them in the table, not a claim of the paper."""
     by = {r["method"]: r for r in rows if not r["method"].startswith("ps")}
     steps = {m: by[m]["K or T"] if by[m]["within the allowance"] else None for m in ("signed", "ibt")}
-    record.compare("the signed neuron needs fewer time steps than the IBT neuron", True,
-                   steps["signed"] is not None and (steps["ibt"] is None or steps["signed"] < steps["ibt"]),
-                   why="the IBT neuron is as fast on this network, or neither reached the ANN")
-    record.compare("dropping negative values (plain IF) costs more than 0.5 points", True,
-                   by["unsigned"]["SNN acc"] < rows[0]["ANN acc"] - 0.5,
-                   why="this network's negative activations carry little")
+    _compare(record, scale, "the signed neuron needs fewer time steps than the IBT neuron", True,
+             steps["signed"] is not None and (steps["ibt"] is None or steps["signed"] < steps["ibt"]),
+             why="the IBT neuron is as fast on this network, or neither reached the ANN")
+    _compare(record, scale, "dropping negative values (plain IF) costs more than 0.5 points", True,
+             by["unsigned"]["SNN acc"] < rows[0]["ANN acc"] - 0.5,
+             why="this network's negative activations carry little")
