@@ -44,6 +44,10 @@ def main() -> int:
         os.environ.update(paper_standins.environment(tmp))
         parameters = paper_standins.parameters(tmp)
         if args.only:
+            unknown = set(args.only) - set(parameters)
+            if unknown:
+                print(f"gpu_smoke: no notebook named {', '.join(sorted(unknown))}", file=sys.stderr)
+                return 2
             parameters = {name: parameters[name] for name in args.only}
         start = time.perf_counter()
         try:

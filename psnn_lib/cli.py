@@ -35,7 +35,9 @@ def _relative_tolerance(text: str) -> float:
 
 
 def _parameter(text: str) -> tuple[str, object]:
-    """An argparse type: NAME=VALUE, VALUE a Python literal (1, 0.5, [1, 2], True, "x") or else a string."""
+    """An argparse type: NAME=VALUE, VALUE a Python literal (1, 0.5, [1, 2], True, {"epochs": 1},
+    a string in quotes); anything else is refused, never taken as a string (``false`` would be a
+    true value)."""
     import ast
 
     name, sep, value = text.partition("=")
@@ -44,7 +46,8 @@ def _parameter(text: str) -> tuple[str, object]:
     try:
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return name, value
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Python literal (True, 1, [4, 8], {{\"epochs\": 1}}; "
+                                         f"a string in quotes: {name}='text')") from None
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -164,8 +167,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help="seconds one cell may run (default: " + ", ".join(
                           f"{p} {'none' if t is None else t}" for p, t in CELL_TIMEOUT.items()) + ")")
     book.add_argument("--set", action="append", type=_parameter, metavar="NAME=VALUE",
-                      help="a value for a name in the notebooks' parameters cell (e.g. paper_epochs=1); "
-                           "repeatable; a name a notebook lacks is an error")
+                      help="a value (a Python literal) for a name in the notebooks' parameters cell, e.g. "
+                           "allow_cpu=True or 'overrides={\"epochs\": 1}'; repeatable; given to the notebooks that "
+                           "have the name (a line says which), an error when none has it")
     book.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                       help="stream the kernels' output and progress bars to the terminal (default: at the paper "
                            "profile only; the executed notebooks then hold the bars too, so the published "

@@ -56,3 +56,11 @@ def test_book_passes_its_folders_as_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["book", "--profile", "smoke", "--results-dir", "rel", "--out-dir", "nb"]) == 0
     assert seen["results_dir"] == tmp_path / "rel" and seen["out_dir"] == tmp_path / "nb"
+
+
+def test_book_takes_python_literals_only(capsys):
+    """`--set allow_cpu=false` is not the string 'false' (a true value): it is refused."""
+    for bad in ("allow_cpu=false", "n_test=1O", "=1", "overrides"):
+        with pytest.raises(SystemExit):
+            main(["book", "--set", bad])
+        assert "--set" in capsys.readouterr().err

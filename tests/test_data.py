@@ -120,7 +120,8 @@ def test_an_imagenet_folder_must_hold_the_1000_classes_or_say_which(tmp_path):
     data = datasets.imagenet_folder(str(two), classes=[7, 391])
     assert [data[i][1] for i in range(2)] == [7, 391]
     for bad, message in [([1], "1 class indices for 2 class folders"), ([3, 3], "distinct"),
-                         ([0, 1000], "distinct and in 0..999")]:
+                         ([0, 1000], "distinct and in 0..999"), ([1.7, 2.2], "whole numbers"),
+                         ([True, False], "whole numbers")]:
         with pytest.raises(ValueError, match=message):
             datasets.imagenet_folder(str(two), classes=bad)
     flat = _image_folder(tmp_path / "flat", ["ILSVRC2012_val_00000001"], flat=True)

@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from psnn_lib.book import paper_run
 from psnn_lib.book.paper_run import ESTIMATES, NeedsGPU, run_device
 from psnn_lib.book.runner import NotebookFailed, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="these tests are about a machine without a GPU")
+without_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="about a machine without a GPU")
 
 
+@without_gpu
 def test_without_a_gpu_the_paper_profile_stops_naming_the_hours():
     with pytest.raises(NeedsGPU, match=r"table1_cifar at the paper profile: 4 CIFAR networks.*about 3 hours on one "
                                        r"GPU and about 60 hours.*allow_cpu = True"):
@@ -23,6 +23,8 @@ def test_without_a_gpu_the_paper_profile_stops_naming_the_hours():
     assert run_device("table1_cifar", "default") == run_device("table1_cifar", "smoke") == "cpu"
     with pytest.raises(ValueError, match="unknown profile"):
         run_device("table1_cifar", "full")
+    with pytest.raises(TypeError, match="allow_cpu must be True or False, got 'false'"):
+        run_device("table1_cifar", "paper", allow_cpu="false")  # a truthy string never allows hours of CPU
 
 
 def test_every_notebook_that_asks_for_a_device_has_an_estimate_and_the_parameter():
@@ -39,6 +41,7 @@ def test_every_notebook_that_asks_for_a_device_has_an_estimate_and_the_parameter
         assert 0 < cost.gpu_hours < cost.cpu_hours and cost.disk_gb > 0
 
 
+@without_gpu
 def test_a_paper_notebook_without_a_gpu_stops_at_once(tmp_path):
     """Before it makes a single network (which would take hours on this CPU)."""
     start = time.perf_counter()

@@ -109,6 +109,8 @@ def test_overrides_replace_the_settings_they_name_and_nothing_else():
         profile_settings("paper", table, {"epoch": 1})
     with pytest.raises(ValueError, match="overrides names epochs, which the smoke profile does not set"):
         profile_settings("smoke", table, {"epochs": 1})
+    with pytest.raises(ValueError, match="overrides is a mapping of setting names to values"):
+        profile_settings("paper", table, '{"epochs": 1')  # a malformed value given as text
 
 
 def test_table2_goes_in_batches_sized_to_the_images(monkeypatch):

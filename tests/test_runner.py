@@ -95,8 +95,7 @@ def test_notebooks_run_jobs_at_a_time_with_a_share_of_the_cores(tmp_path, monkey
             f"for _ in range(600):\n    time.sleep(0.1)\n    if pathlib.Path('{other}.started').exists(): break\n"
             f"else:\n    raise RuntimeError('ran alone')\n"
             f"open('{me}.threads', 'w').write(os.environ['OMP_NUM_THREADS'])"))
-    # papermill changes this process's folder around each kernel and two at once can leave it in
-    # notebooks/: the runner gives the caller its folder back
+    # the kernels start in notebooks/ without the runner changing this process's folder
     monkeypatch.chdir(tmp_path)
     assert [o.name for o in run_notebooks(root, "smoke", jobs=2)] == ["a", "b"]
     assert os.getcwd() == str(tmp_path)
@@ -154,8 +153,10 @@ def test_parameters_are_injected_checked_and_part_of_the_cache_key(tmp_path):
     assert [o.status for o in run_notebooks(root, "paper", parameters={"epochs": 2, "size": 5},
                                             stream=False)] == ["executed"]
     assert (root / "notebooks" / "seen.txt").read_text() == "1 3\n2 5\n"
-    with pytest.raises(NotebookFailed, match=r"nb.md has no parameter epoch \(its parameters: epochs, profile, size"):
+    with pytest.raises(ValueError, match="no notebook of this run has a parameter 'epoch'"):
         run_notebooks(root, "paper", parameters={"epoch": 1}, stream=False)
+    with pytest.raises(ValueError, match=r"nb has no parameter epoch \(its parameters: epochs, profile, size"):
+        run_notebooks(root, "paper", notebook_parameters={"nb": {"epoch": 1}}, stream=False)
     with pytest.raises(ValueError, match="set by the profile argument"):
         run_notebooks(root, "paper", parameters={"profile": "smoke"})
 
@@ -209,3 +210,32 @@ def test_parameters_per_notebook(tmp_path):
         run_notebooks(root, "paper", notebook_parameters={"nope": {"epochs": 1}})
     with pytest.raises(ValueError, match="set by the profile argument"):
         run_notebooks(root, "paper", notebook_parameters={"nb": {"profile": "smoke"}})
+
+
+def test_a_value_for_every_notebook_goes_to_those_that_have_it_and_is_checked_first(tmp_path, capsys):
+    """`psnn book --profile paper --set allow_cpu=True` on the whole book: the notebooks without
+    the parameter do not get it (a line says which did); a name none has, or a name a notebook
+    given its own values lacks, stops the run before any kernel starts."""
+    root = _project(tmp_path, _cell('profile = "default"\nallow_cpu = False', "parameters")
+                    + _cell("open('nb.txt', 'w').write(str(allow_cpu))"))
+    (root / "notebooks" / "plain.md").write_text(HEADER + _cell('profile = "default"', "parameters")
+                                                 + _cell("open('plain.txt', 'w').write('ran')"))
+    run_notebooks(root, "paper", parameters={"allow_cpu": True}, stream=False)
+    assert (root / "notebooks" / "nb.txt").read_text() == "True"
+    assert (root / "notebooks" / "plain.txt").read_text() == "ran"
+    assert "allow_cpu = True: given to nb (the others have no such parameter)" in capsys.readouterr().err
+    (root / "notebooks" / "plain.txt").unlink()
+    with pytest.raises(ValueError, match="plain has no parameter allow_cpu"):
+        run_notebooks(root, "paper", notebook_parameters={"plain": {"allow_cpu": True}}, force=True)
+    assert not (root / "notebooks" / "plain.txt").exists()  # nothing ran
+
+
+def test_streamed_lines_of_two_notebooks_do_not_run_into_each_other():
+    import io
+
+    out = io.StringIO()
+    a, b = runner._Headed("a", out), runner._Headed("b", out)
+    a.write("\rtraining:  50%")
+    b.write("epoch 1 done\n")
+    a.write("\rtraining: 100%\n")
+    assert out.getvalue() == "\r[a] training:  50%\n[b] epoch 1 done\n\r[a] training: 100%\n"

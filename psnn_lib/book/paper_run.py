@@ -34,7 +34,7 @@ ESTIMATES: dict[str, Estimate] = {
     "table1_cifar": Estimate(3, 60, 0.8, "4 CIFAR networks trained for 200 epochs; PS, FS and rate on 10,000 images"),
     "table2_imagenet": Estimate(1, 15, 7.7, "3 ImageNet networks (EfficientNet-B7 at 600 px) on 1,000 images, "
                                             "two folds"),
-    "table3_transformers": Estimate(0.5, 8, 2.4, "BERT/RoBERTa on the GLUE validation sets, PS, FS and SpikingJelly"),
+    "table3_transformers": Estimate(0.5, 8, 2.4, "BERT/RoBERTa on the GLUE validation sets, PS and FS"),
     "fig6_activations": Estimate(1, 20, 0.4, "6 ResNet-20s trained on CIFAR-10, each epoch converted and tested"),
     "p2_table1_fashion_mnist": Estimate(2, 30, 0.1, "Net4's pipeline on all Fashion-MNIST images, 3 methods "
                                                     "to T = 300 on 10,000 images"),
@@ -55,6 +55,8 @@ def run_device(notebook: str, profile: str, allow_cpu: bool = False) -> str:
     """``"cuda"`` when there is a GPU, else ``"cpu"``; at ``paper`` without a GPU, :class:`NeedsGPU`
     (naming the estimated hours) unless ``allow_cpu``."""
     check_profile(profile)
+    if not isinstance(allow_cpu, bool):
+        raise TypeError(f"allow_cpu must be True or False, got {allow_cpu!r}")
     device = default_device()
     if profile == "paper" and device == "cpu" and not allow_cpu:
         cost = ESTIMATES[notebook]

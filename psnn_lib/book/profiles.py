@@ -21,6 +21,9 @@ def profile_settings(profile: str, table: Mapping[str, Mapping[str, Any]],
     if profile not in table:
         raise ValueError(f"this notebook defines no {profile!r} profile (it has {', '.join(table)})")
     settings = dict(table[profile])
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"overrides is a mapping of setting names to values, e.g. {{\"n_test\": 100}}, "
+                         f"got {overrides!r}")
     unknown = set(overrides or {}) - set(settings)
     if unknown:
         raise ValueError(f"overrides names {', '.join(sorted(unknown))}, which the {profile} profile does not set "

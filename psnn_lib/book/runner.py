@@ -90,20 +90,28 @@ class _Headed:
     at the same time stream into one terminal)."""
 
     _lock = threading.Lock()
+    _last: Optional["_Headed"] = None  # who wrote last to the terminal, and whether its line is open
+    _open = False
 
     def __init__(self, name: str, out: TextIO):
         self.head, self.out, self.at_line_start = f"[{name}] ", out, True
 
     def write(self, text: str) -> int:
-        pieces = []
-        for piece in re.split(r"(\r\n|\r|\n)", text):  # a progress bar redraws its line after a \r
-            if piece and self.at_line_start and piece not in ("\r\n", "\r", "\n"):
-                pieces.append(self.head)
-            pieces.append(piece)
-            if piece:
-                self.at_line_start = piece in ("\r\n", "\r", "\n")
         with self._lock:
-            self.out.write("".join(pieces))
+            pieces = []
+            if _Headed._open and _Headed._last is not self:  # another notebook's bar: leave its line
+                pieces.append("\n")
+                self.at_line_start = True
+            for piece in re.split(r"(\r\n|\r|\n)", text):  # a progress bar redraws its line after a \r
+                if not piece:
+                    continue
+                if self.at_line_start and piece not in ("\r\n", "\r", "\n"):
+                    pieces.append(self.head)
+                pieces.append(piece)
+                self.at_line_start = piece in ("\r\n", "\r", "\n")
+            if pieces:
+                self.out.write("".join(pieces))
+                _Headed._last, _Headed._open = self, not pieces[-1].endswith("\n")
         return len(text)
 
     def flush(self) -> None:
@@ -145,21 +153,17 @@ def default_jobs() -> int:
 def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int, stream: bool) -> Iterator[None]:
     """Set the variables the kernels read (they inherit this process's
     environment: a caller's own ``PSNN_RESULTS_DIR`` and ``OMP_NUM_THREADS`` are kept unless
-    ``results_dir`` is given) and restore the caller's environment and working folder afterwards
-    (papermill changes the folder around each kernel; two at once can leave it in a
-    notebook's folder)."""
+    ``results_dir`` is given) and restore the caller's environment afterwards."""
     wanted = {"PSNN_ROOT": str(root),
               "TQDM_DISABLE": os.environ.get("TQDM_DISABLE") if stream else "1",
               "PSNN_RESULTS_DIR": str(results_dir) if results_dir else os.environ.get("PSNN_RESULTS_DIR"),
               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, available_cores() // jobs)))}
     saved = {key: os.environ.get(key) for key in wanted}
-    folder = os.getcwd()
     _set_env(wanted)
     try:
         yield
     finally:
         _set_env(saved)
-        os.chdir(folder)
 
 
 def _execute(src: Path, text: str, output: Path, profile: str, parameters: Mapping[str, Any],
@@ -170,22 +174,19 @@ def _execute(src: Path, text: str, output: Path, profile: str, parameters: Mappi
     from nbclient.exceptions import CellTimeoutError
 
     nb = jupytext.reads(text, fmt="md:myst")
-    cells = _parameters_cells(nb)
-    if len(cells) != 1:
-        raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
-    unknown = set(parameters) - parameter_names(cells[0].source)
-    if unknown:
-        raise NotebookFailed(f"{src.name} has no parameter {', '.join(sorted(unknown))} "
-                             f"(its parameters: {', '.join(sorted(parameter_names(cells[0].source)))})")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     staged = output.with_name(f"{src.stem}.source.ipynb")
     jupytext.write(nb, staged)
     start = time.perf_counter()
     try:
         out = _Headed(src.stem, sys.stderr) if stream else None
+        # the kernel starts in notebooks/ (nbclient's resources), not by papermill's chdir of this
+        # process, which two notebooks at once could undo for each other
         papermill.execute_notebook(str(staged), str(output), parameters={**parameters, "profile": profile},
-                                   kernel_name="python3", cwd=str(src.parent), progress_bar=False,
-                                   stdout_file=out, stderr_file=out, execution_timeout=cell_timeout)
+                                   kernel_name="python3", resources={"metadata": {"path": str(src.parent)}},
+                                   progress_bar=False,
+                                   stdout_file=out, stderr_file=out, execution_timeout=cell_timeout,
+                                   coalesce_streams=True)  # a bar's redraws stored as its last state
     except CellTimeoutError as exc:
         raise NotebookFailed(f"notebook {src.name}: a cell ran longer than {cell_timeout} s ({exc})") from None
     except papermill.PapermillExecutionError as exc:
@@ -196,6 +197,37 @@ def _execute(src: Path, text: str, output: Path, profile: str, parameters: Mappi
     return round(time.perf_counter() - start, 1)
 
 
+def _notebook_values(sources: Sequence[Path], parameters: Mapping[str, Any],
+                     notebook_parameters: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, dict], list[str]]:
+    """Each notebook's injected values, checked before any kernel starts: a notebook needs one
+    ``parameters`` cell; a value of ``notebook_parameters`` must name a parameter of its notebook;
+    one of ``parameters`` goes to the notebooks that have that parameter, and at least one must
+    (a line for each that some of them lack). Returns (values by notebook, those lines)."""
+    import jupytext
+
+    names = {}
+    for src in sources:
+        cells = _parameters_cells(jupytext.reads(src.read_text(), fmt="md:myst"))
+        if len(cells) != 1:
+            raise NotebookFailed(f"{src.name}: needs exactly one cell tagged 'parameters'")
+        names[src.stem] = parameter_names(cells[0].source)
+    notes = []
+    for name in parameters:
+        having = [stem for stem in names if name in names[stem]]
+        if not having:
+            raise ValueError(f"no notebook of this run has a parameter {name!r}")
+        if len(having) < len(names):
+            notes.append(f"{name} = {parameters[name]!r}: given to {', '.join(having)} (the others have no such "
+                         "parameter)")
+    for stem, values in notebook_parameters.items():
+        unknown = set(values) - names[stem]
+        if unknown:
+            raise ValueError(f"{stem} has no parameter {', '.join(sorted(unknown))} "
+                             f"(its parameters: {', '.join(sorted(names[stem]))})")
+    return {stem: {**{k: v for k, v in parameters.items() if k in names[stem]}, **notebook_parameters.get(stem, {})}
+            for stem in names}, notes
+
+
 def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, force: bool = False,
                   results_dir: Optional[Path] = None, cell_timeout: Optional[int] = None,
@@ -204,13 +236,13 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
                   notebook_parameters: Optional[Mapping[str, Mapping[str, Any]]] = None) -> list[RunOutcome]:
     """Execute the notebooks at ``profile``, ``jobs`` at a time; returns what ran and what was
     cached, in source order. ``parameters``: values for names of the notebooks' ``parameters``
-    cells (besides ``profile``), for every notebook; ``notebook_parameters``: more of them per
-    notebook (by name, over ``parameters``); ``cell_timeout``: seconds (default
-    ``CELL_TIMEOUT[profile]``); ``stream``: the kernels' output and progress bars to stderr
-    (default: at ``paper``)."""
+    cells (besides ``profile``), each given to the notebooks that have it; ``notebook_parameters``:
+    more of them per notebook (by name, over ``parameters``); both checked before any kernel
+    starts (:func:`_notebook_values`). ``cell_timeout``: seconds (default ``CELL_TIMEOUT[profile]``);
+    ``stream``: the kernels' output and progress bars to stderr (default: at ``paper``)."""
     check_profile(profile)
     parameters = dict(parameters or {})
-    notebook_parameters = {name: {**parameters, **values} for name, values in (notebook_parameters or {}).items()}
+    notebook_parameters = dict(notebook_parameters or {})
     if "profile" in parameters or any("profile" in values for values in notebook_parameters.values()):
         raise ValueError("the profile is set by the profile argument, not by parameters")
     cell_timeout = CELL_TIMEOUT[profile] if cell_timeout is None else cell_timeout
@@ -232,6 +264,9 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     unknown = set(notebook_parameters) - {s.stem for s in sources}
     if unknown:
         raise ValueError(f"parameters for {', '.join(sorted(unknown))}, which this run does not execute")
+    values, notes = _notebook_values(sources, parameters, notebook_parameters)
+    for note in notes:
+        print(f"psnn book: {note}", file=sys.stderr)
     out_dir = Path(out_dir) if out_dir else executed_dir(root, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_file = out_dir / ".psnn-cache.json"
@@ -241,13 +276,13 @@ def run_notebooks(root: Path, profile: str, only: Optional[Sequence[str]] = None
     to_run = []
     for src in sources:
         text = src.read_text()
-        settings = json.dumps(notebook_parameters.get(src.stem, parameters), sort_keys=True, default=repr)
+        settings = json.dumps(values[src.stem], sort_keys=True, default=repr)
         key = hashlib.sha256(f"{text}\0{profile}\0{settings}\0{lib}\0{results_dir}".encode()).hexdigest()
         output = out_dir / f"{src.stem}.ipynb"
         if not force and cache.get(src.stem) == key and output.exists():
             outcomes[src.stem] = RunOutcome(src.stem, "cached", output)
         else:
-            to_run.append((src, text, key, output, notebook_parameters.get(src.stem, parameters)))
+            to_run.append((src, text, key, output, values[src.stem]))
     bar = progress_bar(total=len(to_run), desc=f"notebooks ({profile}, {jobs} at a time)",
                        unit="nb")  # before the kernels' TQDM_DISABLE
     failures: list[str] = []

@@ -24,13 +24,16 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import paths
+
+if TYPE_CHECKING:
+    import torchvision
 
 
 class DatasetMissing(FileNotFoundError):
@@ -189,7 +192,8 @@ def foolbox_images(key: str) -> tuple[list[np.ndarray], torch.Tensor]:
 IMAGENET_CLASSES = 1000
 
 
-def imagenet_folder(path: Optional[str], classes: Optional[Sequence[int]] = None):
+def imagenet_folder(path: Optional[str], classes: Optional[Sequence[int]] = None
+                    ) -> torchvision.datasets.ImageFolder:
     """ImageNet validation images in torchvision ImageFolder layout (``paper`` profile): one
     folder per class, 1,000 of them, sorted as the synset ids (the labels the pretrained
     networks predict). A folder of a subset of the classes needs ``classes``: the ImageNet class
@@ -214,7 +218,9 @@ def imagenet_folder(path: Optional[str], classes: Optional[Sequence[int]] = None
                              "classes, give the ImageNet class index of each folder in sorted order (the "
                              "notebook's imagenet_classes)")
         return torchvision.datasets.ImageFolder(str(folder))
-    classes = [int(c) for c in classes]
+    if not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        raise ValueError(f"the class indices must be whole numbers, got {list(classes)}")
+    classes = list(classes)
     if len(classes) != len(found):
         raise ValueError(f"{len(classes)} class indices for {len(found)} class folders in {folder}")
     if len(set(classes)) != len(classes) or not all(0 <= c < IMAGENET_CLASSES for c in classes):

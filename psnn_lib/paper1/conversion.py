@@ -349,6 +349,10 @@ def table2_rows(source: str, networks: Sequence[str], images: int, dy: float, fo
     with ``control_K``, also the first network at that coarse K, too coarse to be faithful, to show
     whether the criteria of :func:`table2_claims` flag it (row marked ``control``). ``classes``: see
     :func:`~psnn_lib.models.datasets.imagenet_folder`."""
+    if source == "torchvision":  # whatever is missing stops the run before the first network's hours
+        datasets.imagenet_folder(folder, classes)
+        for name in networks:
+            pretrained.torchvision_imagenet(name)  # downloads each network's weights once
     rows = []
     for name in networks:
         model, x, y = imagenet_network(source, name, images, folder, classes)

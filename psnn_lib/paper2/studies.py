@@ -23,7 +23,7 @@ from ..models.training import default_device, predict
 from ..peers import sinabs, snntorch_ternary
 from . import networks
 from .curve_cache import cached_curve
-from .evaluation import (SNN_BATCH, StepCurve, activation_samples, binomial_se, firing_rates, paired_se,
+from .evaluation import (SNN_BATCH, StepCurve, activation_samples, binomial_se, device_of, firing_rates, paired_se,
                          settled_steps, tail_ratio)
 from .numbers import FIG3_EXTRA_STEPS, FIG3_LEVELS, TABLE1, TABLE2, TABLE3, TABLE4, TABLE5
 
@@ -128,11 +128,11 @@ def _leaky_of_inputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, np.nd
         lambda mod, inp, _out, key=m: found.__setitem__(
             key, torch.nn.functional.leaky_relu(inp[0], mod.negative_slope).flatten(1))) for m in LAYERS]
     try:
-        model.eval()(x)
+        model.eval()(x.to(device_of(model)))
     finally:
         for h in hooks:
             h.remove()
-    return {k: v.numpy() for k, v in found.items()}
+    return {k: v.cpu().numpy() for k, v in found.items()}
 
 
 def fig1_claims(record: Record, tails: dict[str, Any], scale: str) -> None:

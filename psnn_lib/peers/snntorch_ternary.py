@@ -65,7 +65,7 @@ class TernarySite(nn.Module):
         return spk * self.theta
 
     def reset(self) -> None:
-        self.neuron.mem = torch.zeros(0)
+        self.neuron.mem = self.neuron.threshold.new_zeros(0)  # on the site's device
 
 
 @torch.no_grad()
@@ -110,7 +110,8 @@ def convert(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
         if not peak[name] > 0:
             raise ValueError(f"{name}: no positive input on the calibration images, no threshold")
         parent, _, child = name.rpartition(".")
-        setattr(net.get_submodule(parent) if parent else net, child, TernarySite(peak[name], m.negative_slope))
+        site = TernarySite(peak[name], m.negative_slope).to(next(net.parameters()).device)
+        setattr(net.get_submodule(parent) if parent else net, child, site)
     return net
 
 
