@@ -1,5 +1,5 @@
 """Issue 21: synaptic operations on the module-swap path. The fan-outs observed in one
-forward pass (``observed_fanouts``) equal those read from the fx graph (``fanouts``), and
+forward pass (the census, :mod:`psnn_lib.converter.census`) equal those read from the fx graph (``fanouts``), and
 Hugging Face models, which do not trace, get them too."""
 import copy
 import warnings
@@ -11,7 +11,13 @@ from torch import nn
 
 import psnn_lib as P
 from psnn_lib.converter import engine
-from psnn_lib.converter.network_stats import fanouts, observed_fanouts
+from psnn_lib.converter.census import take_census
+from psnn_lib.converter.network_stats import fanouts
+
+
+def observed_fanouts(model, sites, run):
+    """The fan-outs of the census of one pass ``run()`` (what the converter keeps for a swapped model)."""
+    return take_census(model, sites, run, 1).fanouts()
 
 
 class Res(nn.Module):

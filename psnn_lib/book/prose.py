@@ -135,6 +135,13 @@ def dec4(x: float) -> str:
     return fixed(x, 4)
 
 
+def energy_pair(row: dict[str, Any], per: str) -> str:
+    """A costed row's energy per ``per`` with memory and in operations, beside its ANN's (µJ)."""
+    return (f"{num(row['energy (µJ)'], 3)} µJ per {per} ({num(row['energy, ops (µJ)'], 3)} µJ in "
+            f"operations), against the ANN's {num(row['ANN energy (µJ)'], 3)} µJ "
+            f"({num(row['ANN energy, ops (µJ)'], 3)} µJ)")
+
+
 def listing(items: list[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     if not items:

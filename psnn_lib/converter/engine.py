@@ -55,7 +55,9 @@ from ..progress import progress_bar
 from .calibration import OUTLIER_RATIO, Observer, check_how
 from .inputs import batch_size, batches, clone, tensors, to_device, tree_map
 from .registry import Method, Site, get_method
-from .network_stats import NetworkStats, fanouts, network_stats, observed_fanouts
+from .census import Census, take_census
+from .cost import CostReport, EnergyModel, conversion_cost
+from .network_stats import NetworkStats, fanouts, network_stats
 from .report import AnalogOp, ConversionReport, SiteRow
 from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
                     site_scope)
@@ -141,6 +143,7 @@ class ConvertedModel(nn.Module):
         self.activations = {name: site.spec.name for name, site in sites.items()}
         self.intervals = dict(intervals)
         self._synapses = synapses
+        self.census: Optional[Census] = None  # taken on the first calibration batch or call (:mod:`.census`)
         self.samples = 0
         self._warned: set[str] = set()  # sites already warned about clipping
         # forward arguments the calibration batch did not give, traced at their default: name -> (position, default)
@@ -169,6 +172,8 @@ class ConvertedModel(nn.Module):
         ``FAR_OUTSIDE`` of this call's neurons clipped (inputs beyond what its
         neurons represent) is warned about, once per site."""
         kwargs = self._without_fixed(args, kwargs)
+        if self.census is None:
+            self._take_census((args, kwargs))
         for neuron in self.neurons.values():
             neuron.reset_state()
         mask = check_mask(kwargs.get(self.token_mask), self.token_mask) if self.token_mask else None
@@ -194,6 +199,15 @@ class ConvertedModel(nn.Module):
             for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
                 neuron.reset_state()
         self._warn_clipping(before)
+
+    def _take_census(self, call: tuple[tuple, dict]) -> None:
+        """The census of the model (:mod:`.census`) on one call, every site exact (no spike counted)."""
+        mask = check_mask(call[1].get(self.token_mask), self.token_mask) if self.token_mask else None
+        sites = {m.site_name: m for m in self.model.modules()
+                 if isinstance(m, ActivationSite) and m.site_name in self.neurons}
+        with self.only(()):
+            self.census = take_census(self.model, sites, lambda: _run(self.model, private_states(clone(call)), mask),
+                                      batch_size(call))
 
     def _split(self, args: tuple, kwargs: dict) -> Optional[invariant.Split]:
         """The traced graph cut into what depends on no site, computed once per inference, and the
@@ -277,6 +291,15 @@ class ConvertedModel(nn.Module):
         (and the real tokens per sample, with a token mask)."""
         return network_stats(self.neurons, self.samples, self._synapses,
                              self.tokens if self.token_mask else None)
+
+    def cost(self, energy: Optional[EnergyModel] = None) -> CostReport:
+        """What the inferences since the stats were reset cost per sample, beside the ANN's:
+        multiply-accumulates, accumulates and memory traffic per layer and site, and their energy
+        (:mod:`.cost`; ``energy`` its constants, the 45 nm float32 ones by default)."""
+        stats = self.spike_stats()  # an error before any input has run
+        return conversion_cost(self.census, stats, {n: get_method(self.method_name).cost(neuron)
+                                                                  for n, neuron in self.neurons.items()},
+                               self.passes, energy or EnergyModel())
 
 
 def _equal(value: Any, default: Any) -> bool:
@@ -554,18 +577,17 @@ def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, o
 
 def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: Any, intervals: dict[str, Interval],
               strict: bool, token_mask: Optional[str], first: Optional[tuple[tuple, dict]]) -> ConvertedModel:
-    """Assemble: the converted model, with the fan-outs of its sites (from the graph, or observed on
-    the first batch with every site exact, so that no spike is counted)."""
+    """Assemble: the converted model, with its census taken on the first batch (without
+    calibration data, on its first call) and the fan-outs of its sites (from the graph, or from
+    the census)."""
     kept = {k: v for k, v in graph.sites.items() if k in intervals}
-    synapses = fanouts(graph.work, graph.nodes) if graph.traced else None
-    converted = ConvertedModel(graph.work, kept, chosen, opts, intervals, synapses, strict, token_mask)
+    converted = ConvertedModel(graph.work, kept, chosen, opts, intervals, None, strict, token_mask)
     converted.fixed_arguments = _positions(model, graph.fixed)
-    if not graph.traced:
+    if first is not None:
         device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
-        mask = check_mask(first[1].get(token_mask), token_mask) if token_mask else None
-        with converted.only(()):
-            converted._synapses = observed_fanouts(graph.work, kept,
-                                                   lambda: _run(graph.work, clone(to_device(first, device)), mask))
+        converted._take_census(to_device(first, device))
+    converted._synapses = fanouts(graph.work, graph.nodes) if graph.traced else \
+        converted.census.fanouts() if converted.census is not None else None
     return converted
 
 

@@ -15,7 +15,7 @@ from ..neurons.ps import PSNeuron
 from ..neurons.rate import IFNeuron
 from ..ps.fit import FIRST_WEIGHTS, fit_ps
 from ..ps.grid import site_step
-from .registry import Method, Site, checked, number, positive_int, register_method
+from .registry import Method, Site, SpikeCost, checked, number, positive_int, register_method
 
 
 PS_DEFAULT_K = 16
@@ -83,6 +83,9 @@ register_method(Method(
     options=PSOptions,
     details=lambda neuron: {"step": neuron.params.delta, "error_bound": neuron.params.error_bound,
                             "table_bytes": neuron.table_bytes()},
+    # a spike at step t is worth d(t) = 2^(s+K-t), half the step before's: the receiver doubles its
+    # sum each step (one add, Horner's rule) and adds each spike's weight (one accumulate)
+    cost=lambda neuron: SpikeCost(receiver_acs=1, table_values=1),
 ))
 
 
@@ -138,6 +141,7 @@ register_method(Method(
     spikes=FSNeuron.spikes,
     options=FSOptions,
     details=lambda neuron: {"table_bytes": neuron.table_bytes()},
+    cost=lambda neuron: SpikeCost(receiver_macs=1),  # each step's sum times its trained d(t)
 ))
 
 

@@ -13,58 +13,29 @@ borders), a linear layer ``out_features`` (Hugging Face's ``Conv1D``, a
 linear layer with its weight stored (in, out), likewise its out features).
 
 A model that does not trace (its activation modules swapped instead) has
-its fan-outs observed in one forward pass by :func:`observed_fanouts`,
-with the same rule and the same per-layer formula.
+its fan-outs observed in one forward pass by
+:meth:`~psnn_lib.converter.census.Census.fanouts`, with the same rule and
+the same per-layer formula.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import fx, nn
-from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves
-from torch.utils.weak import WeakTensorKeyDictionary
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def _fanout_of(module: nn.Module) -> Optional[float]:
-    if isinstance(module, _CONV):
-        return module.out_channels / module.groups * math.prod(module.kernel_size) / math.prod(module.stride)
-    if isinstance(module, nn.Linear):
-        return float(module.out_features)
-    if type(module).__name__ == "Conv1D" and getattr(module, "weight", None) is not None \
-            and module.weight.dim() == 2:  # Hugging Face (GPT-2): weight (in, out), x @ weight + bias
-        return float(module.weight.shape[1])
-    return None
-
-
-_CONV_FUNCTIONS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+from .census import CONV_FUNCTIONS, call_fanout, module_fanout
 
 
 def _functional_fanout(gm: fx.GraphModule, node: fx.Node) -> Optional[float]:
     """Fan-out of a traced ``F.conv*d`` / ``F.linear`` call (custom conv modules trace to these)."""
-    if node.target not in _CONV_FUNCTIONS and node.target is not F.linear:
+    if node.target not in CONV_FUNCTIONS and node.target is not F.linear:
         return None
     weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
     if not isinstance(weight, fx.Node) or weight.op != "get_attr":
         return None
-    return _call_fanout(node.target, node.args, node.kwargs, gm.get_parameter(weight.target).shape)
-
-
-def _call_fanout(function: Callable, args: tuple, kwargs: dict, shape: torch.Size) -> float:
-    """Fan-out of a call ``function(*args, **kwargs)`` of ``F.linear`` or ``F.conv*d`` with a weight of ``shape``."""
-    if function is F.linear:
-        return float(shape[0])
-    dims = _CONV_FUNCTIONS[function]
-    stride = args[3] if len(args) > 3 else kwargs.get("stride", 1)
-    groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
-    stride = [stride] * dims if isinstance(stride, int) else list(stride)
-    return shape[0] / groups * math.prod(shape[2:]) / math.prod(stride)
+    return call_fanout(node.target, node.args, node.kwargs, gm.get_parameter(weight.target).shape)
 
 
 def fanouts(gm: fx.GraphModule, sites: dict[str, fx.Node]) -> dict[str, float]:
@@ -81,7 +52,7 @@ def fanouts(gm: fx.GraphModule, sites: dict[str, fx.Node]) -> dict[str, float]:
             if node.op == "call_module":
                 if node.target in site_targets:
                     continue
-                fan = _fanout_of(gm.get_submodule(node.target))
+                fan = module_fanout(gm.get_submodule(node.target))
                 if fan is not None:
                     total += fan
                     continue
@@ -95,84 +66,6 @@ def fanouts(gm: fx.GraphModule, sites: dict[str, fx.Node]) -> dict[str, float]:
             todo.extend(node.users)
         result[name] = total
     return result
-
-
-class _Sources(TorchFunctionMode):
-    """Tags every tensor computed from a site call's output with that call, through any
-    operation but a weight layer (there it counts the layer's fan-out for each tag of its
-    input) and a site (whose output is tagged anew), as :func:`fanouts` walks the graph."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags = WeakTensorKeyDictionary()  # tensor -> frozenset of call ids
-        self.fan: dict[int, float] = {}  # call id -> fan-out reached
-        self.opaque = 0  # > 0 inside a site or a weight layer: its inner operations are its own
-
-    def sources(self, *values: Any) -> frozenset:
-        return frozenset().union(*(self.tags.get(t, ()) for t in tree_leaves(values) if isinstance(t, torch.Tensor)))
-
-    def count(self, calls: frozenset, fan: float) -> None:
-        for call in calls:
-            self.fan[call] += fan
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if self.opaque:
-            return out
-        weight = args[1] if len(args) > 1 else kwargs.get("weight")
-        if (func is F.linear or func in _CONV_FUNCTIONS) and isinstance(weight, nn.Parameter):
-            self.count(self.sources(args[:1], kwargs.get("input")), _call_fanout(func, args, kwargs, weight.shape))
-        elif calls := self.sources(args, kwargs):
-            for t in tree_leaves(out):
-                if isinstance(t, torch.Tensor):
-                    self.tags[t] = calls | self.tags.get(t, frozenset())
-        return out
-
-
-def observed_fanouts(model: nn.Module, sites: dict[str, nn.Module], run: Callable[[], Any]) -> dict[str, float]:
-    """Fan-out of each site's neurons observed in one forward pass ``run()`` of ``model``
-    (under ``torch.no_grad``), for models whose activation modules were swapped for
-    ``sites`` (module objects, by site name) because they do not trace.
-
-    The same rule as :func:`fanouts` (paper 1, Sect. 4.3): a site's output is followed
-    through every operation (views, dropout, pooling, add, normalisations, ...) and
-    through modules without weights, into the weight layers that consume it, each
-    counting :func:`_fanout_of` per call: ``nn.Conv1d/2d/3d``, ``nn.Linear`` and Hugging
-    Face's ``Conv1D`` modules, and ``F.linear`` / ``F.conv*d`` calls with a parameter as
-    weight outside those modules. Another site stops the walk; a site whose output reaches
-    no weight layer (or that did not run) has fan-out 0. A site module called several times
-    in the pass (a reused module) gets the mean of its calls' fan-outs weighted by their
-    output sizes: its spikes times that fan-out are its SOPs exactly when its calls fire at
-    the same rate. Only operations that go through ``__torch_function__`` are followed.
-    """
-    mode, owner, sizes = _Sources(), {id(site): name for name, site in sites.items()}, {}
-
-    def enter(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        if not mode.opaque and id(module) not in owner:  # a weight layer consumes its input
-            mode.count(mode.sources(args, kwargs), _fanout_of(module))
-        mode.opaque += 1
-
-    def leave(module: nn.Module, args: tuple, out: Any) -> None:
-        mode.opaque -= 1
-        if id(module) in owner and not mode.opaque and isinstance(out, torch.Tensor):
-            call = len(sizes)
-            sizes[call], mode.fan[call] = (owner[id(module)], out.numel()), 0.0
-            mode.tags[out] = frozenset({call})
-
-    handles = [h for m in model.modules() if id(m) in owner or _fanout_of(m) is not None
-               for h in (m.register_forward_pre_hook(enter, with_kwargs=True), m.register_forward_hook(leave))]
-    try:
-        with torch.no_grad(), mode:
-            run()
-    finally:
-        for h in handles:
-            h.remove()
-    total, neurons = dict.fromkeys(sites, 0.0), dict.fromkeys(sites, 0)
-    for call, (name, n) in sizes.items():
-        total[name] += n * mode.fan[call]
-        neurons[name] += n
-    return {name: total[name] / neurons[name] if neurons[name] else 0.0 for name in sites}
 
 
 @dataclass

@@ -22,7 +22,9 @@ once with :func:`register_method` and says
   memory in bytes, a PS grid step, ...);
 - ``covers(neuron)``: the input range its neuron represents, where that is not
   the site's interval (numbers, or per-channel tensors; the report's
-  ``clipped_fraction`` counts inputs outside it).
+  ``clipped_fraction`` counts inputs outside it);
+- ``cost(neuron)``: what its spikes cost where they arrive and what its neurons
+  read and write per step (a :class:`SpikeCost`; :mod:`.cost` adds it up).
 
 Time steps have one name, ``time_steps``, everywhere but at the front door: the
 options keep each paper's letter (``K`` for paper 1's PS and FS neurons, ``T`` for
@@ -62,6 +64,37 @@ class Site:
 
 
 @dataclass(frozen=True)
+class SpikeCost:
+    """What one neuron of a method costs per time step, and its spikes where they arrive (:mod:`.cost`).
+
+    ``event``: the operation one spike costs at one synapse: "ac" (an accumulate: the spike's
+    value is folded into the weights, or a sign picks add or subtract) or "mac" (a spike carrying
+    a magnitude multiplies its weight). ``receiver_acs`` / ``receiver_macs``: operations per
+    receiving neuron and step to weight each step's sum (PS: one add, doubling the sum by
+    Horner's rule, since d(t) halves each step; FS: one multiply-add by its trained d(t)).
+    ``weight_copies``: copies of the receiving layer's weights, each scaled by a spike value
+    (signed spikes: one for positive spikes, one for negative ones, so that either is an
+    accumulate; the receiver subtracts the second sum from the first, one add per step).
+    ``table_values``: values each neuron reads from a table per step (PS: its reset h_i(t)).
+    ``state_values``: values of state (the membrane) each neuron reads and writes per step."""
+
+    event: str = "ac"
+    receiver_acs: int = 0
+    receiver_macs: int = 0
+    weight_copies: int = 1
+    table_values: int = 0
+    state_values: int = 1
+
+    def __post_init__(self) -> None:
+        if self.event not in ("ac", "mac"):
+            raise ValueError(f"a spike's event is 'ac' or 'mac', not {self.event!r}")
+        for name in ("receiver_acs", "receiver_macs", "weight_copies", "table_values", "state_values"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (name == "weight_copies"):
+                raise ValueError(f"{name} must be a count (an int >= {int(name == 'weight_copies')}), got {value!r}")
+
+
+@dataclass(frozen=True)
 class NoOptions:
     """The options of a method that takes none."""
 
@@ -76,6 +109,7 @@ class Method:
     passes: Callable[[Any], int] = lambda options: 1
     details: Callable[[nn.Module], dict] = lambda neuron: {}
     covers: Callable[[nn.Module], Optional[tuple[Any, Any]]] = lambda neuron: None
+    cost: Callable[[nn.Module], SpikeCost] = lambda neuron: SpikeCost()
 
     def parse(self, given: dict[str, Any]) -> Any:
         """The method's options (its ``options`` dataclass) from keyword options; an unknown one is an error."""

@@ -62,7 +62,7 @@ import torch
 from ..activations import ActivationSpec
 from ..neurons.fused import Threshold
 from ..neurons.signed import DEFAULT_KAPPA, SignedIFNeuron
-from .registry import Method, Site, checked, number, positive_int, register_method
+from .registry import Method, Site, SpikeCost, checked, number, positive_int, register_method
 
 
 def _accepts(spec: ActivationSpec) -> Optional[str]:
@@ -193,6 +193,16 @@ def _covers(neuron: SignedIFNeuron) -> tuple[Threshold, Threshold]:
     return (neuron.n_th * m if neuron.n_th is not None else 0.0), hi
 
 
+def _cost(neuron: SignedIFNeuron) -> SpikeCost:
+    """A spike's value is folded into the receiving weights: with negative spikes into a second
+    copy (worth alpha |N_th| per channel), whose sum the receiver subtracts each step; an
+    augmented spike of magnitude m multiplies its weight by m."""
+    event = "ac" if neuron.max_magnitude == 1 else "mac"
+    if not torch.as_tensor(neuron.negative_value).any():  # no negative spike, or one worth nothing
+        return SpikeCost(event=event)
+    return SpikeCost(event=event, receiver_acs=1, weight_copies=2)
+
+
 _SPIKES = {"signed": "signed spikes, thresholds at the site's range [l, r] (paper 2)",
            "ibt": "signed spikes, negative threshold r / alpha (IBT, Spiking-YOLO)",
            "symmetric": "signed spikes, thresholds +-r (symmetric, stReLU-style)",
@@ -207,6 +217,7 @@ for _rule, _what in _SPIKES.items():
         passes=lambda o: int(o.T),
         details=_details,
         covers=_covers,
+        cost=_cost,
     ))
 
 register_method(Method(
@@ -219,4 +230,5 @@ register_method(Method(
     passes=lambda o: int(o.T),
     details=_details,
     covers=_covers,
+    cost=_cost,
 ))

@@ -315,6 +315,23 @@ _PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__r
 _QUOTIENTS = {torch.div, torch.Tensor.div, torch.Tensor.__truediv__}
 
 
+def weight_storages(model: nn.Module) -> set[int]:
+    """The storages of a model's parameters and buffers (a tensor on one of them is a weight, or a view of one)."""
+    return {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+
+
+def analog_kind(func: Any, args: tuple, weights: set[int]) -> Optional[str]:
+    """The kind of analog operation a call of ``func`` on ``args`` is (softmax, normalisation,
+    attention, analog function, max pooling, ..., or a product or quotient of two signals:
+    tensor arguments that are neither scalars nor on the ``weights`` storages), or None."""
+    if func in _ANALOG_FUNCTIONS:
+        return _ANALOG_FUNCTIONS[func]
+    if func in _PRODUCTS and sum(isinstance(a, torch.Tensor) and a.numel() > 1
+                                 and a.untyped_storage().data_ptr() not in weights for a in args) >= 2:
+        return f"{'quotient' if func in _QUOTIENTS else 'product'} of two signals"
+    return None
+
+
 class ActivationProbe(TorchFunctionMode):
     """Record what runs outside converted sites during one forward pass.
 
@@ -338,7 +355,7 @@ class ActivationProbe(TorchFunctionMode):
         self.analog: dict[tuple[str, str, str], int] = {}  # (where, op, kind) -> calls
         self._inside = 0
         self._stack: list[str] = []
-        self._weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+        self._weights = weight_storages(model)
         self._handles = []
         top = f"<{type(model).__name__}, top level>"
         for name, module in model.named_modules():
@@ -358,11 +375,6 @@ class ActivationProbe(TorchFunctionMode):
         _ACTIVE.append(self)
         return super().__enter__()
 
-    def _signals(self, args: tuple) -> int:
-        """Tensor arguments that are neither scalars nor parameters or buffers (or views of them)."""
-        return sum(isinstance(a, torch.Tensor) and a.numel() > 1
-                   and a.untyped_storage().data_ptr() not in self._weights for a in args)
-
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if not self._inside:
             where = self._stack[-1] if self._stack else "<model>"
@@ -371,10 +383,8 @@ class ActivationProbe(TorchFunctionMode):
                 _count(self.found, (where, name))
             elif func in _FUSED:
                 _count(self.found, (where, _FUSED[func]))
-            elif func in _ANALOG_FUNCTIONS:
-                _count(self.analog, (where, name, _ANALOG_FUNCTIONS[func]))
-            elif func in _PRODUCTS and self._signals(args) >= 2:
-                _count(self.analog, (where, name, f"{'quotient' if func in _QUOTIENTS else 'product'} of two signals"))
+            elif kind := analog_kind(func, args, self._weights):
+                _count(self.analog, (where, name, kind))
         return func(*args, **(kwargs or {}))
 
     def __exit__(self, *exc) -> None:

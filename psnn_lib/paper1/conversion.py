@@ -20,6 +20,7 @@ from torch import nn
 from ..progress import progress_bar
 from .. import paths
 from ..book.records import Record, judge
+from ..converter.cost import energy_columns
 from ..converter.engine import convert
 from ..converter.report import ConversionReport
 from ..file_lock import exclusive, lock_file_for
@@ -73,8 +74,9 @@ SPIKINGJELLY = "spikingjelly rate"
 
 @dataclass
 class Outcome:
-    """One conversion, evaluated: accuracies and agreement (percent), logit errors, spikes
-    (``stats`` and ``report`` are None for a peer tool's conversion, which counts no spikes)."""
+    """One conversion, evaluated: accuracies and agreement (percent), logit errors, spikes and
+    cost per image (``stats``, ``cost`` and ``report`` are None for a peer tool's conversion,
+    which our counters do not see)."""
 
     method: str
     steps: int
@@ -87,6 +89,7 @@ class Outcome:
     stats: Optional[dict]
     report: Optional[ConversionReport]
     test_images: int
+    cost: Optional[dict] = None
 
     @property
     def loss(self) -> float:
@@ -119,11 +122,14 @@ class Outcome:
                 "loss": self.loss, "agreement": self.agreement,
                 "agreement 95 % interval": self.agreement_interval(), "at risk": self.at_risk,
                 "max |logit error|": self.max_logit_error, "mean |logit error|": self.mean_logit_error,
-                "neurons": spikes.get("neurons"), "spikes": spikes.get("spikes"), "FireRate": spikes.get("fire_rate")}
+                "neurons": spikes.get("neurons"), "spikes": spikes.get("spikes"), "FireRate": spikes.get("fire_rate"),
+                **energy_columns(self.cost)}
+
 
 
 def outcome(method: str, steps: int, ann_logits: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
-            stats: Optional[dict] = None, report: Optional[ConversionReport] = None) -> Outcome:
+            stats: Optional[dict] = None, report: Optional[ConversionReport] = None,
+            cost: Optional[dict] = None) -> Outcome:
     """Compare an SNN's logits with the ANN's on the same images.
 
     ``at_risk`` is the share of images (percent) whose prediction the SNN's logit error
@@ -138,7 +144,7 @@ def outcome(method: str, steps: int, ann_logits: torch.Tensor, logits: torch.Ten
     return Outcome(method, steps, accuracy(ann_logits, y), accuracy(logits, y),
                    100.0 * float((logits.argmax(-1) == ann_logits.argmax(-1)).double().mean()),
                    100.0 * float(risk.double().mean()), float(err.max()), float(err.mean()), stats, report,
-                   len(logits))
+                   len(logits), cost)
 
 
 def convert_and_evaluate(model: nn.Module, method: str, calibration: Any, x: torch.Tensor, y: torch.Tensor,
@@ -150,7 +156,7 @@ def convert_and_evaluate(model: nn.Module, method: str, calibration: Any, x: tor
     snn, report = convert(model, method, calibration=calibration, progress=False, **options)
     logits = predict(snn, x, batch_size, progress=True, desc=f"{method} {options}")
     steps = report.rows[0].time_steps if report.rows else 0
-    return outcome(method, steps, ann_logits, logits, y, snn.spike_stats().as_dict(), report)
+    return outcome(method, steps, ann_logits, logits, y, snn.spike_stats().as_dict(), report, snn.cost().totals())
 
 
 def spikingjelly_rate(model: nn.Module, calibration: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
@@ -160,6 +166,58 @@ def spikingjelly_rate(model: nn.Module, calibration: Sequence[torch.Tensor], x: 
     snn = spikingjelly.convert(model, calibration, percentile=RATE_OPTIONS["observer"])
     return [outcome(SPIKINGJELLY, t, ann_logits, logits, y)
             for t, logits in spikingjelly.outputs(snn, x, steps).items()]
+
+
+def peer_costs(checkpoint: str, n_calibration: int, n_test: int, images: int, T: int) -> list[dict[str, Any]]:
+    """:func:`compare_costs` on a committed network, calibrated as :func:`loss_vs_steps` does, on the
+    first ``images`` of its seeded sample of ``n_test`` test images."""
+    model, entry = load_checkpoint(checkpoint)
+    cal, x, _ = calibration_split(entry["recipe"]["dataset"], n_calibration, n_test)
+    return compare_costs(model, cal.split(128), x[:images], T)
+
+
+def compare_costs(model: nn.Module, calibration: Sequence[torch.Tensor], x: torch.Tensor, T: int
+                  ) -> list[dict[str, Any]]:
+    """SpikingJelly's energy counter on its own rate conversion of ``model`` beside our cost model
+    on ours (method ``rate``), both run ``T`` steps on the images ``x``, per image; and each
+    counter on the ANN. Each row says whether the two count the same thing."""
+    snn = spikingjelly.convert(model, calibration, percentile=RATE_OPTIONS["observer"])
+    theirs_ann, theirs = spikingjelly.energy(model, x), spikingjelly.energy(snn, x, T)
+    ours_snn, _ = convert(model, "rate", calibration=calibration, progress=False, T=T, **RATE_OPTIONS)
+    with torch.no_grad():
+        ours_snn(x)
+    ours, synops = ours_snn.cost().totals(), ours_snn.spike_stats().synops
+    same, differs = "the same", "differs by definition"
+    return [
+        {"quantity": "ANN: MACs of convolutions and linear layers", "SpikingJelly": theirs_ann["mac_weight_layers"],
+         "ours": ours["ann_macs"], "definition": same, "why": "both: outputs times the products summed into each"},
+        {"quantity": "ANN: all MACs", "SpikingJelly": theirs_ann["mac"], "ours": ours["ann_macs"],
+         "definition": differs, "why": "SpikingJelly counts batch norm as MACs too; ours folds it into the "
+                                        "convolution before it, as inference does"},
+        {"quantity": f"SNN, T = {T}: neuron state bytes read and written", "definition": same,
+         "SpikingJelly": theirs["neuron_state_read_bytes"] + theirs["neuron_state_write_bytes"],
+         "ours": ours["snn_state_bytes"], "why": "both: each neuron's 4-byte membrane read and written each step"},
+        {"quantity": f"SNN, T = {T}: MACs", "SpikingJelly": theirs["mac"], "ours": ours["snn_macs"],
+         "definition": differs, "why": "its spikes reach the next layer multiplied by theta, not binary, so its "
+                                        "counter sees dense MACs at every step; ours folds theta into the weights "
+                                        "and runs the first layer, on the image, once"},
+        {"quantity": f"SNN, T = {T}: synaptic operations", "SpikingJelly": theirs["synop"], "ours": synops,
+         "definition": differs, "why": "its counter counts a synaptic operation only for a binary tensor"},
+        {"quantity": f"SNN, T = {T}: parameter bytes read", "SpikingJelly": theirs["weight_read_bytes"]
+         + theirs["bias_read_bytes"], "ours": ours["snn_parameter_bytes"], "definition": differs,
+         "why": "it reads a weight for every operation; ours reads a layer's weights once per step"},
+        {"quantity": "ANN: energy, operations and memory (µJ)", "SpikingJelly": theirs_ann["pj_total"] / 1e6,
+         "ours": ours["ann_pj_total"] / 1e6, "definition": differs, "why": "as the counts above"},
+        {"quantity": f"SNN, T = {T}: energy, operations and memory (µJ)", "SpikingJelly": theirs["pj_total"] / 1e6,
+         "ours": ours["snn_pj_total"] / 1e6, "definition": differs, "why": "as the counts above"},
+    ]
+
+
+def cheapest(rows: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """The run with the least energy per image (operations and memory) among each costed method's
+    run at the fewest steps that match the ANN (:func:`steps_to_match`); None if none matches."""
+    runs = [r for r in rows if r.get("energy (µJ)") is not None and r["K or T"] == steps_to_match(rows, r["method"])]
+    return min(runs, key=lambda r: r["energy (µJ)"], default=None)
 
 
 def method_runs(ps_steps: Sequence[int] = (), fs_steps: Sequence[int] = (),
@@ -246,6 +304,12 @@ def fold_mean(folds: list[Outcome], field: str) -> float:
     return sum(getattr(o, field) * k for o, k in zip(folds, n)) / sum(n)
 
 
+def fold_energy(folds: list[Outcome]) -> dict[str, Optional[float]]:
+    """:func:`energy_columns` of the folds' costs per image, weighted by their test images."""
+    n = [o.test_images for o in folds]
+    return energy_columns({key: sum(o.cost[key] * k for o, k in zip(folds, n)) / sum(n) for key in folds[0].cost})
+
+
 def table1_rows(networks: Sequence[tuple[str, str]], source: str, K: int, n_test: int, n_baseline: int,
                 rate_steps: Sequence[int], n_calibration: int, keras_cnn: bool, epochs: int = 0,
                 device: str = "cpu") -> list[dict[str, Any]]:
@@ -278,6 +342,7 @@ def table1_rows(networks: Sequence[tuple[str, str]], source: str, K: int, n_test
             for key, field in [("ANN acc", "ann_acc"), ("SNN acc", "snn_acc"), ("loss", "loss"),
                                ("agreement", "agreement")]:
                 row[key] = fold_mean(folds, field)
+            row |= fold_energy(folds)
             rows.append({"data": "CIFAR-10 (20 images)", "network": "Keras CNN", "dataset": "cifar10",
                          "test images": len(x), **row})
     return rows
@@ -339,7 +404,7 @@ def table2_row(name: str, folds: list[Outcome]) -> dict[str, Any]:
             "mean |logit error|": fold_mean(folds, "mean_logit_error"),
             "K per layer": sorted({r.time_steps for o in folds for r in o.report.rows}),
             "layers": len(folds[0].report.rows), "FireRate": fold_mean(folds, "fire_rate"),
-            "inputs clipped": fold_mean(folds, "clipped_fraction")}
+            "inputs clipped": fold_mean(folds, "clipped_fraction"), **fold_energy(folds)}
 
 
 def table2_rows(source: str, networks: Sequence[str], images: int, dy: float, folder: Optional[str] = None,
@@ -449,7 +514,7 @@ def spike_row(label: str, model: nn.Module, calibration: Any, x: torch.Tensor, K
             snn(x[i:i + 100])
     s = snn.spike_stats()
     return {"network": label, "neurons (M)": s.neurons / 1e6, "spikes (M)": s.spikes / 1e6, "K": s.time_steps,
-            "FireRate": s.fire_rate, "SOPs (M)": s.synops / 1e6}
+            "FireRate": s.fire_rate, "SOPs (M)": s.synops / 1e6, **energy_columns(snn.cost().totals(), "PS ")}
 
 
 def spike_rows(checkpoints: Sequence[str], n_images: int, pretrained_networks: bool, K: int
@@ -610,6 +675,7 @@ def loss_vs_steps_claims(record: Record, rows: list[dict[str, Any]]) -> None:
                            why="rate coding matches the ANN as early as PS on this network, or PS never does")
     record.extra["latency"] = latency(rows)
     record.extra["rows"] = rows
+    record.extra["cheapest"] = cheapest(rows)
 
 
 def frame(rows: list[dict[str, Any]], index: Sequence[str], columns: Optional[Sequence[str]] = None

@@ -141,10 +141,12 @@ def matthews(pred: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def compare(method: str, steps: Any, ann: SentenceOutput, snn: SentenceOutput, labels: torch.Tensor,
-            stats: Optional[dict] = None, report: Optional[ConversionReport] = None) -> dict[str, Any]:
+            stats: Optional[dict] = None, report: Optional[ConversionReport] = None,
+            cost: Optional[dict] = None) -> dict[str, Any]:
     """One Table 3 row: accuracies and loss (points), agreement, logit errors, the cosine
-    similarity of ANN and SNN sentence embeddings, Matthews correlations, spike statistics."""
-    o = outcome(method, 0, ann.logits, snn.logits, labels, stats, report)
+    similarity of ANN and SNN sentence embeddings, Matthews correlations, spike statistics and
+    energy per sentence (``cost``: the converted model's cost totals)."""
+    o = outcome(method, 0, ann.logits, snn.logits, labels, stats, report, cost)
     cos = F.cosine_similarity(ann.embedding.double(), snn.embedding.double(), dim=1)
     stats = stats or {}
     return {**o.row(), "K or T": steps, "cosine (mean)": float(cos.mean()), "cosine (min)": float(cos.min()),
@@ -189,7 +191,8 @@ def method_row(task: Task, ann: SentenceOutput, method: str, **options: Any
     snn, report = convert_task(task, method, **options)
     out, stats = evaluate(task, snn)
     steps = k_range(report) if method == "ps" else snn.options.K
-    return compare(method, steps, ann, out, task.test.all_labels, stats.as_dict(), report), snn, report, stats
+    return (compare(method, steps, ann, out, task.test.all_labels, stats.as_dict(), report, snn.cost().totals()),
+            snn, report, stats)
 
 
 def site_table(report: ConversionReport, stats: NetworkStats) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any, Callable
 
-from ..book.prose import ProseError, Records, Value, dec4, fixed, listing, num, runs, short, span
+from ..book.prose import ProseError, Records, Value, dec4, energy_pair, fixed, listing, num, runs, short, span
 
 
 # -- Table 5 (fig5_table5_mse) ------------------------------------------------------------------
@@ -477,8 +477,42 @@ def _lose(loss: float) -> str:
     return f"{'lose' if loss > 0 else 'gain'} {fixed(abs(loss), 2)} points"
 
 
+# -- costs (book/costs.md) ------------------------------------------------------------------------
+
+def _cost_loss_vs_k(records: Records) -> str:
+    best = records.extra("conversion_loss_vs_k", "cheapest")
+    if best is None:
+        return "no costed conversion matches the ANN by its criterion"
+    letter = "K" if best["method"] in ("ps", "fs") else "T"
+    return f"{best['method']} at ${letter} = {best['K or T']}$: {energy_pair(best, 'image')}"
+
+
+def _cost_peer(records: Records) -> str:
+    rows = records.extra("conversion_loss_vs_k", "peer costs")
+    same = [r for r in rows if r["definition"] == "the same"]
+    if not same:
+        raise ProseError("the record conversion_loss_vs_k has no peer cost counted the same way by both")
+    worst = max(abs(r["SpikingJelly"] - r["ours"]) / max(abs(r["ours"]), 1e-300) for r in same)
+    agree = "agree exactly" if worst == 0 else f"differ by at most {num(100 * worst, 2)} %"
+    return f"{listing([r['quantity'][0].lower() + r['quantity'][1:] for r in same])}: the two counters {agree}"
+
+
+def _cost_table4(records: Records) -> str:
+    rows = records.extra("table4_spikes", "spike rows")
+    return listing([f"{r['network']}: {num(r['PS energy (µJ)'], 3)} µJ against {num(r['ANN energy (µJ)'], 3)} µJ"
+                    for r in rows])
+
+
+def _cost_t3(records: Records) -> str:
+    return energy_pair(_t3(records, "PS"), "sentence")
+
+
 VALUES: dict[str, Value] = {
     **{name: _on_fig5(value) for name, value in _fig5_values().items()},
+    "cost.loss_vs_k": _cost_loss_vs_k,
+    "cost.peer": _cost_peer,
+    "cost.table4": _cost_table4,
+    "cost.t3": _cost_t3,
     "fig5.torch_sampling": _fig5_sampling,
     "conv.ps_matches": _matches_from("ps", "K"),
     "conv.fs_matches": _matches_from("fs", "K"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..book.prose import ProseError, Records, Value, fixed, listing
+from ..book.prose import ProseError, Records, Value, energy_pair, fixed, listing
 from .numbers import TABLE1
 
 PAPER_ANN = TABLE1["proposed"][0]  # the paper's Net4 ANN on Fashion-MNIST (Table 1), percent
@@ -136,7 +136,16 @@ def _p2_wall(records: Records) -> str:
             else f"{fixed(walls[0] / 60, 1)} minutes")
 
 
+def _cost_p2(records: Records) -> str:
+    best = records.extra("p2_beyond_methods", "cheapest")
+    if best is None:
+        return "no costed method is within the allowance"
+    letter = "K" if best["method"].startswith("ps") else "T"
+    return f"{best['method']} at ${letter} = {best['K or T']}$: {energy_pair(best, 'image')}"
+
+
 VALUES: dict[str, Value] = {
+    "cost.p2": _cost_p2,
     "p2.validation": _p2_validation,
     "p2.net4_test": lambda r: f"{fixed(_net(r, 'net4_ann', 'test_accuracy'), 2)} %",
     "p2.net4_gap": lambda r: fixed(PAPER_ANN - _net(r, 'net4_ann', 'test_accuracy'), 1),

@@ -16,7 +16,8 @@ import torch
 
 from ..book.profiles import check_profile
 from ..book.records import Record
-from ..converter.engine import analog_twin, convert
+from ..converter.cost import energy_columns
+from ..converter.engine import ConvertedModel, analog_twin, convert
 from ..through_time.calibrate import calibration_loss, joint_calibration
 from ..models import datasets
 from ..models.training import default_device, predict
@@ -469,13 +470,22 @@ SHORT = {PIPELINE: "paper-2 pipeline", TERNARY: "snntorch-ternary"}  # labels in
 METHOD_GAP = 0.1  # the rule's allowance for a user's network: the paper's own loss, 92.72 -> 92.62
 
 
-def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) -> list[dict[str, Any]]:
+def costed(snn: ConvertedModel, x: torch.Tensor) -> dict[str, float]:
+    """The converted model's cost totals per image (:meth:`ConvertedModel.cost`) on the images ``x``."""
+    snn.reset_stats()
+    predict(snn, x)
+    return snn.cost().totals()
+
+
+def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str, cost_images: int
+                ) -> list[dict[str, Any]]:
     """On the trained Net4 (no threshold optimisation, no calibration: a user's own Leaky ReLU
     network): PS neurons at each K of ``ps_steps`` (one pass, binary spikes), each signed-spike
     method and the snntorch-ternary peer run for T_max steps; per method its time steps by the
     rule (allowance ``METHOD_GAP`` plus one paired SE; or K), accuracy there with its paired SE
-    and spikes per image there. The full pipeline of paper 2 (``net4_calibrated_cosine``) for
-    comparison."""
+    and spikes per image there, and its energy per image (:func:`energy_columns`) there on the first
+    ``cost_images`` test images of the sample (the peer's SNN is not ours to cost). The full
+    pipeline of paper 2 (``net4_calibrated_cosine``) for comparison."""
     ready(["net4_calibrated_cosine"], scale)
     x, y = test_images("net4_ann", n_test, scale)
     ann, _ = load_ann("net4_ann", scale)
@@ -489,19 +499,31 @@ def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) ->
         acc, se = 100.0 * float(correct.double().mean()), paired_se(correct, ann_correct)
         rows.append({"method": "ps (paper 1)", "spikes": "binary, one pass", "K or T": K, "ANN acc": ann_acc,
                      "SNN acc": acc, "paired SE": se, "spikes per image": snn.spike_stats().spikes,
-                     "within the allowance": acc >= ann_acc - METHOD_GAP - se})
-    runs = [(label, spikes, run_curve("net4_ann", m, T_max, x, y, scale, **options))
+                     "within the allowance": acc >= ann_acc - METHOD_GAP - se,
+                     **energy_columns(costed(snn, x[:cost_images]))})
+    runs = [(label, spikes, run_curve("net4_ann", m, T_max, x, y, scale, **options),
+             lambda T, m=m, options=options: converted("net4_ann", m, T, scale, **options)[0])
             for label, (m, options, spikes) in SIGNED_RUNS.items()]
-    runs.append((PIPELINE, "signed", run_curve("net4_calibrated_cosine", None, T_max, x, y, scale)))
+    runs.append((PIPELINE, "signed", run_curve("net4_calibrated_cosine", None, T_max, x, y, scale),
+                 lambda T: load_snn("net4_calibrated_cosine", T, scale)[0]))
     peer = snntorch_ternary.accuracy_by_step(snntorch_ternary.convert(ann, calibration), x, y, T_max, SNN_BATCH)
-    runs.append((TERNARY, "signed", (peer, ann_correct)))
-    for method, spikes, (steps, correct) in runs:
+    runs.append((TERNARY, "signed", (peer, ann_correct), None))
+    for method, spikes, (steps, correct), make in runs:
         c = summary(method, steps, correct, METHOD_GAP)
         T = c["time steps"] or T_max
         rows.append({"method": method, "spikes": spikes, "K or T": T, "ANN acc": c["ANN acc"],
                      "SNN acc": c["SNN acc"], "paired SE": c["paired SE"], "spikes per image": steps.spikes[T - 1],
-                     "within the allowance": c["time steps"] is not None, "curve": c["curve"]})
+                     "within the allowance": c["time steps"] is not None,
+                     **energy_columns(make and costed(make(T), x[:cost_images])), "curve": c["curve"]})
     return rows
+
+
+def cheapest_within(rows: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """The costed row within the allowance with the least energy per image (operations and memory),
+    without its curve; None if none is."""
+    runs = [r for r in rows if r["within the allowance"] and r["energy (µJ)"] is not None]
+    best = min(runs, key=lambda r: r["energy (µJ)"], default=None)
+    return None if best is None else {k: v for k, v in best.items() if k != "curve"}
 
 
 def sinabs_coverage(scale: str) -> dict[str, list[str]]:

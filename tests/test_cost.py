@@ -1,0 +1,198 @@
+"""The cost model (psnn_lib.converter.cost) on networks counted by hand: a 2-layer MLP and a
+1-conv CNN, each method's spike costs, analog layers, and the checks on bad input."""
+import pytest
+import torch
+from torch import nn
+
+import psnn_lib as P
+from psnn_lib.converter.cost import PRESETS, EnergyModel
+from psnn_lib.converter.registry import SpikeCost
+
+E = EnergyModel()
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
+
+
+def _cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)).eval()
+
+
+def _converted(model, x, method, **options):
+    cm, _ = P.convert(model, method, calibration=x, progress=False, **options)
+    cm(x)
+    return cm, cm.spike_stats().spikes  # spikes per sample, the one measured input of the counts
+
+
+def test_mlp_ann_counts_by_hand():
+    cm, _ = _converted(_mlp(), torch.randn(5, 4), "ps", K=4)
+    ann = cm.cost().ann
+    assert ann.macs == 4 * 3 + 3 * 2            # every product of both layers, once
+    assert ann.acs == 3 + 2                     # one bias add per output
+    assert ann.parameter_bytes == 4 * (12 + 3 + 6 + 2)  # float32 weights and biases read once
+    assert ann.state_bytes == 0
+
+
+@pytest.mark.parametrize("K", [4, 8])
+def test_mlp_ps_counts_by_hand(K):
+    cm, spikes = _converted(_mlp(), torch.randn(5, 4), "ps", K=K)
+    snn = cm.cost().snn
+    assert snn.macs == 12                       # the first layer, on real-valued input, once
+    # 2 synapses per spike; 2 receivers double their sums at each of K steps; 3 + 2 bias adds;
+    # 3 neurons update at each of K steps
+    assert snn.acs == pytest.approx(spikes * 2 + 2 * K + 3 + 2 + 3 * K)
+    assert snn.parameter_bytes == 4 * (12 + 3) + 4 * (K * 6 + 2)  # layer 2's weights at every step
+    assert snn.state_bytes == 3 * K * 4 * (2 + 1)  # membrane read and written, reset h_i(t) read
+
+
+def test_mlp_rate_and_fs_counts_by_hand():
+    x = torch.randn(5, 4)
+    cm, spikes = _converted(_mlp(), x, "rate", T=8)
+    snn = cm.cost().snn
+    assert snn.macs == 12                       # the invariant first layer runs once, not T times
+    assert snn.acs == pytest.approx(spikes * 2 + 8 * 2 + 3 + 3 * 8)  # no receiver work: theta folds in
+    assert snn.parameter_bytes == 4 * (12 + 3) + 4 * 8 * (6 + 2)
+    assert snn.state_bytes == 3 * 8 * 4 * 2
+    cm, spikes = _converted(_mlp(), x, "fs", K=16)
+    snn = cm.cost().snn
+    assert snn.macs == 12 + 2 * 16              # each receiver multiplies each step's sum by d(t)
+    assert snn.acs == pytest.approx(spikes * 2 + 2 + 3 + 3 * 16)
+
+
+def test_cnn_counts_by_hand():
+    x = torch.randn(3, 1, 6, 6)
+    cm, spikes = _converted(_cnn(), x, "ps", K=8)
+    cost = cm.cost()
+    assert cost.ann.macs == 72 * 9 + 72 * 3     # conv: 2 x 6 x 6 outputs of 9 products; linear: 3 x 72
+    assert cost.ann.parameter_bytes == 4 * (18 + 2 + 216 + 3)
+    assert cost.snn.macs == 72 * 9
+    assert cost.snn.acs == pytest.approx(spikes * 3 + 3 * 8 + 2 * 36 + 3 + 72 * 8)
+    assert cost.snn.parameter_bytes == 4 * (18 + 2) + 4 * (8 * 216 + 3)
+    rows = cost.table()
+    assert list(rows.index) == ["0", "3", "_1"] and rows.loc["3", "macs"] == 0
+    assert cost.totals()["snn_pj_ops"] == pytest.approx(cost.snn.macs * 4.6 + cost.snn.acs * 0.9)
+    memory = cost.snn.parameter_bytes + cost.snn.state_bytes
+    assert cost.totals()["snn_pj_total"] == pytest.approx(cost.totals()["snn_pj_ops"] + memory * 24.96)
+
+
+def test_conv_after_a_site_counts_its_fanout():
+    """Spikes into a strided convolution: each drives out_channels * kernel area / stride area weights."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1)).eval()
+    x = torch.randn(2, 1, 8, 8)
+    cm, spikes = _converted(model, x, "rate", T=4)
+    cost = cm.cost()
+    assert cost.ann.macs == 4 * 64 * 9 + 6 * 16 * 4 * 9
+    assert cost.snn.acs == pytest.approx(spikes * 6 * 9 / 4 + 4 * 6 * 16 + 4 * 64 + 4 * 256)
+
+
+def test_signed_spikes_need_a_second_weight_copy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.LeakyReLU(0.1), nn.Linear(3, 2)).eval()
+    x = torch.randn(20, 4)
+    cm, spikes = _converted(model, x, "signed", T=8)
+    snn = cm.cost().snn
+    assert snn.acs == pytest.approx(spikes * 2 + 2 * 8 + 8 * 2 + 3 + 3 * 8)  # receivers subtract the second sum
+    assert snn.parameter_bytes == 4 * 15 + 4 * (8 * 2 * 6 + 8 * 2)
+    cm, spikes = _converted(model, x, "augmented", T=8)
+    assert cm.cost().snn.macs == pytest.approx(12 + spikes * 2)  # a magnitude multiplies its weight
+
+
+def test_analog_inputs_and_products_cost_macs_at_every_pass():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.norm, self.c = nn.Linear(4, 6), nn.Linear(6, 6), nn.LayerNorm(6), nn.Linear(6, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            g = self.b(h)
+            return self.c(self.norm(g * g))  # a product of two signals, a normalisation, then a layer
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    cm, spikes = _converted(Block().eval(), x, "rate", T=4)
+    rows = cm.cost().table()
+    assert rows.loc["b", "macs"] == 0 and rows.loc["b", "acs"] == pytest.approx(spikes * 6 + 4 * 6)
+    product = [n for n in rows.index if "product" in n]
+    norm = [n for n in rows.index if "layer_norm" in n]
+    assert len(product) == len(norm) == 1
+    assert rows.loc[product[0], "macs"] == 4 * 6 and rows.loc[norm[0], "macs"] == 4 * 6
+    assert rows.loc["c", "macs"] == 4 * 12 and rows.loc["c", "parameter_bytes"] == 4 * 4 * 14
+
+
+def test_matmul_and_attention_macs():
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q = nn.Linear(4, 4)
+
+        def forward(self, x):  # (batch, 3 tokens, 4)
+            h = torch.relu(self.q(x))
+            scores = h @ h.transpose(-1, -2)
+            out = torch.nn.functional.scaled_dot_product_attention(h, h, h)
+            return scores.sum() + out.sum() + torch.einsum("bik,bjk->bij", h, h).sum()
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4)
+    cm, _ = _converted(Attn().eval(), x, "ps", K=4)
+    rows = cm.cost().table()
+    macs = {n.split(": ")[1].split(" ")[0]: m for n, m in rows["ann_macs"].items() if ": " in n}
+    assert macs["matmul"] == 3 * 3 * 4 and macs["einsum"] == 3 * 3 * 4
+    assert macs["scaled_dot_product_attention"] == 3 * 3 * (4 + 4 + 1)
+
+
+def test_swapped_model_has_the_traced_models_census():
+    """A model that does not trace (its modules swapped) is costed like the same model traced."""
+    class Untraceable(nn.Sequential):
+        def forward(self, x):
+            if x.sum() > -1e9:  # data-dependent control flow: torch.fx refuses it
+                return super().forward(x)
+            return x
+
+    x = torch.randn(3, 1, 6, 6)
+    traced, _ = P.convert(_cnn(), "ps", calibration=x, progress=False, K=4)
+    with pytest.warns(UserWarning, match="could not trace"):
+        swapped, _ = P.convert(Untraceable(*_cnn()), "ps", calibration=x, progress=False, K=4)
+    for cm in (traced, swapped):
+        cm(x)
+    a, b = traced.cost(), swapped.cost()
+    assert a.ann == b.ann and a.snn == b.snn
+
+
+def test_census_on_the_first_call_without_calibration_data():
+    """Converted from intervals alone, the model takes its census on its first call: the same cost."""
+    x = torch.randn(6, 4)
+    plain, _ = P.convert(_mlp(), "ps", interval=(-3.0, 3.0), progress=False, K=4)
+    with pytest.raises(RuntimeError, match="no input has run"):
+        plain.cost()
+    given, _ = P.convert(_mlp(), "ps", interval=(-3.0, 3.0), calibration=x, progress=False, K=4)
+    for cm in (plain, given):
+        cm(x)
+    assert plain.census == given.census and plain.cost().snn == given.cost().snn
+
+
+def test_energy_models():
+    assert PRESETS["fp32"] == E and E.e_mac_pj == pytest.approx(3.7 + 0.9) and E.e_ac_pj == 0.9
+    assert EnergyModel.preset("int8").value_bytes == 1
+    with pytest.raises(ValueError, match="unknown energy preset"):
+        EnergyModel.preset("fp64")
+    for bad in ({"e_mac_pj": float("nan")}, {"e_ac_pj": -1.0}, {"value_bytes": 0}, {"value_bytes": 2.0},
+                {"e_memory_pj_per_byte": True}):
+        with pytest.raises(ValueError):
+            EnergyModel(**bad)
+    x = torch.randn(5, 4)
+    cm, _ = _converted(_mlp(), x, "ps", K=4)
+    fp32, int8 = cm.cost(), cm.cost(EnergyModel.preset("int8"))
+    assert int8.ann.macs == fp32.ann.macs and int8.ann.parameter_bytes == fp32.ann.parameter_bytes / 4
+
+
+def test_spike_cost_checks():
+    with pytest.raises(ValueError, match="'ac' or 'mac'"):
+        SpikeCost(event="shift")
+    for bad in ({"receiver_acs": -1}, {"weight_copies": 0}, {"table_values": 1.5}, {"state_values": True}):
+        with pytest.raises(ValueError):
+            SpikeCost(**bad)
