@@ -23,6 +23,7 @@ _PUBLIC = {
     "save_converted": "converter.saving", "load_converted": "converter.saving",
     "Method": "converter.registry", "Site": "converter.registry", "get_method": "converter.registry",
     "known_methods": "converter.registry", "register_method": "converter.registry",
+    "SpikeCost": "converter.registry", "EnergyModel": "converter.cost", "CostReport": "converter.cost",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -84,7 +84,7 @@ def test_conv_fanout():
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
                           nn.Conv2d(2, 6, 3, stride=2, padding=1)).eval()
     cm, _ = P.convert(model, calibration=torch.randn(4, 1, 8, 8), progress=False)
-    assert cm._synapses == {"_1": 6 * 9 / 4}
+    assert cm.census.fanouts() == {"_1": 6 * 9 / 4}
 
 
 class SamePadConv(nn.Conv2d):
@@ -98,7 +98,7 @@ def test_functional_conv_fanout():
     model = nn.Sequential(nn.Conv2d(1, 4, 1), nn.ReLU(), SamePadConv(4, 8, 3, stride=2, groups=2), nn.ReLU(),
                           nn.Flatten(), nn.Linear(8 * 4 * 4, 3)).eval()
     cm, _ = P.convert(model, calibration=torch.randn(4, 1, 8, 8), progress=False)
-    assert cm._synapses == {"_1": 8 / 2 * 9 / 4, "_3": 3.0}
+    assert cm.census.fanouts() == {"_1": 8 / 2 * 9 / 4, "_3": 3.0}
 
 
 class Untraceable(nn.Module):

@@ -89,16 +89,27 @@ def test_conv_after_a_site_counts_its_fanout():
     assert cost.snn.acs == pytest.approx(spikes * 6 * 9 / 4 + 4 * 6 * 16 + 4 * 64 + 4 * 256)
 
 
-def test_signed_spikes_need_a_second_weight_copy():
+def test_signed_spikes_by_their_values():
+    """A signed neuron is a pair of membranes; a negative spike worth another value than a positive one
+    needs a second weight copy (signed), one worth as much is a subtraction (ibt); an augmented
+    spike multiplies its weight by its magnitude."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.LeakyReLU(0.1), nn.Linear(3, 2)).eval()
     x = torch.randn(20, 4)
     cm, spikes = _converted(model, x, "signed", T=8)
     snn = cm.cost().snn
-    assert snn.acs == pytest.approx(spikes * 2 + 2 * 8 + 8 * 2 + 3 + 3 * 8)  # receivers subtract the second sum
+    # events, receivers subtracting the second sum, 8 x 2 bias adds, layer 1's 3, two membranes per neuron
+    assert snn.acs == pytest.approx(spikes * 2 + 2 * 8 + 8 * 2 + 3 + 3 * 8 * 2)
     assert snn.parameter_bytes == 4 * 15 + 4 * (8 * 2 * 6 + 8 * 2)
+    assert snn.state_bytes == 3 * 8 * 4 * 2 * 2
+    cm, spikes = _converted(model, x, "ibt", T=8)
+    snn = cm.cost().snn
+    assert snn.acs == pytest.approx(spikes * 2 + 8 * 2 + 3 + 3 * 8 * 2)  # a sign: add or subtract
+    assert snn.parameter_bytes == 4 * 15 + 4 * (8 * 6 + 8 * 2)
     cm, spikes = _converted(model, x, "augmented", T=8)
     assert cm.cost().snn.macs == pytest.approx(12 + spikes * 2)  # a magnitude multiplies its weight
+    cm, spikes = _converted(model, x, "unsigned", T=8)
+    assert cm.cost().snn.state_bytes == 3 * 8 * 4 * 2  # no negative spikes: one membrane
 
 
 def test_analog_inputs_and_products_cost_macs_at_every_pass():
@@ -196,3 +207,169 @@ def test_spike_cost_checks():
     for bad in ({"receiver_acs": -1}, {"weight_copies": 0}, {"table_values": 1.5}, {"state_values": True}):
         with pytest.raises(ValueError):
             SpikeCost(**bad)
+
+
+def test_a_curve_priced_at_step_t_is_the_model_run_for_t_steps():
+    """The cost of a T = 12 run read at step 8 of its accuracy-against-T curve equals that of the
+    same conversion with T = 8 run on the same images (the first 8 passes are the same)."""
+    from psnn_lib.paper2.evaluation import accuracy_by_step
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LeakyReLU(0.1), nn.Linear(8, 3)).eval()
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    short, _ = P.convert(model, "signed", calibration=x, progress=False, T=8)
+    short(x)
+    long, _ = P.convert(model, "signed", calibration=x, progress=False, T=12)
+    curve = accuracy_by_step(long, x, y)
+    assert curve.spikes[-1] > curve.spikes[7] > 0
+    at8 = long.cost(spikes=curve.spikes_at(8), steps=8)
+    assert at8.snn.acs == pytest.approx(short.cost().snn.acs) and at8.snn == pytest.approx(short.cost().snn)
+    assert long.cost(spikes=curve.spikes_at(12), steps=12).snn.acs > at8.snn.acs
+    for bad in ({"steps": 13}, {"steps": 0}, {"steps": 8.0}, {"steps": None}):
+        with pytest.raises(ValueError, match="steps"):
+            long.cost(spikes=curve.spikes_at(8), **bad)
+    with pytest.raises(ValueError, match="every site"):
+        long.cost(spikes={"nowhere": 1.0}, steps=8)
+    with pytest.raises(ValueError, match="finite"):
+        long.cost(spikes=dict.fromkeys(curve.site_spikes, float("nan")), steps=8)
+    with pytest.raises(ValueError, match="steps goes with spikes"):
+        long.cost(steps=8)
+    ps, _ = P.convert(model, "ps", calibration=x, progress=False, K=4)
+    with pytest.raises(ValueError, match="one pass"):
+        ps.cost(spikes={n: 1.0 for n in ps.neurons}, steps=1)
+
+
+class Sliced(nn.Module):
+    """One ReLU's 6 outputs, the first 2 into one layer and the other 4 into another."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.c, self.d = nn.Linear(4, 6), nn.Linear(2, 5), nn.Linear(4, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.c(h[:, :2]) + self.d(h[:, 2:])
+
+
+def test_a_slice_passes_on_its_share_of_the_spikes():
+    cm, _ = _converted(Sliced().eval(), torch.randn(8, 4), "rate", T=4)
+    assert cm.census.fanouts() == {"relu": pytest.approx(5.0)}  # each neuron reaches one layer of 5
+    rows = cm.cost().table()
+    assert rows.loc["c", "ann_macs"] == 10 and rows.loc["d", "ann_macs"] == 20
+    assert [n for n in rows.index if "add" in n]  # the sum of the two layers: one add per output
+
+
+class Products(nn.Module):
+    """Weights used as matrices: ``h @ W``, ``einsum`` with a weight, ``F.linear`` on a view of one."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.W, self.V, self.U = (nn.Parameter(torch.randn(4, 3)), nn.Parameter(torch.randn(3, 2)),
+                                  nn.Parameter(torch.randn(2, 4)))
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        g = h @ self.W
+        return torch.einsum("bi,ij->bj", g, self.V) + nn.functional.linear(h, self.U.t()[:, :2].t())
+
+
+def test_products_with_weights_are_weight_layers():
+    cm, spikes = _converted(Products().eval(), torch.randn(6, 4), "rate", T=4)
+    cost = cm.cost()
+    assert cost.ann.macs == 16 + 12 + 6 + 8  # a, h @ W, the einsum, the functional linear
+    rows = cost.table()
+    einsum = rows.loc[[n for n in rows.index if "einsum" in n][0]]
+    assert einsum["macs"] == 4 * 6  # its input came out of a weight layer: analog, dense at every pass
+    assert cm.census.fanouts() == {"relu": pytest.approx(3 + 2)}  # h drives W's 3 and the linear's 2
+
+
+def test_multihead_attention_counts_its_projections_and_weights():
+    torch.manual_seed(0)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.mha = nn.Linear(8, 8), nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            h = torch.relu(self.inp(x))
+            return self.mha(h, h, h, need_weights=False)[0]
+
+    x = torch.randn(3, 5, 8)
+    cm, _ = _converted(Block().eval(), x, "ps", K=4)
+    rows = cm.cost().table()
+    mha = rows.loc[[n for n in rows.index if "attention" in n][0]]
+    L, E, heads = 5, 8, 2
+    assert mha["ann_macs"] == 4 * L * E * E + L * L * (2 * E + heads)
+    assert mha["parameter_bytes"] == 4 * (3 * E * E + E * E + 3 * E + E)
+
+
+def test_batch_norm_counts_as_folded_and_transposed_convolutions_count():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2), nn.ReLU(),
+                          nn.ConvTranspose2d(2, 3, 2, stride=2)).eval()
+    x = torch.randn(2, 1, 4, 4)
+    cm, spikes = _converted(model, x, "rate", T=4)
+    cost = cm.cost()
+    assert cost.ann.macs == 32 * 9 + 32 * 3 * 4  # the conv; each of 32 inputs into 3 x 2 x 2 outputs
+    assert cost.ann.acs == 32 + 3 * 8 * 8  # batch norm's folded bias, the transposed conv's bias
+    assert cost.snn.acs == pytest.approx(spikes * 12 + 4 * 192 + 32 + 32 * 4)
+    assert cm.census.fanouts() == {"_2": 12.0}
+
+
+def test_every_shape_has_its_census():
+    """A sequence model run on longer inputs than it was calibrated on is priced at their length."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).eval()
+    cm, _ = P.convert(model, "ps", calibration=torch.randn(2, 5, 4), progress=False, K=4)
+    cm(torch.randn(3, 20, 4))
+    assert cm.cost().ann.macs == 20 * (24 + 12)  # per sample: 20 positions, not the calibration's 5
+    cm.reset_stats()
+    cm(torch.randn(2, 5, 4)), cm(torch.randn(2, 20, 4))
+    assert cm.cost().ann.macs == (5 + 20) / 2 * 36  # each call at its own shapes
+
+
+def test_einsum_with_an_ellipsis():
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q = nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = torch.relu(self.q(x))
+            return torch.einsum("...ij,...kj->...ik", h, h).sum()
+
+    cm, _ = _converted(Attn().eval(), torch.randn(2, 3, 4), "ps", K=4)
+    rows = cm.cost().table()
+    assert rows.loc[[n for n in rows.index if "einsum" in n][0], "ann_macs"] == 3 * 3 * 4
+
+
+def test_a_model_pickled_before_censuses_takes_them_anew():
+    cm, _ = _converted(_mlp(), torch.randn(5, 4), "ps", K=4)
+    state = cm.__getstate__()
+    for key in ("_censuses", "_runs"):
+        del state[key]
+    state["_synapses"] = {"_1": 2.0}  # what older models held
+    old = type(cm).__new__(type(cm))
+    old.__setstate__(state)
+    old.reset_stats()
+    old(torch.randn(5, 4))
+    assert old.cost().ann == cm.cost().ann and not hasattr(old, "_synapses")
+
+
+def test_a_census_during_training_changes_nothing():
+    """A call in training mode with inputs of a new shape takes its census in eval mode, with the
+    random state restored: batch norm's running statistics and the random stream are untouched."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 2))
+    cm, _ = P.convert(model.eval(), "signed", interval=(-3.0, 3.0), progress=False, T=4)
+    bn = cm.model.get_submodule("1")
+    cm.train()
+    x = torch.randn(8, 4)
+    torch.manual_seed(1)
+    cm._take_census(((x,), {}))
+    after_census = torch.rand(1)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(1), after_census)  # no draw was consumed
+    assert torch.equal(bn.running_mean, torch.zeros(6)) and cm.training and bn.training

@@ -119,6 +119,10 @@ def test_table4_neuron_count_and_fire_rates(results):
     assert item["status"] == "reproduced" and item["ours"] == pytest.approx(0.188, abs=1e-3)
     for row in rec["extra"]["spike rows"]:
         assert 1 / 16 < row["FireRate"] < 17 / 16 and row["SOPs (M)"] > 0
+        # PS replaces MACs by accumulates: fewer joules in operations than the ANN; 16 steps of weight
+        # reads and membranes make it dearer once memory counts (the cost chapter)
+        assert 0 < row["PS energy, ops (µJ)"] < row["ANN energy, ops (µJ)"] < row["ANN energy (µJ)"]
+        assert row["PS energy (µJ)"] > row["ANN energy (µJ)"]
 
 
 def test_fig6_snn_follows_ann(results):
@@ -156,6 +160,20 @@ def test_loss_vs_k_orders_methods(results):
     latency = {r["method"]: r for r in rec["extra"]["latency"]}
     assert latency["ps"]["steps to match the ANN"] == 16
     assert latency["spikingjelly rate"]["steps to match the ANN"] is None
+    # energy grows with the steps of each method; the ANN's is one number for every run
+    for method in ("ps", "rate"):
+        runs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["K or T"])
+        assert runs[0]["energy (µJ)"] < runs[-1]["energy (µJ)"]
+    assert len({r["ANN energy (µJ)"] for r in rows if r["method"] != "spikingjelly rate"}) == 1
+    assert all(r["energy (µJ)"] is None for r in rows if r["method"] == "spikingjelly rate")  # not ours to cost
+    best = rec["extra"]["cheapest"]
+    matching = [r for r in rows if r["energy (µJ)"] is not None
+                and r["K or T"] == latency[r["method"]]["steps to match the ANN"]]
+    assert best in matching and best["energy (µJ)"] == min(r["energy (µJ)"] for r in matching)
+    # SpikingJelly's counter and ours agree exactly where they count the same thing, and not elsewhere
+    peer = rec["extra"]["peer costs"]
+    assert [r["SpikingJelly"] == r["ours"] for r in peer] == [r["definition"] == "the same" for r in peer]
+    assert sum(r["definition"] == "the same" for r in peer) == 2
 
 
 def test_p2_thresholds_raise_rates_and_sit_inside_the_range(results):
@@ -241,6 +259,12 @@ def test_p2_methods_side_by_side(results):
     assert rows["unsigned"]["spikes"] == "binary" and rows["signed"]["spikes"] == "signed"
     assert rows["augmented (AugMapping)"]["spikes"] == "signed, of integer magnitude"
     assert all(r["spikes per image"] > 0 for r in rows.values())
+    peer = rows["snntorch-ternary TernaryLeaky (IBT wiring, peer)"]
+    assert peer["energy (µJ)"] is None and all(r["energy (µJ)"] > 0 for r in rows.values() if r is not peer)
+    # the same ANN beside every costed row; signed spikes read a second copy of the weights at each step
+    assert len({r["ANN energy (µJ)"] for r in rows.values() if r is not peer}) == 1
+    best = rec["extra"]["cheapest"]
+    assert best is None or best["within the allowance"]
     assert rec["extra"]["sinabs from_model on Net4"] == {
         "spiking": [], "analog": ["act1 (LeakyReLU)", "act2 (LeakyReLU)", "act3 (LeakyReLU)"]}
 

@@ -1,52 +1,54 @@
 """What a converted model costs per sample, beside its ANN: operations, memory traffic, energy.
 
-A pure function of the model's census (:mod:`.census`: shapes observed on the first
-calibration batch), its spike counts (:meth:`~.engine.ConvertedModel.spike_stats`) and each
-method's :class:`~.registry.SpikeCost`; no inference pass of its own. Per sample:
+A pure function of the model's census (:mod:`.census`: shapes observed with every site exact,
+one census per shape of the inputs), its spike counts (:meth:`~.engine.ConvertedModel.spike_stats`)
+and each method's :class:`~.registry.SpikeCost`; no inference pass of its own. Per sample:
 
 *The ANN.* Every weight layer and analog operation once: its multiply-accumulates (MACs),
-one accumulate (AC) per output of a layer with a bias, and its weights and biases read once.
+one accumulate (AC) per output of a layer with a bias, of a batch norm (as if folded into
+the layer before it) and of an add of two signals, and its weights and biases read once.
 Its activation functions are not counted (a ReLU is a comparison; counting a GELU's or a
 sigmoid's operations would favour the SNN).
 
 *The SNN* (``passes`` network passes per inference: 1 for PS and FS, whose neurons spike
 within a layer's pass, T for rate coding and paper 2's neurons):
 
-- what depends on no site (the first layer on the real-valued input, the converter's
-  invariant prefix) runs once, as in the ANN: MACs, its weights read once;
+- what depends on no site (the first layer on the real-valued input) runs once, as in the
+  ANN, where the converter computes it once per inference (the invariant prefix of a traced
+  model, :mod:`.invariant`); at every pass where it does not (``prefix_once`` False);
 - a weight layer that receives spikes (nothing analog between the sites and it): one
   operation per synaptic event (spike times fan-out, the SOPs of paper 1, Sect. 4.3): an AC,
   the spike's value folded into the weights, or a MAC for a spike carrying a magnitude; the
   method's operations per receiving neuron and step (PS: one AC, Horner's rule for the
-  weights d(t) = 2^(s+K-t) of Eq. 3; FS: one MAC by its trained d(t); signed spikes: one AC
-  subtracting the negative spikes' sum); bias ACs at every pass; its weights read at every
-  time step of the sites that drive it (times the method's weight copies), its biases at
-  every pass;
-- a layer or analog operation whose input went through an analog operation after a site
-  (softmax, normalisation, attention, a product of two signals, the output of a weight
-  layer without a neuron between: analog values, not spikes): its dense MACs and its weight
-  reads at every pass;
-- every neuron, every one of its time steps: one AC (its membrane update), its state read and
-  written, and the values it reads from a table (PS: its reset h_i(t), Eq. 2).
+  weights d(t) = 2^(s+K-t) of Eq. 3; FS: one MAC by its trained d(t); signed spikes of two
+  values: one AC subtracting the second weight copy's sum); its adds (bias) at every pass;
+  its weights read at every time step of the sites that drive it (times the method's weight
+  copies), its biases at every pass;
+- a layer or analog operation whose input went through an analog operation or a weight layer
+  after a site (analog values, not spikes), every product of two signals, batch norm and
+  adds of two signals after a site: dense MACs and adds, and weight reads, at every pass;
+- every neuron, every one of its time steps: one AC per membrane update, its membranes read
+  and written, and the values it reads from a table of its own (PS: its reset h_i(t), Eq. 2).
 
 Memory counts parameters and neuron state (and PS's tables), as SpikingJelly's simple energy
-model does; activations passed between layers are counted for neither network. Energy:
-MACs times ``e_mac_pj``, ACs times ``e_ac_pj``, and for the second total bytes times
-``e_memory_pj_per_byte``. The defaults are the 45 nm, 32-bit float figures of
-Horowitz (2014) (MAC = multiply 3.7 pJ + add 0.9 pJ) and 3.12 pJ per bit of memory access
-as STEP (Shen et al., 2025) uses it, by way of SpikingJelly 2.0's simple energy model: a
-convention for comparing counts, not a chip.
+model does; activations passed between layers are counted for neither network. A sequence
+model's layers count every position they compute, padding included, in both networks; its
+neurons count real tokens only. Energy: MACs times ``e_mac_pj``, ACs times ``e_ac_pj``, and
+for the second total bytes times ``e_memory_pj_per_byte``. The defaults are the 45 nm,
+32-bit float figures of Horowitz (2014) (MAC = multiply 3.7 pJ + add 0.9 pJ) and 3.12 pJ per
+bit of memory access as STEP (Shen et al., 2025) uses it, by way of SpikingJelly 2.0's simple
+energy model: a convention for comparing counts, not a chip.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 import pandas as pd
 
 from .census import Census, LayerCall
-from .network_stats import NetworkStats
 from .registry import SpikeCost
 
 
@@ -66,11 +68,14 @@ class EnergyModel:
     def __post_init__(self) -> None:
         for name in ("e_mac_pj", "e_ac_pj", "e_memory_pj_per_byte"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
                     or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if isinstance(self.value_bytes, bool) or not isinstance(self.value_bytes, int) or self.value_bytes < 1:
-            raise ValueError(f"value_bytes must be a positive int, got {self.value_bytes!r}")
+            object.__setattr__(self, name, float(value))
+        value = self.value_bytes
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"value_bytes must be a positive int, got {value!r}")
+        object.__setattr__(self, "value_bytes", int(value))
 
     @classmethod
     def preset(cls, name: str) -> "EnergyModel":
@@ -115,7 +120,7 @@ class CostReport:
     snn: Counts
     energy: EnergyModel
 
-    def totals(self) -> dict:
+    def totals(self) -> dict[str, float]:
         """Energies in pJ per sample, operations only and with memory, for the ANN and the SNN,
         and the counts behind them."""
         out = {}
@@ -126,22 +131,25 @@ class CostReport:
         return out
 
     def table(self) -> pd.DataFrame:
+        """The rows as a table, one per call and site (a name called twice has two rows)."""
         return pd.DataFrame(self.rows).set_index("name")
 
 
-def conversion_cost(census: Census, stats: NetworkStats, costs: dict[str, SpikeCost], passes: int,
-                    energy: EnergyModel) -> CostReport:
+def conversion_cost(census: Census, sites: list[dict], costs: dict[str, SpikeCost], passes: int,
+                    energy: EnergyModel, prefix_once: bool = True) -> CostReport:
     """The cost per sample of a converted model (see the module docstring): ``census`` of its
-    layers, ``stats`` its spike counts per sample, ``costs`` each site's :class:`SpikeCost`,
-    ``passes`` network passes per inference."""
+    layers, ``sites`` its sites' counts per sample (``site``, ``neurons``, ``spikes`` and
+    ``time_steps``, as :attr:`~.network_stats.NetworkStats.rows`), ``costs`` each site's
+    :class:`SpikeCost`, ``passes`` network passes per inference, ``prefix_once``: whether what
+    depends on no site runs once per inference (else at every pass)."""
     n, b = census.samples, energy.value_bytes
-    sites = {r["site"]: r for r in stats.rows}
+    sites = {r["site"]: r for r in sites}
     rows, ann, snn = [], Counts(), Counts()
     for call in census.calls:
-        dense = Counts(call.macs / n, call.biases_added / n, b * (call.weights + call.biases))
+        dense = Counts(call.macs / n, call.adds / n, b * (call.weights + call.biases))
         ann += dense
         driven = {s: c for s, c in call.spikes_from.items() if census.site_elements.get(s) and s in sites}
-        if not call.after_site:
+        if not call.after_site and prefix_once:
             spent = dense
         elif call.kind == "weights" and not call.analog_input and driven:
             spent = _spike_driven(call, driven, census, sites, costs, passes, b)
@@ -150,8 +158,8 @@ def conversion_cost(census: Census, stats: NetworkStats, costs: dict[str, SpikeC
         snn += spent
         rows.append({"name": call.name, "kind": call.kind, "ann_macs": dense.macs, **asdict(spent)})
     for name, row in sites.items():
-        c, updates = costs[name], row["neurons"] * row["time_steps"]
-        spent = Counts(0.0, updates, 0.0, updates * b * (2 * c.state_values + c.table_values))
+        c, steps = costs[name], row["neurons"] * row["time_steps"]
+        spent = Counts(0.0, steps * c.updates, 0.0, steps * b * (2 * c.state_values + c.table_values))
         snn += spent
         rows.append({"name": name, "kind": "neurons", "ann_macs": 0.0, **asdict(spent)})
     return CostReport(rows, ann, snn, energy)
@@ -169,7 +177,7 @@ def _spike_driven(call: LayerCall, driven: dict[str, float], census: Census, sit
     receivers = call.outputs / census.samples * steps
     cost = max((costs[s] for s in driven), key=lambda c: (c.receiver_macs, c.receiver_acs, c.weight_copies))
     return Counts(events["mac"] + receivers * cost.receiver_macs,
-                  events["ac"] + receivers * cost.receiver_acs + passes * call.biases_added / census.samples,
+                  events["ac"] + receivers * cost.receiver_acs + passes * call.adds / census.samples,
                   value_bytes * (steps * cost.weight_copies * call.weights + passes * call.biases))
 
 

@@ -40,6 +40,7 @@ import copy
 import inspect
 import itertools
 import math
+import numbers
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -55,9 +56,9 @@ from ..progress import progress_bar
 from .calibration import OUTLIER_RATIO, Observer, check_how
 from .inputs import batch_size, batches, clone, tensors, to_device, tree_map
 from .registry import Method, Site, get_method
-from .census import Census, take_census
+from .census import Census, merged, shape_key, take_census
 from .cost import CostReport, EnergyModel, conversion_cost
-from .network_stats import NetworkStats, fanouts, network_stats
+from .network_stats import NetworkStats, network_stats
 from .report import AnalogOp, ConversionReport, SiteRow
 from .sites import (ActivationProbe, UnsupportedActivation, call_activation, is_inplace, module_activation,
                     site_scope)
@@ -128,8 +129,8 @@ class ConvertedModel(nn.Module):
     """
 
     def __init__(self, model: nn.Module, sites: dict[str, ActivationSite], method: Method,
-                 options: Any, intervals: dict[str, Interval], synapses: Optional[dict[str, float]],
-                 strict: bool = True, token_mask: Optional[str] = None) -> None:
+                 options: Any, intervals: dict[str, Interval], strict: bool = True,
+                 token_mask: Optional[str] = None) -> None:
         super().__init__()
         self.model = model
         self.method_name = method.name
@@ -142,8 +143,8 @@ class ConvertedModel(nn.Module):
         self.neurons: dict[str, nn.Module] = {name: site.impl for name, site in sites.items()}
         self.activations = {name: site.spec.name for name, site in sites.items()}
         self.intervals = dict(intervals)
-        self._synapses = synapses
-        self.census: Optional[Census] = None  # taken on the first calibration batch or call (:mod:`.census`)
+        self._censuses: dict[tuple, Census] = {}  # one per shape of the inputs (:mod:`.census`)
+        self._runs: dict[tuple, int] = {}  # samples run per shape since the stats were reset
         self.samples = 0
         self._warned: set[str] = set()  # sites already warned about clipping
         # forward arguments the calibration batch did not give, traced at their default: name -> (position, default)
@@ -172,8 +173,10 @@ class ConvertedModel(nn.Module):
         ``FAR_OUTSIDE`` of this call's neurons clipped (inputs beyond what its
         neurons represent) is warned about, once per site."""
         kwargs = self._without_fixed(args, kwargs)
-        if self.census is None:
+        key = shape_key((args, kwargs))
+        if key not in self._censuses:
             self._take_census((args, kwargs))
+        self._runs[key] = self._runs.get(key, 0) + batch_size((args, kwargs))
         for neuron in self.neurons.values():
             neuron.reset_state()
         mask = check_mask(kwargs.get(self.token_mask), self.token_mask) if self.token_mask else None
@@ -200,14 +203,32 @@ class ConvertedModel(nn.Module):
                 neuron.reset_state()
         self._warn_clipping(before)
 
-    def _take_census(self, call: tuple[tuple, dict]) -> None:
-        """The census of the model (:mod:`.census`) on one call, every site exact (no spike counted)."""
+    @property
+    def census(self) -> Optional[Census]:
+        """The census of the model's layers per sample (:mod:`.census`): of the inputs run since the
+        stats were reset, each shape weighted by its samples; before any, of every census taken
+        (each shape alike); None before the first census."""
+        if self._runs:
+            return merged((self._censuses[key], n) for key, n in self._runs.items())
+        return merged((c, 1.0) for c in self._censuses.values()) if self._censuses else None
+
+    def _take_census(self, call: tuple[tuple, dict]) -> Census:
+        """The census of one call (:mod:`.census`), kept for its shapes: every site exact (no spike counted),
+        in eval mode and with the random state restored (a call in training changes nothing)."""
         mask = check_mask(call[1].get(self.token_mask), self.token_mask) if self.token_mask else None
         sites = {m.site_name: m for m in self.model.modules()
                  if isinstance(m, ActivationSite) and m.site_name in self.neurons}
-        with self.only(()):
-            self.census = take_census(self.model, sites, lambda: _run(self.model, private_states(clone(call)), mask),
-                                      batch_size(call))
+        modes = [(m, m.training) for m in self.model.modules()]
+        with self.only(()), torch.random.fork_rng(devices=[]):  # no random draw, no running statistic changes
+            self.model.eval()
+            try:
+                census = take_census(self.model, sites, lambda: _run(self.model, private_states(clone(call)), mask),
+                                     batch_size(call))
+            finally:
+                for module, training in modes:
+                    module.training = training
+        self._censuses[shape_key(call)] = census
+        return census
 
     def _split(self, args: tuple, kwargs: dict) -> Optional[invariant.Split]:
         """The traced graph cut into what depends on no site, computed once per inference, and the
@@ -228,6 +249,11 @@ class ConvertedModel(nn.Module):
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_cut": False}  # a copy or a pickle cuts its own graph
+
+    def __setstate__(self, state: dict) -> None:
+        state = {"_censuses": {}, "_runs": {}, **state}  # a model pickled before censuses takes them anew
+        state.pop("_synapses", None)
+        super().__setstate__(state)
 
     def _without_fixed(self, args: tuple, kwargs: dict) -> dict:
         """The keyword arguments without those traced at their default (a constant now), which a
@@ -283,23 +309,62 @@ class ConvertedModel(nn.Module):
 
     def reset_stats(self) -> None:
         self.samples = self.tokens = 0
+        self._runs = {}
         for neuron in self.neurons.values():
             neuron.reset_stats()
 
     def spike_stats(self) -> NetworkStats:
         """Neurons, spikes, time steps, FireRate (Eq. 26) and synaptic operations per sample
         (and the real tokens per sample, with a token mask)."""
-        return network_stats(self.neurons, self.samples, self._synapses,
+        census = self.census
+        return network_stats(self.neurons, self.samples, census.fanouts() if census is not None else None,
                              self.tokens if self.token_mask else None)
 
-    def cost(self, energy: Optional[EnergyModel] = None) -> CostReport:
+    def cost(self, energy: Optional[EnergyModel] = None, *, spikes: Optional[Mapping[str, float]] = None,
+             steps: Optional[int] = None) -> CostReport:
         """What the inferences since the stats were reset cost per sample, beside the ANN's:
         multiply-accumulates, accumulates and memory traffic per layer and site, and their energy
-        (:mod:`.cost`; ``energy`` its constants, the 45 nm float32 ones by default)."""
-        stats = self.spike_stats()  # an error before any input has run
-        return conversion_cost(self.census, stats, {n: get_method(self.method_name).cost(neuron)
-                                                                  for n, neuron in self.neurons.items()},
-                               self.passes, energy or EnergyModel())
+        (:mod:`.cost`; ``energy`` its constants, the 45 nm float32 ones by default).
+
+        With ``spikes`` (each site's spikes per sample) and ``steps``: what a run of ``steps``
+        network passes (at most ``passes``) with those spikes costs, for a multi-pass method
+        (the count after t steps of an accuracy-against-T curve) rather than the inferences run."""
+        costs = {name: get_method(self.method_name).cost(neuron) for name, neuron in self.neurons.items()}
+        if spikes is None:
+            if steps is not None:
+                raise ValueError("steps goes with spikes: the spikes per site after that many steps")
+            stats = self.spike_stats()  # an error before any input has run
+            return conversion_cost(self.census, stats.rows, costs, self.passes, energy or EnergyModel(),
+                                   self._prefix_once())
+        if self.passes == 1:
+            raise ValueError(f"{self.method_name} runs one pass: its cost comes from its inferences (cost())")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.passes:
+            raise ValueError(f"steps must be an int from 1 to {self.passes} (the model's passes), got {steps!r}")
+        if set(spikes) != set(self.neurons):
+            raise ValueError(f"spikes must give every site and no other: missing {sorted(set(self.neurons) - set(spikes))}"
+                             f", unknown {sorted(set(spikes) - set(self.neurons))}")
+        bad = {k: v for k, v in spikes.items()
+               if isinstance(v, bool) or not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0)}
+        if bad:
+            raise ValueError(f"spikes per sample must be finite numbers >= 0, got {bad}")
+        census = self.census
+        if census is None:
+            raise ValueError("this model has not run yet, so it has no census of its layers: call it once, or "
+                             "take_census(inputs)")
+        rows = [{"site": name, "neurons": census.site_elements[name] / census.samples,
+                 "spikes": float(spikes[name]), "time_steps": steps} for name in self.neurons]
+        return conversion_cost(census, rows, costs, steps, energy or EnergyModel(), self._prefix_once())
+
+    def _prefix_once(self) -> bool:
+        """Does an inference compute what depends on no site once (the cut graph, :mod:`.invariant`), not at
+        every pass? Not for swapped modules, nor where the cut was refused."""
+        return isinstance(self.model, fx.GraphModule) and self._cut is not None
+
+    def take_census(self, *args: Any, **kwargs: Any) -> Census:
+        """Take the census of the model's layers (:mod:`.census`) on these inputs, called as the
+        model is, every site exact (no spike counted); the converter takes it on the first
+        calibration batch, and on the first call with inputs of another shape."""
+        return self._take_census((args, self._without_fixed(args, kwargs)))
 
 
 def _equal(value: Any, default: Any) -> bool:
@@ -578,16 +643,13 @@ def _build(graph: _Graph, to_build: dict[str, ActivationSite], chosen: Method, o
 def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: Any, intervals: dict[str, Interval],
               strict: bool, token_mask: Optional[str], first: Optional[tuple[tuple, dict]]) -> ConvertedModel:
     """Assemble: the converted model, with its census taken on the first batch (without
-    calibration data, on its first call) and the fan-outs of its sites (from the graph, or from
-    the census)."""
+    calibration data, on its first call)."""
     kept = {k: v for k, v in graph.sites.items() if k in intervals}
-    converted = ConvertedModel(graph.work, kept, chosen, opts, intervals, None, strict, token_mask)
+    converted = ConvertedModel(graph.work, kept, chosen, opts, intervals, strict, token_mask)
     converted.fixed_arguments = _positions(model, graph.fixed)
     if first is not None:
         device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
         converted._take_census(to_device(first, device))
-    converted._synapses = fanouts(graph.work, graph.nodes) if graph.traced else \
-        converted.census.fanouts() if converted.census is not None else None
     return converted
 
 

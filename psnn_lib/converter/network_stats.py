@@ -3,69 +3,18 @@
 Per site and in total, *per inference sample*: neurons, spikes, time steps,
 FireRate (Eq. 26) and synaptic operations (SOPs). A SOP is one spike
 arriving at one synapse: spikes of a site times its fan-out, the number of
-weights each of its neurons drives in the next weight layer(s). The fan-out
-is read from the traced graph, following the site's output through
-weight-free operations (pooling, flatten, add, batch norm, ...) to the
-convolutions or linear layers (modules or traced ``F.conv2d`` / ``F.linear``
-calls) that consume it: a convolution contributes
-``out_channels / groups * kernel area / stride area`` (exact away from the
-borders), a linear layer ``out_features`` (Hugging Face's ``Conv1D``, a
-linear layer with its weight stored (in, out), likewise its out features).
-
-A model that does not trace (its activation modules swapped instead) has
-its fan-outs observed in one forward pass by
-:meth:`~psnn_lib.converter.census.Census.fanouts`, with the same rule and
-the same per-layer formula.
+weights each of its neurons drives in the next weight layer(s), read from the
+model's census (:mod:`psnn_lib.converter.census`: the site's output followed
+through weight-free operations to the layers that consume it; a convolution
+contributes ``out_channels / groups * kernel area / stride area``, exact away
+from the borders, a linear layer ``out_features``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch.nn.functional as F
-from torch import fx, nn
-
-from .census import CONV_FUNCTIONS, call_fanout, module_fanout
-
-
-def _functional_fanout(gm: fx.GraphModule, node: fx.Node) -> Optional[float]:
-    """Fan-out of a traced ``F.conv*d`` / ``F.linear`` call (custom conv modules trace to these)."""
-    if node.target not in CONV_FUNCTIONS and node.target is not F.linear:
-        return None
-    weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
-    if not isinstance(weight, fx.Node) or weight.op != "get_attr":
-        return None
-    return call_fanout(node.target, node.args, node.kwargs, gm.get_parameter(weight.target).shape)
-
-
-def fanouts(gm: fx.GraphModule, sites: dict[str, fx.Node]) -> dict[str, float]:
-    """Fan-out of each site's neurons (see the module docstring)."""
-    site_targets = {n.target for n in sites.values()}
-    result = {}
-    for name, start in sites.items():
-        total, seen, todo = 0.0, set(), list(start.users)
-        while todo:
-            node = todo.pop()
-            if node in seen:
-                continue
-            seen.add(node)
-            if node.op == "call_module":
-                if node.target in site_targets:
-                    continue
-                fan = module_fanout(gm.get_submodule(node.target))
-                if fan is not None:
-                    total += fan
-                    continue
-            if node.op == "call_function":
-                fan = _functional_fanout(gm, node)
-                if fan is not None:
-                    total += fan
-                    continue
-            if node.op == "output":
-                continue
-            todo.extend(node.users)
-        result[name] = total
-    return result
+from torch import nn
 
 
 @dataclass

@@ -75,8 +75,10 @@ class SpikeCost:
     ``weight_copies``: copies of the receiving layer's weights, each scaled by a spike value
     (signed spikes: one for positive spikes, one for negative ones, so that either is an
     accumulate; the receiver subtracts the second sum from the first, one add per step).
-    ``table_values``: values each neuron reads from a table per step (PS: its reset h_i(t)).
-    ``state_values``: values of state (the membrane) each neuron reads and writes per step."""
+    ``table_values``: values each neuron reads from a table of its own per step (PS: its reset
+    h_i(t); values a whole site shares, such as T(t) and d(t), are not counted).
+    ``state_values``: values of state (membranes) each neuron reads and writes per step;
+    ``updates``: its membrane updates per step, one accumulate each (a signed neuron: two)."""
 
     event: str = "ac"
     receiver_acs: int = 0
@@ -84,11 +86,12 @@ class SpikeCost:
     weight_copies: int = 1
     table_values: int = 0
     state_values: int = 1
+    updates: int = 1
 
     def __post_init__(self) -> None:
         if self.event not in ("ac", "mac"):
             raise ValueError(f"a spike's event is 'ac' or 'mac', not {self.event!r}")
-        for name in ("receiver_acs", "receiver_macs", "weight_copies", "table_values", "state_values"):
+        for name in ("receiver_acs", "receiver_macs", "weight_copies", "table_values", "state_values", "updates"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (name == "weight_copies"):
                 raise ValueError(f"{name} must be a count (an int >= {int(name == 'weight_copies')}), got {value!r}")

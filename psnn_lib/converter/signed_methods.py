@@ -194,13 +194,19 @@ def _covers(neuron: SignedIFNeuron) -> tuple[Threshold, Threshold]:
 
 
 def _cost(neuron: SignedIFNeuron) -> SpikeCost:
-    """A spike's value is folded into the receiving weights: with negative spikes into a second
-    copy (worth alpha |N_th| per channel), whose sum the receiver subtracts each step; an
-    augmented spike of magnitude m multiplies its weight by m."""
+    """What a signed neuron costs (:class:`SpikeCost`): with negative spikes it is a pair of
+    membranes (two updates, two states per step). A spike's value is folded into the receiving
+    weights; a negative spike worth as much as a positive one (IBT: -P_th) is a subtraction of
+    the same weight, one worth another value a second weight copy whose sum the receiver
+    subtracts each step; an augmented spike of magnitude m multiplies its weight by +-m."""
     event = "ac" if neuron.max_magnitude == 1 else "mac"
-    if not torch.as_tensor(neuron.negative_value).any():  # no negative spike, or one worth nothing
+    negative = torch.as_tensor(neuron.negative_value, dtype=torch.float64)
+    if not negative.any():  # no negative spike, or one worth nothing
         return SpikeCost(event=event)
-    return SpikeCost(event=event, receiver_acs=1, weight_copies=2)
+    same = bool(torch.isclose(negative.abs(), torch.as_tensor(neuron.p_th, dtype=torch.float64)).all())
+    if same or event == "mac":
+        return SpikeCost(event=event, state_values=2, updates=2)
+    return SpikeCost(event=event, receiver_acs=1, weight_copies=2, state_values=2, updates=2)
 
 
 _SPIKES = {"signed": "signed spikes, thresholds at the site's range [l, r] (paper 2)",

@@ -75,8 +75,8 @@ SPIKINGJELLY = "spikingjelly rate"
 @dataclass
 class Outcome:
     """One conversion, evaluated: accuracies and agreement (percent), logit errors, spikes and
-    cost per image (``stats``, ``cost`` and ``report`` are None for a peer tool's conversion,
-    which our counters do not see)."""
+    cost per image (``stats``, ``report`` and ``cost_totals``, :meth:`CostReport.totals`, are None
+    for a peer tool's conversion, which our counters do not see)."""
 
     method: str
     steps: int
@@ -89,7 +89,7 @@ class Outcome:
     stats: Optional[dict]
     report: Optional[ConversionReport]
     test_images: int
-    cost: Optional[dict] = None
+    cost_totals: Optional[dict] = None
 
     @property
     def loss(self) -> float:
@@ -123,13 +123,13 @@ class Outcome:
                 "agreement 95 % interval": self.agreement_interval(), "at risk": self.at_risk,
                 "max |logit error|": self.max_logit_error, "mean |logit error|": self.mean_logit_error,
                 "neurons": spikes.get("neurons"), "spikes": spikes.get("spikes"), "FireRate": spikes.get("fire_rate"),
-                **energy_columns(self.cost)}
+                **energy_columns(self.cost_totals)}
 
 
 
 def outcome(method: str, steps: int, ann_logits: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
             stats: Optional[dict] = None, report: Optional[ConversionReport] = None,
-            cost: Optional[dict] = None) -> Outcome:
+            cost_totals: Optional[dict] = None) -> Outcome:
     """Compare an SNN's logits with the ANN's on the same images.
 
     ``at_risk`` is the share of images (percent) whose prediction the SNN's logit error
@@ -144,7 +144,7 @@ def outcome(method: str, steps: int, ann_logits: torch.Tensor, logits: torch.Ten
     return Outcome(method, steps, accuracy(ann_logits, y), accuracy(logits, y),
                    100.0 * float((logits.argmax(-1) == ann_logits.argmax(-1)).double().mean()),
                    100.0 * float(risk.double().mean()), float(err.max()), float(err.mean()), stats, report,
-                   len(logits), cost)
+                   len(logits), cost_totals)
 
 
 def convert_and_evaluate(model: nn.Module, method: str, calibration: Any, x: torch.Tensor, y: torch.Tensor,
@@ -192,8 +192,8 @@ def compare_costs(model: nn.Module, calibration: Sequence[torch.Tensor], x: torc
         {"quantity": "ANN: MACs of convolutions and linear layers", "SpikingJelly": theirs_ann["mac_weight_layers"],
          "ours": ours["ann_macs"], "definition": same, "why": "both: outputs times the products summed into each"},
         {"quantity": "ANN: all MACs", "SpikingJelly": theirs_ann["mac"], "ours": ours["ann_macs"],
-         "definition": differs, "why": "SpikingJelly counts batch norm as MACs too; ours folds it into the "
-                                        "convolution before it, as inference does"},
+         "definition": differs, "why": "SpikingJelly counts batch norm as MACs too; ours counts it as folded "
+                                        "into the convolution before it: one add per output, no MAC"},
         {"quantity": f"SNN, T = {T}: neuron state bytes read and written", "definition": same,
          "SpikingJelly": theirs["neuron_state_read_bytes"] + theirs["neuron_state_write_bytes"],
          "ours": ours["snn_state_bytes"], "why": "both: each neuron's 4-byte membrane read and written each step"},
@@ -305,9 +305,13 @@ def fold_mean(folds: list[Outcome], field: str) -> float:
 
 
 def fold_energy(folds: list[Outcome]) -> dict[str, Optional[float]]:
-    """:func:`energy_columns` of the folds' costs per image, weighted by their test images."""
+    """:func:`energy_columns` of the folds' costs per image, weighted by their test images (None
+    where a fold was not costed)."""
+    if any(o.cost_totals is None for o in folds):
+        return energy_columns(None)
     n = [o.test_images for o in folds]
-    return energy_columns({key: sum(o.cost[key] * k for o, k in zip(folds, n)) / sum(n) for key in folds[0].cost})
+    return energy_columns({key: sum(o.cost_totals[key] * k for o, k in zip(folds, n)) / sum(n)
+                           for key in folds[0].cost_totals})
 
 
 def table1_rows(networks: Sequence[tuple[str, str]], source: str, K: int, n_test: int, n_baseline: int,
@@ -349,7 +353,8 @@ def table1_rows(networks: Sequence[tuple[str, str]], source: str, K: int, n_test
 
 
 TABLE1_INDEX = ["data", "network", "method", "K or T"]
-TABLE1_COLUMNS = ["test images", "ANN acc", "SNN acc", "loss", "agreement", "FireRate"]
+TABLE1_COLUMNS = ["test images", "ANN acc", "SNN acc", "loss", "agreement", "FireRate", "energy (µJ)",
+                  "ANN energy (µJ)"]
 
 
 def table1_claims(record: Record, rows: list[dict[str, Any]], source: str) -> None:

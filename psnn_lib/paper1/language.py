@@ -142,11 +142,11 @@ def matthews(pred: torch.Tensor, labels: torch.Tensor) -> float:
 
 def compare(method: str, steps: Any, ann: SentenceOutput, snn: SentenceOutput, labels: torch.Tensor,
             stats: Optional[dict] = None, report: Optional[ConversionReport] = None,
-            cost: Optional[dict] = None) -> dict[str, Any]:
+            cost_totals: Optional[dict] = None) -> dict[str, Any]:
     """One Table 3 row: accuracies and loss (points), agreement, logit errors, the cosine
     similarity of ANN and SNN sentence embeddings, Matthews correlations, spike statistics and
-    energy per sentence (``cost``: the converted model's cost totals)."""
-    o = outcome(method, 0, ann.logits, snn.logits, labels, stats, report, cost)
+    energy per sentence (``cost_totals``: the converted model's :meth:`CostReport.totals`)."""
+    o = outcome(method, 0, ann.logits, snn.logits, labels, stats, report, cost_totals)
     cos = F.cosine_similarity(ann.embedding.double(), snn.embedding.double(), dim=1)
     stats = stats or {}
     return {**o.row(), "K or T": steps, "cosine (mean)": float(cos.mean()), "cosine (min)": float(cos.min()),
@@ -270,7 +270,7 @@ def spikingjelly_emits() -> str:
 
 
 ROW_COLUMNS = ["K or T", "sentences", "ANN acc", "SNN acc", "loss", "agreement", "cosine (mean)", "MCC ANN",
-               "MCC SNN", "spikes per token"]
+               "MCC SNN", "spikes per token", "energy (µJ)", "ANN energy (µJ)"]
 
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -494,7 +494,7 @@ def _cost_peer(records: Records) -> str:
         raise ProseError("the record conversion_loss_vs_k has no peer cost counted the same way by both")
     worst = max(abs(r["SpikingJelly"] - r["ours"]) / max(abs(r["ours"]), 1e-300) for r in same)
     agree = "agree exactly" if worst == 0 else f"differ by at most {num(100 * worst, 2)} %"
-    return f"{listing([r['quantity'][0].lower() + r['quantity'][1:] for r in same])}: the two counters {agree}"
+    return f"the two counters {agree} on {listing([r['quantity'] for r in same])}"
 
 
 def _cost_table4(records: Records) -> str:

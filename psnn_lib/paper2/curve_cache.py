@@ -108,8 +108,8 @@ def curve_key(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, label: str,
     return h.hexdigest()
 
 
-def _content_digest(correct: torch.Tensor, spikes: list[float]) -> str:
-    return hashlib.sha256(_encoded(correct) + _encoded(spikes)).hexdigest()
+def _content_digest(correct: torch.Tensor, site_spikes: dict[str, list[float]]) -> str:
+    return hashlib.sha256(_encoded(correct) + _encoded(site_spikes)).hexdigest()
 
 
 def _read(path: Path, key: str, T: int, n: int) -> Optional[StepCurve]:
@@ -119,10 +119,12 @@ def _read(path: Path, key: str, T: int, n: int) -> Optional[StepCurve]:
         return None
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-        correct, spikes = stored["correct"], stored["spikes"]
+        correct, spikes = stored["correct"], stored["site_spikes"]
         sound = (stored["key"] == key and isinstance(correct, torch.Tensor) and correct.dtype == torch.bool
-                 and tuple(correct.shape) == (T, n) and isinstance(spikes, list) and len(spikes) == T
-                 and all(type(s) is float for s in spikes) and stored["content"] == _content_digest(correct, spikes))
+                 and tuple(correct.shape) == (T, n) and isinstance(spikes, dict) and spikes
+                 and all(isinstance(site, str) and isinstance(counts, list) and len(counts) == T
+                         and all(type(c) is float for c in counts) for site, counts in spikes.items())
+                 and stored["content"] == _content_digest(correct, spikes))
     except Exception as exc:  # noqa: BLE001 (any unreadable file is recomputed, and said so)
         warnings.warn(f"curve cache file {path} is unreadable ({type(exc).__name__}: {exc}): computing the curve "
                       "again", RuntimeWarning, stacklevel=3)
@@ -140,8 +142,8 @@ def _write(path: Path, key: str, curve: StepCurve) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"key": key, "correct": curve.correct, "spikes": curve.spikes,
-                        "content": _content_digest(curve.correct, curve.spikes)}, f)
+            torch.save({"key": key, "correct": curve.correct, "site_spikes": curve.site_spikes,
+                        "content": _content_digest(curve.correct, curve.site_spikes)}, f)
         os.chmod(tmp, 0o644)  # as any other file of the build (mkstemp makes it private)
         os.replace(tmp, path)
     except BaseException:

@@ -4,7 +4,8 @@ time-step rule, firing rates, activation tails.
 An accuracy-against-T curve comes from one run of T_max steps (the running
 mean of the outputs of :meth:`ConvertedModel.steps`): :class:`StepCurve` holds,
 per step t and test image, whether the SNN run for exactly t steps classifies
-it right, and the spikes per image after t steps. Beside every SNN accuracy
+it right, and each site's spikes per image after t steps (what the SNN run for
+t steps costs: :meth:`ConvertedModel.cost` with ``spikes`` and ``steps``). Beside every SNN accuracy
 stands the paired standard error of SNN minus ANN on the same images
 (:func:`paired_se`), beside every ANN accuracy its binomial standard error.
 
@@ -35,10 +36,20 @@ SNN_BATCH = 256
 
 @dataclass
 class StepCurve:
-    """``correct[t, i]``: image i right after t + 1 steps; ``spikes[t]``: spikes per image then."""
+    """``correct[t, i]``: image i right after t + 1 steps; ``site_spikes[site][t]``: that site's
+    spikes per image then (both signs)."""
 
     correct: torch.Tensor
-    spikes: list[float]
+    site_spikes: dict[str, list[float]]
+
+    @property
+    def spikes(self) -> list[float]:
+        """Spikes per image after t = 1..T steps, every site together."""
+        return [float(sum(at)) for at in zip(*self.site_spikes.values())] or [0.0] * len(self.correct)
+
+    def spikes_at(self, T: int) -> dict[str, float]:
+        """Each site's spikes per image after T steps."""
+        return {site: counts[T - 1] for site, counts in self.site_spikes.items()}
 
     @property
     def accuracy(self) -> list[float]:
@@ -92,7 +103,7 @@ def accuracy_by_step(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, batc
     if not snn.neurons:
         raise ValueError("this model has no converted site: nothing spikes")
     correct = torch.zeros(snn.passes, len(x), dtype=torch.bool)
-    spikes = torch.zeros(snn.passes, dtype=torch.float64)
+    spikes = torch.zeros(snn.passes, len(snn.neurons), dtype=torch.float64)
     snn.reset_stats()
     for i in progress_bar(range(0, len(x), batch_size), desc="SNN steps", enabled=progress):
         xb, yb = x[i:i + batch_size].to(device_of(snn)), y[i:i + batch_size]
@@ -100,11 +111,12 @@ def accuracy_by_step(snn: ConvertedModel, x: torch.Tensor, y: torch.Tensor, batc
         for out in snn.steps(xb):
             total = out.double() if total is None else total + out
             right.append(total.argmax(-1) == yb.to(total.device))
-            fired.append(sum(neuron.spike_total() for neuron in snn.neurons.values()))
+            fired.append(torch.stack([neuron.spike_total().to(total.device) for neuron in snn.neurons.values()]))
         correct[:, i:i + batch_size] = torch.stack(right).cpu()  # one read per batch, not per step
-        spikes += torch.stack(fired).cpu().double()  # spikes after t steps
+        spikes += torch.stack(fired).cpu().double()  # each site's spikes after t steps
         snn.reset_stats()
-    return StepCurve(correct, (spikes / len(x)).tolist())
+    per_image = (spikes / len(x)).T.tolist()
+    return StepCurve(correct, dict(zip(snn.neurons, per_image)))
 
 
 @torch.no_grad()

@@ -189,10 +189,11 @@ TABLE1_RUNS = {"AugMapping": ("net4_ann", "augmented", {"v_init": 0.0}),
 
 
 def run_curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,
-              **options: Any) -> tuple[StepCurve, torch.Tensor]:
+              **options: Any) -> tuple[StepCurve, torch.Tensor, ConvertedModel]:
     """A committed network (a calibrated SNN, or an ANN stage converted by ``method`` with
-    ``options``) run for 1..T_max steps on (x, y), and which images its ANN gets right. A curve
-    another notebook ran already is read from the curve cache (:mod:`.curve_cache`)."""
+    ``options``) run for 1..T_max steps on (x, y), which images its ANN gets right, and the SNN
+    (with its census, to cost the curve at any step). A curve another notebook ran already is
+    read from the curve cache (:mod:`.curve_cache`)."""
     if networks.RECIPES[name]["stage"] == "calibrate":  # ``method`` and ``options`` play no part
         snn, _ = load_snn(name, T_max, scale)
         ann, _ = load_ann(networks.RECIPES[name]["from"], scale)
@@ -201,27 +202,33 @@ def run_curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: 
         snn, _ = converted(name, method, T_max, scale, **options)
         ann, _ = load_ann(name, scale)
         label = f"{name} {method} {sorted(options.items())} {scale}"
-    return cached_curve(snn, x, y, label), predict(ann, x).argmax(-1) == y
+    steps = cached_curve(snn, x, y, label)
+    if snn.census is None:  # rebuilt from its intervals, and its curve read from the cache: never run
+        snn.take_census(x[:SNN_BATCH].to(device_of(snn)))
+    return steps, predict(ann, x).argmax(-1) == y, snn
 
 
 def curve(name: str, method: Optional[str], T_max: int, x: torch.Tensor, y: torch.Tensor, scale: str,
           gap: float, paper_T: Optional[int] = None, **options: Any) -> dict[str, Any]:
     """:func:`run_curve` summarised (:func:`summary`) with the row's printed ANN-SNN ``gap``."""
-    return summary(name, *run_curve(name, method, T_max, x, y, scale, **options), gap, paper_T)
+    steps, ann_correct, snn = run_curve(name, method, T_max, x, y, scale, **options)
+    return summary(name, steps, ann_correct, gap, paper_T, snn)
 
 
 def summary(name: str, steps: StepCurve, ann_correct: torch.Tensor, gap: float,
-            paper_T: Optional[int] = None) -> dict[str, Any]:
+            paper_T: Optional[int] = None, snn: Optional[ConvertedModel] = None) -> dict[str, Any]:
     """A curve's row: ANN accuracy and its standard error, the time steps by the rule, the SNN's
     accuracy there (at T_max when the rule is not met) and at the paper's T, each with the
-    paired standard error of SNN minus ANN."""
+    paired standard error of SNN minus ANN; and, given the ``snn`` that ran the curve, its energy
+    per image run for those steps (:func:`energy_columns`; None for a peer's SNN)."""
     acc, se = steps.accuracy, steps.paired_se(ann_correct)
     ann_acc = 100.0 * float(ann_correct.double().mean())
     T = settled_steps(steps, ann_correct, gap)
     at = (T or len(acc)) - 1
     row = {"network": name, "images": len(ann_correct), "ANN acc": ann_acc, "ANN SE": binomial_se(ann_correct),
            "allowance": gap, "time steps": T, "T run": len(acc), "SNN acc": acc[at], "SNN - ANN": acc[at] - ann_acc,
-           "paired SE": se[at], "curve": acc, "curve SE": se, "spikes": steps.spikes}
+           "paired SE": se[at], "curve": acc, "curve SE": se, "spikes": steps.spikes,
+           **energy_columns(snn and snn.cost(spikes=steps.spikes_at(at + 1), steps=at + 1).totals())}
     if paper_T is not None:
         run = paper_T <= len(acc)  # else the paper's T lies beyond the steps run
         row.update({"paper T": paper_T, "SNN acc at paper T": acc[paper_T - 1] if run else None,
@@ -232,13 +239,14 @@ def summary(name: str, steps: StepCurve, ann_correct: torch.Tensor, gap: float,
 
 def compact_row(row: dict[str, Any], paper: Optional[tuple[float, float, int]]) -> dict[str, Any]:
     """A curve's row as the notebooks print it: the time steps and SNN minus ANN (± paired SE)
-    beside the paper's, in parentheses."""
+    beside the paper's, in parentheses; its energy per image there and its ANN's."""
     at_paper = row.get("SNN - ANN at paper T")
     return {"allowance": row["allowance"],
             "time steps (paper)": f"{row['time steps']}" + (f" ({paper[2]})" if paper else ""),
             "SNN - ANN there": f"{row['SNN - ANN']:+.2f} ± {row['paired SE']:.2f}",
             "SNN - ANN at paper T (paper)": "—" if at_paper is None else
-            f"{at_paper:+.2f} ± {row['paired SE at paper T']:.2f} ({paper[1] - paper[0]:+.2f})"}
+            f"{at_paper:+.2f} ± {row['paired SE at paper T']:.2f} ({paper[1] - paper[0]:+.2f})",
+            "energy (µJ)": row["energy (µJ)"], "ANN energy (µJ)": row["ANN energy (µJ)"]}
 
 
 def gap_of(paper_row: tuple[float, float, int]) -> float:
@@ -314,14 +322,15 @@ def table5_rows(n_test: int, T_max: int, scale: str) -> tuple[list[dict[str, Any
     at the paper's T = 10 and at T_max."""
     ready([f"net4_calibrated_{w}" for w in WEIGHTINGS], scale)
     x, y = test_images("net4_ann", n_test, scale)
-    steps, ann_correct = run_curve("net4_thresholds", "signed", T_max, x, y, scale)
-    none = {"weighting": UNCALIBRATED, **summary("net4_thresholds", steps, ann_correct, gap_of(TABLE1["proposed"]))}
+    steps, ann_correct, snn = run_curve("net4_thresholds", "signed", T_max, x, y, scale)
+    none = {"weighting": UNCALIBRATED,
+            **summary("net4_thresholds", steps, ann_correct, gap_of(TABLE1["proposed"]), snn=snn)}
     none["Fig. 3 levels"] = {f"ANN - {gap:g}": settled_steps(steps, ann_correct, gap) for gap in FIG3_GAPS}
     rows, correct = [none], {}
     for w in WEIGHTINGS:
-        steps, ann_correct = run_curve(f"net4_calibrated_{w}", None, T_max, x, y, scale)
+        steps, ann_correct, snn = run_curve(f"net4_calibrated_{w}", None, T_max, x, y, scale)
         rows.append({"weighting": w, **summary(f"net4_calibrated_{w}", steps, ann_correct, gap_of(TABLE5[w]),
-                                               TABLE5[w][2])})
+                                               TABLE5[w][2], snn)})
         correct[w] = steps.correct
     differences = [{"pair": f"{a} - {b}", "T": T,
                     "difference": 100.0 * float(correct[a][T - 1].double().mean() - correct[b][T - 1].double().mean()),
@@ -421,7 +430,7 @@ def deep_rows(archs: Sequence[str], n_test: int, scale: str) -> list[dict[str, A
                 rows.append({"network": arch, "method": method, "T": T, "images": len(x), "ANN acc": ann_acc,
                              "ANN SE": binomial_se(ann_correct), "SNN acc": snn_acc, "delta acc": ann_acc - snn_acc,
                              "paired SE": paired_se(snn_correct, ann_correct),
-                             "calibration wall s": entry["wall_s"]})
+                             "calibration wall s": entry["wall_s"], **energy_columns(snn.cost().totals())})
     return rows
 
 
@@ -470,22 +479,14 @@ SHORT = {PIPELINE: "paper-2 pipeline", TERNARY: "snntorch-ternary"}  # labels in
 METHOD_GAP = 0.1  # the rule's allowance for a user's network: the paper's own loss, 92.72 -> 92.62
 
 
-def costed(snn: ConvertedModel, x: torch.Tensor) -> dict[str, float]:
-    """The converted model's cost totals per image (:meth:`ConvertedModel.cost`) on the images ``x``."""
-    snn.reset_stats()
-    predict(snn, x)
-    return snn.cost().totals()
-
-
-def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str, cost_images: int
-                ) -> list[dict[str, Any]]:
+def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str) -> list[dict[str, Any]]:
     """On the trained Net4 (no threshold optimisation, no calibration: a user's own Leaky ReLU
     network): PS neurons at each K of ``ps_steps`` (one pass, binary spikes), each signed-spike
     method and the snntorch-ternary peer run for T_max steps; per method its time steps by the
     rule (allowance ``METHOD_GAP`` plus one paired SE; or K), accuracy there with its paired SE
-    and spikes per image there, and its energy per image (:func:`energy_columns`) there on the first
-    ``cost_images`` test images of the sample (the peer's SNN is not ours to cost). The full
-    pipeline of paper 2 (``net4_calibrated_cosine``) for comparison."""
+    and spikes per image there, and its energy per image there (:func:`energy_columns`; the peer's
+    SNN is not ours to cost). The full pipeline of paper 2 (``net4_calibrated_cosine``) for
+    comparison."""
     ready(["net4_calibrated_cosine"], scale)
     x, y = test_images("net4_ann", n_test, scale)
     ann, _ = load_ann("net4_ann", scale)
@@ -499,22 +500,19 @@ def method_rows(n_test: int, T_max: int, ps_steps: Sequence[int], scale: str, co
         acc, se = 100.0 * float(correct.double().mean()), paired_se(correct, ann_correct)
         rows.append({"method": "ps (paper 1)", "spikes": "binary, one pass", "K or T": K, "ANN acc": ann_acc,
                      "SNN acc": acc, "paired SE": se, "spikes per image": snn.spike_stats().spikes,
-                     "within the allowance": acc >= ann_acc - METHOD_GAP - se,
-                     **energy_columns(costed(snn, x[:cost_images]))})
-    runs = [(label, spikes, run_curve("net4_ann", m, T_max, x, y, scale, **options),
-             lambda T, m=m, options=options: converted("net4_ann", m, T, scale, **options)[0])
+                     "within the allowance": acc >= ann_acc - METHOD_GAP - se, **energy_columns(snn.cost().totals())})
+    runs = [(label, spikes, run_curve("net4_ann", m, T_max, x, y, scale, **options))
             for label, (m, options, spikes) in SIGNED_RUNS.items()]
-    runs.append((PIPELINE, "signed", run_curve("net4_calibrated_cosine", None, T_max, x, y, scale),
-                 lambda T: load_snn("net4_calibrated_cosine", T, scale)[0]))
+    runs.append((PIPELINE, "signed", run_curve("net4_calibrated_cosine", None, T_max, x, y, scale)))
     peer = snntorch_ternary.accuracy_by_step(snntorch_ternary.convert(ann, calibration), x, y, T_max, SNN_BATCH)
-    runs.append((TERNARY, "signed", (peer, ann_correct), None))
-    for method, spikes, (steps, correct), make in runs:
-        c = summary(method, steps, correct, METHOD_GAP)
+    runs.append((TERNARY, "signed", (peer, ann_correct, None)))
+    for method, spikes, (steps, correct, snn) in runs:
+        c = summary(method, steps, correct, METHOD_GAP, snn=snn)
         T = c["time steps"] or T_max
         rows.append({"method": method, "spikes": spikes, "K or T": T, "ANN acc": c["ANN acc"],
                      "SNN acc": c["SNN acc"], "paired SE": c["paired SE"], "spikes per image": steps.spikes[T - 1],
                      "within the allowance": c["time steps"] is not None,
-                     **energy_columns(make and costed(make(T), x[:cost_images])), "curve": c["curve"]})
+                     **{k: v for k, v in c.items() if "energy" in k}, "curve": c["curve"]})
     return rows
 
 

@@ -118,26 +118,27 @@ def convert(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
 @torch.no_grad()
 def accuracy_by_step(snn: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int, batch_size: int = 100
                      ) -> StepCurve:
-    """Which images are right and spikes per image after t = 1..T steps (the running mean of
-    the outputs), the neurons reset before every batch."""
+    """Which images are right and each site's spikes per image after t = 1..T steps (the running
+    mean of the outputs), the neurons reset before every batch."""
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
-    sites = [m for m in snn.modules() if isinstance(m, TernarySite)]
+    named = {name: m for name, m in snn.named_modules() if isinstance(m, TernarySite)}
+    sites = list(named.values())
     if not sites:
         raise ValueError("no TernarySite in this model: convert it with snntorch_ternary.convert first")
     correct = torch.zeros(T, len(x), dtype=torch.bool)
-    spikes = torch.zeros(T, dtype=torch.float64)
+    spikes = torch.zeros(T, len(sites), dtype=torch.float64)
     device = next(snn.parameters()).device
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
         for site in sites:
             site.reset()
             site.spikes = 0
-        total, before = 0.0, 0
+        total, before = 0.0, torch.zeros(len(sites), dtype=torch.float64)
         for t in range(T):
             total = total + snn(xb).double()
             correct[t, i:i + batch_size] = (total.argmax(-1) == yb).cpu()
-            fired = sum(site.spikes for site in sites)
+            fired = torch.tensor([site.spikes for site in sites], dtype=torch.float64)
             spikes[t:] += fired - before
             before = fired
-    return StepCurve(correct, (spikes / len(x)).tolist())
+    return StepCurve(correct, dict(zip(named, (spikes / len(x)).T.tolist())))
