@@ -81,10 +81,15 @@ def test_spike_statistics_and_synops():
 
 
 def test_conv_fanout():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-                          nn.Conv2d(2, 6, 3, stride=2, padding=1)).eval()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 6, 3, stride=2, padding=1)).eval()
     cm, _ = P.convert(model, calibration=torch.randn(4, 1, 8, 8), progress=False)
     assert cm.census.fanouts() == {"_1": 6 * 9 / 4}
+    pooled = nn.Sequential(*model[:2], nn.MaxPool2d(2), model[2]).eval()  # one spike of four passes on
+    cm, _ = P.convert(pooled, calibration=torch.randn(4, 1, 8, 8), progress=False)
+    assert cm.census.fanouts() == {"_1": 6 * 9 / 4 / 4}
+    averaged = nn.Sequential(*model[:2], nn.AvgPool2d(2), model[2]).eval()  # an average is graded: no spike on
+    cm, _ = P.convert(averaged, calibration=torch.randn(4, 1, 8, 8), progress=False)
+    assert cm.census.fanouts() == {"_1": 0.0}
 
 
 class SamePadConv(nn.Conv2d):

@@ -23,7 +23,8 @@ def _cnn():
 
 def _converted(model, x, method, **options):
     cm, _ = P.convert(model, method, calibration=x, progress=False, **options)
-    cm(x)
+    with torch.no_grad():  # an inference: the converter computes the invariant prefix once
+        cm(x)
     return cm, cm.spike_stats().spikes  # spikes per sample, the one measured input of the counts
 
 
@@ -56,6 +57,9 @@ def test_mlp_rate_and_fs_counts_by_hand():
     assert snn.acs == pytest.approx(spikes * 2 + 8 * 2 + 3 + 3 * 8)  # no receiver work: theta folds in
     assert snn.parameter_bytes == 4 * (12 + 3) + 4 * 8 * (6 + 2)
     assert snn.state_bytes == 3 * 8 * 4 * 2
+    cm.reset_stats()
+    cm(x)  # with gradients on, every pass runs the whole graph: the first layer T times
+    assert cm.cost().snn.macs == 12 * 8
     cm, spikes = _converted(_mlp(), x, "fs", K=16)
     snn = cm.cost().snn
     assert snn.macs == 12 + 2 * 16              # each receiver multiplies each step's sum by d(t)
@@ -218,7 +222,8 @@ def test_a_curve_priced_at_step_t_is_the_model_run_for_t_steps():
     model = nn.Sequential(nn.Linear(4, 8), nn.LeakyReLU(0.1), nn.Linear(8, 3)).eval()
     x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
     short, _ = P.convert(model, "signed", calibration=x, progress=False, T=8)
-    short(x)
+    with torch.no_grad():
+        short(x)
     long, _ = P.convert(model, "signed", calibration=x, progress=False, T=12)
     curve = accuracy_by_step(long, x, y)
     assert curve.spikes[-1] > curve.spikes[7] > 0
@@ -373,3 +378,65 @@ def test_a_census_during_training_changes_nothing():
     torch.manual_seed(1)
     assert torch.equal(torch.rand(1), after_census)  # no draw was consumed
     assert torch.equal(bn.running_mean, torch.zeros(6)) and cm.training and bn.training
+
+
+def test_a_failing_census_never_stops_a_call(monkeypatch):
+    """A census that fails (here: an operation it cannot follow) is a warning after the call has run,
+    and the costs of those shapes are an error that says so; the call's own result is unchanged."""
+    from psnn_lib.converter import engine
+
+    cm, _ = _converted(_mlp(), torch.randn(5, 4), "ps", K=4)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("cannot follow")
+
+    monkeypatch.setattr(engine, "take_census", fails)
+    x = torch.randn(3, 7, 4)
+    with pytest.warns(UserWarning, match="census of this model's layers failed.*cannot follow"):
+        out = cm(x)
+    assert out.shape == (3, 7, 2) and cm.spike_stats().synops is None
+    with pytest.raises(ValueError, match="census failed"):
+        cm.cost()
+    with pytest.raises(TypeError, match="preset's name"):
+        cm.cost(3.0)
+
+
+def test_energy_by_preset_name():
+    cm, _ = _converted(_mlp(), torch.randn(5, 4), "ps", K=4)
+    assert cm.cost("int8").energy == EnergyModel.preset("int8")
+    with pytest.raises(ValueError, match="unknown energy preset"):
+        cm.cost("fp64")
+
+
+def test_products_of_two_signals_in_every_spelling_and_attention_by_keyword():
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.W = nn.Linear(4, 4), nn.Parameter(torch.randn(8, 4))
+
+        def forward(self, x):  # (batch, 3, 4)
+            h = torch.relu(self.a(x))
+            m = torch.bmm(h, h.transpose(1, 2)).sum() + torch.mm(h[0], h[0].t()).sum()
+            e = torch.einsum("de,b...d->b...e", self.W[:4], h.unsqueeze(1)).sum()
+            att = nn.functional.scaled_dot_product_attention(query=h, key=h, value=h)
+            return m + e + att.sum()
+
+    cm, _ = _converted(Model().eval(), torch.randn(2, 3, 4), "ps", K=4)
+    macs = {n.split(": ")[1].split(" ")[0]: m for n, m in cm.cost().table()["ann_macs"].items() if ": " in n}
+    assert macs["bmm"] == 3 * 3 * 4 and macs["mm"] == 3 * 3 * 4 / 2  # one of the two samples' rows, per sample
+    assert macs["einsum"] == 3 * 4 * 4 and macs["scaled_dot_product_attention"] == 3 * 3 * 9
+    report = P.convert(Model().eval(), "ps", calibration=torch.randn(2, 3, 4), progress=False, K=4)[1]
+    assert {op.op for op in report.kept_analog} >= {"bmm", "mm"}  # listed as analog, as matmul is
+
+
+def test_an_average_passes_on_graded_values_not_spikes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 3)).eval()
+    x = torch.randn(4, 1, 6, 6)
+    cm, spikes = _converted(model, x, "rate", T=8)
+    rows = cm.cost().table()
+    pool = rows.loc[[n for n in rows.index if "adaptive_avg_pool2d" in n][0]]
+    assert pool["ann_macs"] == 0 and pool["acs"] == 8 * 144  # its 144 inputs added at each of 8 passes
+    assert rows.loc["4", "macs"] == 8 * 12  # the layer after it: dense at every pass, not spikes x 3
+    assert cm.spike_stats().synops == 0

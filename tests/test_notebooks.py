@@ -174,6 +174,8 @@ def test_loss_vs_k_orders_methods(results):
     peer = rec["extra"]["peer costs"]
     assert [r["SpikingJelly"] == r["ours"] for r in peer] == [r["definition"] == "the same" for r in peer]
     assert sum(r["definition"] == "the same" for r in peer) == 2
+    theirs = rec["extra"]["peer energy"]  # its counter: dense MACs at every step, so energy grows with T
+    assert [p["K or T"] for p in theirs] == [4, 16] and theirs[0]["energy (µJ)"] < theirs[1]["energy (µJ)"]
 
 
 def test_p2_thresholds_raise_rates_and_sit_inside_the_range(results):

@@ -148,3 +148,24 @@ def test_signed_peers_name_their_install_command(monkeypatch, peer, package, cal
     monkeypatch.setitem(sys.modules, package, None)
     with pytest.raises(ImportError, match=peer.INSTALL.split()[-1]):
         call()
+
+
+def test_spikingjelly_energy_counter_beside_ours():
+    """Where SpikingJelly's counter and our cost model count the same thing (the ANN's MACs in its
+    convolutions and linear layers; membranes read and written), they agree exactly."""
+    from psnn_lib.paper1.conversion import compare_costs
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 36, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    x = torch.rand(16, 1, 6, 6)
+    out = compare_costs(model, [x[:8], x[8:]], x[:6], 8, [2, 8])
+    rows = {r["quantity"].split(":")[0] + ":" + r["quantity"].split(":")[1]: r for r in out["comparison"]}
+    for r in out["comparison"]:
+        assert (r["SpikingJelly"] == r["ours"]) == (r["definition"] == "the same"), r
+    assert rows["ANN: MACs of convolutions and linear layers"]["ours"] == 36 * 4 * 9 + 144 * 5 + 5 * 3
+    assert rows["SNN, T = 8: neuron state bytes read and written"]["ours"] == (144 + 5) * 8 * 4 * 2
+    energies = [p["energy (µJ)"] for p in out["spikingjelly"]]
+    assert [p["K or T"] for p in out["spikingjelly"]] == [2, 8] and energies[0] < energies[1]
+    with pytest.raises(ValueError, match="time steps"):
+        sj.energy(model, x, [0])

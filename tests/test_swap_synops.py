@@ -74,8 +74,9 @@ def test_observed_fanouts_equal_the_traced_ones(build, x):
 def test_expected_numbers():
     work, sites = _swapped(Res())
     fan = observed_fanouts(work, sites, lambda: work(torch.randn(2, 3, 8, 8)))
-    # r1: c2 (8 / 2 groups * 9) and, through the add, r2 stops the walk; r2: c3 and down after pooling
-    assert fan == {"r1": 36.0, "r2": 12 * 9 / 4 + 5 / 4, "act": 10.0}
+    # r1: c2 (8 / 2 groups * 9) and, through the add, r2 stops the walk; r2: c3 and down after max
+    # pooling, which passes on one spike of four
+    assert fan == {"r1": 36.0, "r2": (12 * 9 / 4 + 5 / 4) / 4, "act": 10.0}
     work, sites = _swapped(Functional())
     assert observed_fanouts(work, sites, lambda: work(torch.randn(3, 4))) == {"act": 9.0, "head": 0.0}
 

@@ -3,46 +3,51 @@ which sites' spikes reach it, observed in a forward pass with every site exact.
 
 The fan-outs behind the synaptic operations (SOPs, :meth:`Census.fanouts`) and the cost model
 (:mod:`.cost`) are functions of it and of the spike counts, never a pass of their own. A
-converted model takes one census per shape of its inputs: on the first calibration batch, and
-on the first call with inputs of another shape (a sentence batch of another length, an image
-of another size), so that every call is priced at its own shapes (:func:`merged`).
+converted model takes one census per shape of its inputs (but the batch dimension): on the
+first calibration batch, and on the first call with inputs of another shape (a sentence batch
+of another length, an image of another size), in eval mode, so that every call is priced at
+its own shapes (:func:`merged`). That is one extra forward pass per new shape; shapes inside
+objects that are not tensors (a Hugging Face cache) are not part of the key.
 
 Per call of a *weight layer* it keeps the layer's dense multiply-accumulates (MACs), its weights
 and biases, its outputs, and its synaptic connections from each site. The weight layers are
 ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``, ``nn.Linear`` and Hugging Face's ``Conv1D``
-modules, ``F.linear`` / ``F.conv*d`` calls whose weight is a parameter or a view of one, and
-``matmul``, ``mm``, ``bmm`` and ``einsum`` with exactly one operand on a parameter.
+modules, ``F.linear`` / ``F.conv*d`` calls whose weight is a parameter or buffer (or a view of
+one), and ``matmul``, ``mm``, ``bmm`` and ``einsum`` with exactly one operand on a parameter or
+buffer.
 
-A site's output is followed through every operation (views, pooling, add, batch norm,
-normalisations, ...) into the layers it reaches. Each element that reaches a layer drives the
-layer's *fan-out*, as in paper 1, Sect. 4.3:
+A site's output is followed as spikes through views, slices, concatenation, max pooling,
+batch norm, adds and dropout into the weight layers it reaches, and no further: an analog
+operation, an average or a weight layer turns what it passes on into analog values. Each
+element that reaches a layer drives the layer's *fan-out*, as in paper 1, Sect. 4.3:
 
 - a convolution: ``out_channels / groups * kernel area / stride area`` (exact away from the borders);
 - a transposed convolution: ``out_channels / groups * kernel area``;
 - a linear layer: ``out_features``;
 - a product with a weight: its MACs per element of the other operand.
 
-An element "reaches" a layer unless it was sliced away: indexing, ``narrow``, ``split``,
-``chunk``, ``select`` and ``unbind`` keep the share of a site's elements they pass on.
+An element reaches a layer unless it was dropped on the way: indexing, ``narrow``, ``split``,
+``chunk``, ``select``, ``unbind`` and max pooling pass on only their share of a site's elements.
 
 Per call of an *analog operation* (what :func:`~.sites.analog_kind` names: softmax,
-normalisation, attention, analog functions, products of two signals; max pooling aside,
-which passes spikes on) the census keeps its MACs: one per output element, and for a product
-of matrices one per term of each sum. ``nn.MultiheadAttention`` counts its projections too,
-and reads their weights.
+normalisation, attention, analog functions, products of two signals) the census keeps its
+MACs: one per output element, and for a product of matrices one per term of each sum.
+``nn.MultiheadAttention`` is one analog call that counts its projections too and reads their
+weights, dense even where spikes reach it.
 
-Two more kinds of call are kept apart:
+Three more kinds of call are kept apart:
 
 - batch norm, as folded into the layer before it: one bias add per output, and its channels'
   biases read;
-- an add of two signals (a residual connection): one add per output.
+- an add of two signals (a residual connection): one add per output;
+- an average (average pooling, ``mean``): one add per input.
 
 Every call says two more things:
 
 - whether it depends on a site's output: a multi-pass method then runs it at every pass, while
   otherwise the converter computes it once per inference (:mod:`.invariant`);
-- whether its input went through an analog operation or a weight layer since the last site:
-  then it receives analog values, not spikes.
+- whether its input went through an analog operation, an average or a weight layer since the
+  last site: then it receives analog values, not spikes.
 
 Only operations that go through ``__torch_function__`` are seen.
 """
@@ -59,21 +64,19 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from .sites import analog_kind, weight_storages
+from .sites import MATRIX_PRODUCTS, analog_kind, weight_storages
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-CONV_FUNCTIONS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+_CONV_FUNCTIONS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
 _TRANSPOSED_FUNCTIONS = {F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d}
-_PRODUCTS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.mm,
-             torch.Tensor.mm, torch.bmm, torch.Tensor.bmm, torch.einsum}
+_AVERAGES = {F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+             F.adaptive_avg_pool3d, torch.avg_pool1d, torch.adaptive_avg_pool1d, torch.mean, torch.Tensor.mean}
 _SLICES = {torch.Tensor.__getitem__, torch.narrow, torch.Tensor.narrow, torch.split, torch.Tensor.split,
            torch.chunk, torch.Tensor.chunk, torch.select, torch.Tensor.select, torch.unbind, torch.Tensor.unbind,
            torch.index_select, torch.Tensor.index_select}
 _ADDS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.add_,
          torch.Tensor.__iadd__}
-# analog kinds that do not make spikes analog: the max of spike trains is a spike train
-_SPIKE_PRESERVING = {"max pooling"}
 
 
 def _is_conv1d_hf(module: nn.Module) -> bool:
@@ -100,10 +103,10 @@ def call_fanout(function: Callable, args: tuple, kwargs: dict, shape: torch.Size
     ``F.conv_transpose*d`` with a weight of ``shape``."""
     if function is F.linear:
         return float(shape[0])
-    groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
     if function in _TRANSPOSED_FUNCTIONS:  # weight (in, out / groups, *kernel)
         return float(shape[1] * math.prod(shape[2:]))
-    dims = CONV_FUNCTIONS[function]
+    groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+    dims = _CONV_FUNCTIONS[function]
     stride = args[3] if len(args) > 3 else kwargs.get("stride", 1)
     stride = [stride] * dims if isinstance(stride, int) else list(stride)
     return shape[0] / groups * math.prod(shape[2:]) / math.prod(stride)
@@ -114,27 +117,24 @@ class LayerCall:
     """One call, over the whole census batch.
 
     ``kind`` is "weights" (a weight layer), "analog" (an analog operation), "batch norm" (folded
-    into the layer before it) or "add" (of two signals). ``macs``: its dense multiply-accumulates;
-    ``weights`` and ``biases``: elements it reads; ``outputs``: elements; ``spikes_from``: site ->
-    synaptic connections (the site's output elements reaching the call times its fan-out);
-    ``after_site``: depends on a site (runs at every pass); ``analog_input``: its input went
-    through an analog operation or a weight layer since the last site."""
+    into the layer before it), "add" (of two signals) or "average" (pooling). ``macs``: its dense
+    multiply-accumulates; ``adds``: its additions beside them (one per output of a layer with a
+    bias, of a batch norm, of an add; one per input of an average); ``weights`` and ``biases``:
+    elements it reads; ``outputs``: elements; ``spikes_from``: site -> synaptic connections (the
+    site's output elements reaching the call times its fan-out); ``after_site``: depends on a site
+    (runs at every pass); ``analog_input``: its input went through an analog operation, an
+    average or a weight layer since the last site."""
 
     name: str
     kind: str
     macs: float
+    adds: float
     weights: int
     biases: int
-    outputs: int
+    outputs: float
     spikes_from: dict[str, float] = field(default_factory=dict)
     after_site: bool = False
     analog_input: bool = False
-
-    @property
-    def adds(self) -> int:
-        """Additions of the call beside its MACs: one per output of a layer with a bias, of a
-        folded batch norm and of an add of two signals."""
-        return self.outputs if self.biases or self.kind == "add" else 0
 
 
 @dataclass
@@ -171,12 +171,13 @@ def merged(censuses: Iterable[tuple["Census", float]]) -> Census:
         seen: dict[tuple[str, str], int] = {}
         for call in census.calls:
             nth = seen[(call.name, call.kind)] = seen.get((call.name, call.kind), -1) + 1
-            scaled = replace(call, macs=call.macs * share, outputs=call.outputs * share,
+            scaled = replace(call, macs=call.macs * share, adds=call.adds * share, outputs=call.outputs * share,
                              spikes_from={s: c * share for s, c in call.spikes_from.items()})
             key = (call.name, call.kind, nth)
             if key in calls:
                 old = calls[key]
-                scaled = replace(old, macs=old.macs + scaled.macs, outputs=old.outputs + scaled.outputs,
+                scaled = replace(old, macs=old.macs + scaled.macs, adds=old.adds + scaled.adds,
+                                 outputs=old.outputs + scaled.outputs,
                                  spikes_from={s: old.spikes_from.get(s, 0.0) + scaled.spikes_from.get(s, 0.0)
                                               for s in {*old.spikes_from, *scaled.spikes_from}})
             calls[key] = scaled
@@ -192,9 +193,9 @@ def _einsum_macs(equation: str, operands: list[torch.Tensor], out: torch.Tensor)
     inputs = equation.split("->")[0].split(",")
     sizes: dict[str, int] = {}
     for spec, t in zip(inputs, operands):
-        letters = spec.replace("...", "")
-        dims = t.shape[-len(letters):] if spec.startswith("...") and letters else t.shape[:len(letters)]
-        sizes.update(zip(letters, dims))
+        before, _, after = spec.partition("...")
+        sizes.update(zip(before, t.shape[:len(before)]))
+        sizes.update(zip(after, t.shape[t.dim() - len(after):]))
     kept = equation.split("->")[1] if "->" in equation else "".join(
         c for c in sizes if sum(i.count(c) for i in inputs) == 1)
     return float(out.numel() * math.prod(n for c, n in sizes.items() if c not in kept))
@@ -205,9 +206,9 @@ def _attention_macs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> float:
     return float(q.numel() // q.shape[-1] * k.shape[-2] * (q.shape[-1] + v.shape[-1] + 1))
 
 
-def _mha(args: tuple, kwargs: dict) -> tuple[float, int, int]:
-    """MACs, weights and biases of ``F.multi_head_attention_forward``: the q, k, v and output
-    projections (from their weights' shapes) and attention over the heads."""
+def _mha(args: tuple, kwargs: dict) -> tuple[float, int, int, float]:
+    """MACs, weights, biases and bias adds of ``F.multi_head_attention_forward``: the q, k, v and
+    output projections (from their weights' shapes) and attention over the heads."""
     names = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias")
     given = {**dict(zip(names, args)), **kwargs}
     q, k, v, e = given["query"], given["key"], given["value"], given["embed_dim_to_check"]
@@ -223,15 +224,16 @@ def _mha(args: tuple, kwargs: dict) -> tuple[float, int, int]:
     weights = sum(w.numel() for w in (in_w, out_w) if isinstance(w, torch.Tensor))
     weights = weights or 4 * e * e  # separate q, k, v projection weights
     biases = sum(b.numel() for b in (in_b, out_b) if isinstance(b, torch.Tensor))
-    return float(projections + attention), weights, biases
+    return float(projections + attention), weights, biases, float((2 * rows_q + 2 * rows_k) * e if biases else 0)
 
 
 def _analog_macs(func: Any, args: tuple, kwargs: dict, out: Any) -> float:
     """Multiply-accumulates of an analog call: one per output element, and for a product of
     matrices one per term of each of its sums."""
     if func is F.scaled_dot_product_attention:
-        return _attention_macs(*args[:3])
-    if func in _PRODUCTS:
+        q, k, v = (*args, *(kwargs[n] for n in ("query", "key", "value")[len(args):]))[:3]
+        return _attention_macs(q, k, v)
+    if func in MATRIX_PRODUCTS:
         return _product_macs(func, args, out)
     return float(sum(t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor)))
 
@@ -257,6 +259,7 @@ class _Watch(TorchFunctionMode):
         self.tags = WeakTensorKeyDictionary()  # tensor -> ({site call id: share}, analog since, depends on a site)
         self.site_calls: dict[int, tuple[str, int]] = {}  # call id -> (site, output elements)
         self.calls: list[tuple[LayerCall, dict[int, float], float]] = []  # (call, site calls reaching it, fan-out)
+        self.names: dict[str, int] = {}  # calls so far per name: a second call of one is "name #2"
         self.opaque = 0
         self.stack: list[str] = []
         self.weights = weights
@@ -284,18 +287,20 @@ class _Watch(TorchFunctionMode):
                 self.tags[t] = ({**old, **calls}, analog or old_analog, True)
 
     def record(self, call: LayerCall, inputs: Any, out: Any, fan: float = 0.0) -> None:
-        """Record a call (with the tags of ``inputs``); a weight layer's or an analog operation's
-        output carries analog values, any other's the input's tags."""
+        """Record a call (with the tags of ``inputs``); the output of a weight layer, an analog
+        operation or an average carries analog values and no spike, any other the input's tags."""
         calls, analog, dependent = self.sources(inputs)
+        n = self.names[call.name] = self.names.get(call.name, 0) + 1
+        call.name = call.name if n == 1 else f"{call.name} #{n}"
         call.after_site, call.analog_input = dependent, analog
         self.calls.append((call, calls if call.kind == "weights" else {}, fan))
-        self.tag(out, {} if call.kind in ("weights", "analog") else calls,
-                 analog or call.kind in ("weights", "analog"), dependent)
+        ends = call.kind in ("weights", "analog", "average")
+        self.tag(out, {} if ends else calls, analog or ends, dependent)
 
     def weight_call(self, name: str, inputs: Any, out: torch.Tensor, fan: float, macs: float,
                     weight: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
-        self.record(LayerCall(name, "weights", macs, weight.numel(), 0 if bias is None else bias.numel(),
-                              out.numel()), inputs, out, fan)
+        self.record(LayerCall(name, "weights", macs, out.numel() if bias is not None else 0, weight.numel(),
+                              0 if bias is None else bias.numel(), out.numel()), inputs, out, fan)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -305,14 +310,14 @@ class _Watch(TorchFunctionMode):
         where = self.stack[-1] if self.stack else "<model>"
         name = f"{where}: {getattr(func, '__name__', func)}"
         weight = args[1] if len(args) > 1 else kwargs.get("weight")
-        if (func is F.linear or func in CONV_FUNCTIONS or func in _TRANSPOSED_FUNCTIONS) and self.on_weights(weight):
+        if (func is F.linear or func in _CONV_FUNCTIONS or func in _TRANSPOSED_FUNCTIONS) and self.on_weights(weight):
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
             x = args[0] if args else kwargs["input"]
             fan = call_fanout(func, args, kwargs, weight.shape)
             macs = x.numel() * fan if func in _TRANSPOSED_FUNCTIONS else out.numel() * (weight.numel() // weight.shape[0])
             self.weight_call(name, x, out, fan, macs, weight, bias if isinstance(bias, torch.Tensor) else None)
             return out
-        if func in _PRODUCTS:
+        if func in MATRIX_PRODUCTS:
             operands = [a for a in tree_leaves(args) if isinstance(a, torch.Tensor)]
             held = [a for a in operands if self.on_weights(a)]
             if len(held) == 1 and len(operands) == 2:
@@ -321,25 +326,29 @@ class _Watch(TorchFunctionMode):
                 self.weight_call(name, signal, out, macs / signal.numel(), macs, held[0], None)
                 return out
         if func is F.multi_head_attention_forward:
-            macs, weights, biases = _mha(args, kwargs)
-            self.record(LayerCall(f"{name} (attention with its projections)", "analog", macs, weights, biases,
+            macs, weights, biases, adds = _mha(args, kwargs)
+            self.record(LayerCall(f"{name} (attention with its projections)", "analog", macs, adds, weights, biases,
                                   out[0].numel()), args[:3], out)
             return out
         if func is F.batch_norm:
-            self.record(LayerCall(f"{name} (folded)", "batch norm", 0.0, 0, args[0].shape[1] if args[0].dim() > 1
-                                  else 1, out.numel()), args[0], out)
+            self.record(LayerCall(f"{name} (folded)", "batch norm", 0.0, out.numel(), 0,
+                                  args[0].shape[1] if args[0].dim() > 1 else 1, out.numel()), args[0], out)
             return out
         if func in _ADDS and sum(isinstance(a, torch.Tensor) and a.numel() > 1 and not self.on_weights(a)
                                  for a in args[:2]) == 2:
-            self.record(LayerCall(name, "add", 0.0, 0, 0, out.numel()), args[:2], out)
+            self.record(LayerCall(name, "add", 0.0, out.numel(), 0, 0, out.numel()), args[:2], out)
+            return out
+        if func in _AVERAGES and isinstance(out, torch.Tensor):
+            x = args[0] if args else kwargs["input"]
+            self.record(LayerCall(name, "average", 0.0, x.numel(), 0, 0, out.numel()), x, out)
             return out
         kind = analog_kind(func, args, self.weights)
-        if kind is not None and kind not in _SPIKE_PRESERVING:
-            self.record(LayerCall(f"{name} ({kind})", "analog", _analog_macs(func, args, kwargs, out), 0, 0,
+        if kind is not None and kind != "max pooling":
+            self.record(LayerCall(f"{name} ({kind})", "analog", _analog_macs(func, args, kwargs, out), 0.0, 0, 0,
                                   sum(t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor))), args, out)
             return out
         calls, analog, dependent = self.sources(args, kwargs)
-        if calls and func in _SLICES:
+        if calls and (func in _SLICES or kind == "max pooling"):  # the max of spike trains is a spike train
             source = args[0] if args else next(iter(kwargs.values()))
             for t in tree_leaves(out):  # each piece passes on its own share of the site's elements
                 if isinstance(t, torch.Tensor):

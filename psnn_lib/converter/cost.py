@@ -6,7 +6,8 @@ and each method's :class:`~.registry.SpikeCost`; no inference pass of its own. P
 
 *The ANN.* Every weight layer and analog operation once: its multiply-accumulates (MACs),
 one accumulate (AC) per output of a layer with a bias, of a batch norm (as if folded into
-the layer before it) and of an add of two signals, and its weights and biases read once.
+the layer before it) and of an add of two signals, one per input of an average (pooling),
+and its weights and biases read once.
 Its activation functions are not counted (a ReLU is a comparison; counting a GELU's or a
 sigmoid's operations would favour the SNN).
 
@@ -24,9 +25,10 @@ within a layer's pass, T for rate coding and paper 2's neurons):
   values: one AC subtracting the second weight copy's sum); its adds (bias) at every pass;
   its weights read at every time step of the sites that drive it (times the method's weight
   copies), its biases at every pass;
-- a layer or analog operation whose input went through an analog operation or a weight layer
-  after a site (analog values, not spikes), every product of two signals, batch norm and
-  adds of two signals after a site: dense MACs and adds, and weight reads, at every pass;
+- a layer or analog operation whose input went through an analog operation, an average or a
+  weight layer after a site (analog values, not spikes), every product of two signals, batch
+  norm, averages and adds of two signals after a site: dense MACs and adds, and weight reads,
+  at every pass;
 - every neuron, every one of its time steps: one AC per membrane update, its membranes read
   and written, and the values it reads from a table of its own (PS: its reset h_i(t), Eq. 2).
 
@@ -106,7 +108,9 @@ class Counts:
     def energy(self, model: EnergyModel, memory: bool = True) -> float:
         """pJ of the operations, and with ``memory`` of the bytes too."""
         ops = self.macs * model.e_mac_pj + self.acs * model.e_ac_pj
-        return ops + memory * (self.parameter_bytes + self.state_bytes) * model.e_memory_pj_per_byte
+        if not memory:
+            return ops
+        return ops + (self.parameter_bytes + self.state_bytes) * model.e_memory_pj_per_byte
 
 
 @dataclass

@@ -143,8 +143,9 @@ class ConvertedModel(nn.Module):
         self.neurons: dict[str, nn.Module] = {name: site.impl for name, site in sites.items()}
         self.activations = {name: site.spec.name for name, site in sites.items()}
         self.intervals = dict(intervals)
-        self._censuses: dict[tuple, Census] = {}  # one per shape of the inputs (:mod:`.census`)
+        self._censuses: dict[tuple, Optional[Census]] = {}  # one per shape of the inputs (None: it failed)
         self._runs: dict[tuple, int] = {}  # samples run per shape since the stats were reset
+        self._uncut = False  # a multi-pass call since the stats were reset ran every pass whole
         self.samples = 0
         self._warned: set[str] = set()  # sites already warned about clipping
         # forward arguments the calibration batch did not give, traced at their default: name -> (position, default)
@@ -174,8 +175,7 @@ class ConvertedModel(nn.Module):
         neurons represent) is warned about, once per site."""
         kwargs = self._without_fixed(args, kwargs)
         key = shape_key((args, kwargs))
-        if key not in self._censuses:
-            self._take_census((args, kwargs))
+        failed = self._take_census((args, kwargs)) if key not in self._censuses else None
         self._runs[key] = self._runs.get(key, 0) + batch_size((args, kwargs))
         for neuron in self.neurons.values():
             neuron.reset_state()
@@ -191,6 +191,7 @@ class ConvertedModel(nn.Module):
                 for t in range(self.passes):  # each pass on copies of the inputs (and of any cache, :mod:`.stateful`)
                     call = private_states(clone((args, kwargs)))
                     if cut is None:
+                        self._uncut = True
                         yield _run(self.model, call, mask)
                         continue
                     if t == 0:
@@ -202,33 +203,43 @@ class ConvertedModel(nn.Module):
             for neuron in self.neurons.values():  # no membrane (nor autograd graph) outlives the inference
                 neuron.reset_state()
         self._warn_clipping(before)
+        if failed is not None:  # said once the call itself has run (a bad call raises its own error)
+            warnings.warn(f"the census of this model's layers failed on inputs of these shapes ({failed}): its SOPs "
+                          "and costs are not available for them", stacklevel=3)
 
     @property
     def census(self) -> Optional[Census]:
         """The census of the model's layers per sample (:mod:`.census`): of the inputs run since the
         stats were reset, each shape weighted by its samples; before any, of every census taken
-        (each shape alike); None before the first census."""
+        (each shape alike); None before the first census, or where a shape run has none."""
         if self._runs:
+            if any(self._censuses[key] is None for key in self._runs):
+                return None
             return merged((self._censuses[key], n) for key, n in self._runs.items())
-        return merged((c, 1.0) for c in self._censuses.values()) if self._censuses else None
+        taken = [c for c in self._censuses.values() if c is not None]
+        return merged((c, 1.0) for c in taken) if taken else None
 
-    def _take_census(self, call: tuple[tuple, dict]) -> Census:
-        """The census of one call (:mod:`.census`), kept for its shapes: every site exact (no spike counted),
-        in eval mode and with the random state restored (a call in training changes nothing)."""
+    def _take_census(self, call: tuple[tuple, dict]) -> Optional[str]:
+        """Take the census of one call (:mod:`.census`), kept for its shapes: every site exact (no spike
+        counted), in eval mode and with the CPU random state restored (a call in training changes
+        nothing). Returns why it failed (then None is kept for these shapes), or None."""
         mask = check_mask(call[1].get(self.token_mask), self.token_mask) if self.token_mask else None
         sites = {m.site_name: m for m in self.model.modules()
                  if isinstance(m, ActivationSite) and m.site_name in self.neurons}
         modes = [(m, m.training) for m in self.model.modules()]
-        with self.only(()), torch.random.fork_rng(devices=[]):  # no random draw, no running statistic changes
+        census, failed = None, None
+        with self.only(()), torch.random.fork_rng(devices=[]):  # no CPU random draw, no running statistic changes
             self.model.eval()
             try:
                 census = take_census(self.model, sites, lambda: _run(self.model, private_states(clone(call)), mask),
                                      batch_size(call))
+            except Exception as err:  # noqa: BLE001 (a census is for costs: it never stops a conversion or a call)
+                failed = f"{type(err).__name__}: {err}"
             finally:
                 for module, training in modes:
                     module.training = training
         self._censuses[shape_key(call)] = census
-        return census
+        return failed
 
     def _split(self, args: tuple, kwargs: dict) -> Optional[invariant.Split]:
         """The traced graph cut into what depends on no site, computed once per inference, and the
@@ -251,7 +262,7 @@ class ConvertedModel(nn.Module):
         return {**self.__dict__, "_cut": False}  # a copy or a pickle cuts its own graph
 
     def __setstate__(self, state: dict) -> None:
-        state = {"_censuses": {}, "_runs": {}, **state}  # a model pickled before censuses takes them anew
+        state = {"_censuses": {}, "_runs": {}, "_uncut": False, **state}  # one pickled before censuses takes them anew
         state.pop("_synapses", None)
         super().__setstate__(state)
 
@@ -309,7 +320,7 @@ class ConvertedModel(nn.Module):
 
     def reset_stats(self) -> None:
         self.samples = self.tokens = 0
-        self._runs = {}
+        self._runs, self._uncut = {}, False
         for neuron in self.neurons.values():
             neuron.reset_stats()
 
@@ -320,25 +331,29 @@ class ConvertedModel(nn.Module):
         return network_stats(self.neurons, self.samples, census.fanouts() if census is not None else None,
                              self.tokens if self.token_mask else None)
 
-    def cost(self, energy: Optional[EnergyModel] = None, *, spikes: Optional[Mapping[str, float]] = None,
+    def cost(self, energy: Union[EnergyModel, str, None] = None, *, spikes: Optional[Mapping[str, float]] = None,
              steps: Optional[int] = None) -> CostReport:
         """What the inferences since the stats were reset cost per sample, beside the ANN's:
         multiply-accumulates, accumulates and memory traffic per layer and site, and their energy
-        (:mod:`.cost`; ``energy`` its constants, the 45 nm float32 ones by default).
+        (:mod:`.cost`; ``energy`` its constants or a preset's name, the 45 nm float32 ones by default).
 
         With ``spikes`` (each site's spikes per sample) and ``steps``: what a run of ``steps``
         network passes (at most ``passes``) with those spikes costs, for a multi-pass method
         (the count after t steps of an accuracy-against-T curve) rather than the inferences run."""
-        costs = {name: get_method(self.method_name).cost(neuron) for name, neuron in self.neurons.items()}
+        energy = EnergyModel.preset(energy) if isinstance(energy, str) else energy or EnergyModel()
+        if not isinstance(energy, EnergyModel):
+            raise TypeError(f"energy is an EnergyModel or a preset's name, not {type(energy).__name__}")
         if spikes is None:
             if steps is not None:
                 raise ValueError("steps goes with spikes: the spikes per site after that many steps")
             stats = self.spike_stats()  # an error before any input has run
-            return conversion_cost(self.census, stats.rows, costs, self.passes, energy or EnergyModel(),
+            return conversion_cost(self._census_for_cost(), stats.rows, self._spike_costs(), self.passes, energy,
                                    self._prefix_once())
         if self.passes == 1:
             raise ValueError(f"{self.method_name} runs one pass: its cost comes from its inferences (cost())")
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.passes:
+        if self.token_mask:
+            raise ValueError("a token-masked model's neurons come from its inferences (real tokens only): cost()")
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= self.passes:
             raise ValueError(f"steps must be an int from 1 to {self.passes} (the model's passes), got {steps!r}")
         if set(spikes) != set(self.neurons):
             raise ValueError(f"spikes must give every site and no other: missing {sorted(set(self.neurons) - set(spikes))}"
@@ -347,24 +362,37 @@ class ConvertedModel(nn.Module):
                if isinstance(v, bool) or not (isinstance(v, numbers.Real) and math.isfinite(v) and v >= 0)}
         if bad:
             raise ValueError(f"spikes per sample must be finite numbers >= 0, got {bad}")
+        census = self._census_for_cost()
+        rows = [{"site": name, "neurons": census.site_elements[name] / census.samples,
+                 "spikes": float(spikes[name]), "time_steps": int(steps)} for name in self.neurons]
+        return conversion_cost(census, rows, self._spike_costs(), int(steps), energy, self._prefix_once())
+
+    def _census_for_cost(self) -> Census:
         census = self.census
         if census is None:
-            raise ValueError("this model has not run yet, so it has no census of its layers: call it once, or "
-                             "take_census(inputs)")
-        rows = [{"site": name, "neurons": census.site_elements[name] / census.samples,
-                 "spikes": float(spikes[name]), "time_steps": steps} for name in self.neurons]
-        return conversion_cost(census, rows, costs, steps, energy or EnergyModel(), self._prefix_once())
+            raise ValueError("this model has no census of its layers for the inputs it ran (it has not run, or the "
+                             "census failed with a warning): call it once, or take_census(inputs)")
+        return census
+
+    def _spike_costs(self) -> dict[str, Any]:
+        """Each site's :class:`~.registry.SpikeCost` (its method's, for its neuron)."""
+        return {name: get_method(self.method_name).cost(neuron) for name, neuron in self.neurons.items()}
 
     def _prefix_once(self) -> bool:
         """Does an inference compute what depends on no site once (the cut graph, :mod:`.invariant`), not at
-        every pass? Not for swapped modules, nor where the cut was refused."""
-        return isinstance(self.model, fx.GraphModule) and self._cut is not None
+        every pass? Not for swapped modules, nor where the cut was refused, nor after a call since the
+        stats were reset that ran every pass whole (with gradients, a stateful argument)."""
+        return isinstance(self.model, fx.GraphModule) and self._cut is not None and not self._uncut
 
     def take_census(self, *args: Any, **kwargs: Any) -> Census:
         """Take the census of the model's layers (:mod:`.census`) on these inputs, called as the
         model is, every site exact (no spike counted); the converter takes it on the first
         calibration batch, and on the first call with inputs of another shape."""
-        return self._take_census((args, self._without_fixed(args, kwargs)))
+        call = (args, self._without_fixed(args, kwargs))
+        failed = self._take_census(call)
+        if failed is not None:
+            raise RuntimeError(f"the census failed on these inputs: {failed}")
+        return self._censuses[shape_key(call)]
 
 
 def _equal(value: Any, default: Any) -> bool:
@@ -649,7 +677,10 @@ def _assemble(model: nn.Module, graph: _Graph, chosen: Method, opts: Any, interv
     converted.fixed_arguments = _positions(model, graph.fixed)
     if first is not None:
         device = next((p.device for p in graph.work.parameters()), torch.device("cpu"))
-        converted._take_census(to_device(first, device))
+        failed = converted._take_census(to_device(first, device))
+        if failed is not None:
+            warnings.warn(f"the census of this model's layers failed on the first calibration batch ({failed}): its "
+                          "SOPs and costs are not available for inputs of its shapes", stacklevel=3)
     return converted
 
 

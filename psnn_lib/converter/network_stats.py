@@ -4,8 +4,9 @@ Per site and in total, *per inference sample*: neurons, spikes, time steps,
 FireRate (Eq. 26) and synaptic operations (SOPs). A SOP is one spike
 arriving at one synapse: spikes of a site times its fan-out, the number of
 weights each of its neurons drives in the next weight layer(s), read from the
-model's census (:mod:`psnn_lib.converter.census`: the site's output followed
-through weight-free operations to the layers that consume it; a convolution
+model's census (:mod:`psnn_lib.converter.census`: the site's output followed as
+spikes through views, slices, max pooling, batch norm and adds to the layers
+that consume it, not through an analog operation or an average; a convolution
 contributes ``out_channels / groups * kernel area / stride area``, exact away
 from the borders, a linear layer ``out_features``).
 """

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
 
 from ..activations import ActivationSpec, activation_spec, registered_activations
 
@@ -309,9 +310,11 @@ _ANALOG_FUNCTIONS: dict[Any, str] = {
 # an activation inside a fused kernel: nn.TransformerEncoderLayer's inference fast path
 _FUSED = {torch._transformer_encoder_layer_fwd: "fused transformer layer (its activation runs inside one kernel)"}
 # products (and quotients) of two signals: gating such as squeeze-excitation, attention scores
+# products of matrices (also what a weight used as a matrix computes, :mod:`.census`)
+MATRIX_PRODUCTS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.mm,
+                   torch.Tensor.mm, torch.bmm, torch.Tensor.bmm, torch.einsum}
 _PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
-             torch.Tensor.__imul__, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm,
-             torch.einsum, torch.div, torch.Tensor.div, torch.Tensor.__truediv__}
+             torch.Tensor.__imul__, torch.div, torch.Tensor.div, torch.Tensor.__truediv__, *MATRIX_PRODUCTS}
 _QUOTIENTS = {torch.div, torch.Tensor.div, torch.Tensor.__truediv__}
 
 
@@ -327,7 +330,7 @@ def analog_kind(func: Any, args: tuple, weights: set[int]) -> Optional[str]:
     if func in _ANALOG_FUNCTIONS:
         return _ANALOG_FUNCTIONS[func]
     if func in _PRODUCTS and sum(isinstance(a, torch.Tensor) and a.numel() > 1
-                                 and a.untyped_storage().data_ptr() not in weights for a in args) >= 2:
+                                 and a.untyped_storage().data_ptr() not in weights for a in tree_leaves(args)) >= 2:
         return f"{'quotient' if func in _QUOTIENTS else 'product'} of two signals"
     return None
 

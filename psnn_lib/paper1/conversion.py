@@ -168,29 +168,35 @@ def spikingjelly_rate(model: nn.Module, calibration: Sequence[torch.Tensor], x: 
             for t, logits in spikingjelly.outputs(snn, x, steps).items()]
 
 
-def peer_costs(checkpoint: str, n_calibration: int, n_test: int, images: int, T: int) -> list[dict[str, Any]]:
+def peer_costs(checkpoint: str, n_calibration: int, n_test: int, images: int, T: int, steps: Sequence[int]
+               ) -> dict[str, list[dict[str, Any]]]:
     """:func:`compare_costs` on a committed network, calibrated as :func:`loss_vs_steps` does, on the
     first ``images`` of its seeded sample of ``n_test`` test images."""
     model, entry = load_checkpoint(checkpoint)
     cal, x, _ = calibration_split(entry["recipe"]["dataset"], n_calibration, n_test)
-    return compare_costs(model, cal.split(128), x[:images], T)
+    return compare_costs(model, cal.split(128), x[:images], T, steps)
 
 
-def compare_costs(model: nn.Module, calibration: Sequence[torch.Tensor], x: torch.Tensor, T: int
-                  ) -> list[dict[str, Any]]:
+def compare_costs(model: nn.Module, calibration: Sequence[torch.Tensor], x: torch.Tensor, T: int,
+                  steps: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
     """SpikingJelly's energy counter on its own rate conversion of ``model`` beside our cost model
-    on ours (method ``rate``), both run ``T`` steps on the images ``x``, per image; and each
-    counter on the ANN. Each row says whether the two count the same thing."""
+    on ours (method ``rate``), both run ``T`` steps on the images ``x``, per image, and each
+    counter on the ANN: ``"comparison"``, each row saying whether the two count the same thing;
+    and ``"spikingjelly"``: its counter's energy per image at each T of ``steps``."""
     snn = spikingjelly.convert(model, calibration, percentile=RATE_OPTIONS["observer"])
-    theirs_ann, theirs = spikingjelly.energy(model, x), spikingjelly.energy(snn, x, T)
+    theirs_ann = spikingjelly.energy(model, x)[1]
+    by_steps = spikingjelly.energy(snn, x, sorted({*steps, T}))
+    theirs = by_steps[T]
     ours_snn, _ = convert(model, "rate", calibration=calibration, progress=False, T=T, **RATE_OPTIONS)
     with torch.no_grad():
         ours_snn(x)
-    ours, synops = ours_snn.cost().totals(), ours_snn.spike_stats().synops
+    cost = ours_snn.cost()
+    ours, synops, rows = cost.totals(), ours_snn.spike_stats().synops, cost.table()
+    layers = float(rows.loc[rows["kind"] == "weights", "ann_macs"].sum())
     same, differs = "the same", "differs by definition"
-    return [
+    comparison = [
         {"quantity": "ANN: MACs of convolutions and linear layers", "SpikingJelly": theirs_ann["mac_weight_layers"],
-         "ours": ours["ann_macs"], "definition": same, "why": "both: outputs times the products summed into each"},
+         "ours": layers, "definition": same, "why": "both: outputs times the products summed into each"},
         {"quantity": "ANN: all MACs", "SpikingJelly": theirs_ann["mac"], "ours": ours["ann_macs"],
          "definition": differs, "why": "SpikingJelly counts batch norm as MACs too; ours counts it as folded "
                                         "into the convolution before it: one add per output, no MAC"},
@@ -211,6 +217,9 @@ def compare_costs(model: nn.Module, calibration: Sequence[torch.Tensor], x: torc
         {"quantity": f"SNN, T = {T}: energy, operations and memory (µJ)", "SpikingJelly": theirs["pj_total"] / 1e6,
          "ours": ours["snn_pj_total"] / 1e6, "definition": differs, "why": "as the counts above"},
     ]
+    return {"comparison": comparison, "spikingjelly": [
+        {"K or T": t, "energy, ops (µJ)": by_steps[t]["pj_ops"] / 1e6, "energy (µJ)": by_steps[t]["pj_total"] / 1e6}
+        for t in sorted(set(steps))]}
 
 
 def cheapest(rows: list[dict[str, Any]]) -> Optional[dict[str, Any]]:

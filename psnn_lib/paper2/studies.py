@@ -228,7 +228,7 @@ def summary(name: str, steps: StepCurve, ann_correct: torch.Tensor, gap: float,
     row = {"network": name, "images": len(ann_correct), "ANN acc": ann_acc, "ANN SE": binomial_se(ann_correct),
            "allowance": gap, "time steps": T, "T run": len(acc), "SNN acc": acc[at], "SNN - ANN": acc[at] - ann_acc,
            "paired SE": se[at], "curve": acc, "curve SE": se, "spikes": steps.spikes,
-           **energy_columns(snn and snn.cost(spikes=steps.spikes_at(at + 1), steps=at + 1).totals())}
+           **energy_columns(None if snn is None else snn.cost(spikes=steps.spikes_at(at + 1), steps=at + 1).totals())}
     if paper_T is not None:
         run = paper_T <= len(acc)  # else the paper's T lies beyond the steps run
         row.update({"paper T": paper_T, "SNN acc at paper T": acc[paper_T - 1] if run else None,

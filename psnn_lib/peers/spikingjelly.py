@@ -82,30 +82,37 @@ def outputs(snn: nn.Module, x: torch.Tensor, steps: Sequence[int], batch_size: i
 
 
 @torch.no_grad()
-def energy(model: nn.Module, x: torch.Tensor, steps: int = 1) -> dict[str, float]:
-    """SpikingJelly's simple energy model on ``steps`` passes of ``model`` (an SNN of its own, its state
-    reset before and after, or an ANN with ``steps=1``) on ``x``, per sample: its counts (``mac``,
-    ``ac``, ``synop``, ``weight_read_bytes``, ``neuron_state_read_bytes``, ...), its MACs in
-    convolutions and matrix products alone (``mac_weight_layers``: it also counts batch norm's as
-    MACs) and energies in pJ (``pj_ops``: MACs and ACs; ``pj_total``: with memory)."""
+def energy(model: nn.Module, x: torch.Tensor, steps: Sequence[int] = (1,)) -> dict[int, dict[str, float]]:
+    """SpikingJelly's simple energy model on ``model`` (an SNN of its own, its state reset before
+    and after, or an ANN with ``steps=(1,)``) run on ``x`` for each T of ``steps`` (one run of the
+    largest, its counters read at each), per sample: its counts (``mac``, ``ac``, ``synop``,
+    ``weight_read_bytes``, ``neuron_state_read_bytes``, ...), its MACs in convolutions and matrix
+    products alone (``mac_weight_layers``: it also counts batch norm's as MACs) and energies in pJ
+    (``pj_ops``: MACs and ACs; ``pj_total``: with memory), by T."""
     sj = _spikingjelly()
     from spikingjelly.activation_based.op_counter.simple_energy import SimpleEnergyProfiler
     from spikingjelly.logger import logger
 
-    profiler = SimpleEnergyProfiler()
+    wanted = sorted(set(int(t) for t in steps))
+    if not wanted or wanted[0] < 1:
+        raise ValueError(f"time steps must be >= 1, got {list(steps)}")
+    aten = torch.ops.aten
+    products = (aten.convolution.default, aten.addmm.default, aten.mm.default, aten.bmm.default)
+    profiler, out = SimpleEnergyProfiler(), {}
     profiler.bind_model(model)
     sj.functional.reset_net(model)
     logger.disable("spikingjelly")  # its summary line is not a result
     try:
         with profiler:
-            for _ in range(steps):
+            for t in range(1, wanted[-1] + 1):
                 model(x)
-        report = profiler.get_report()
-        aten = torch.ops.aten
-        products = (aten.convolution.default, aten.addmm.default, aten.mm.default, aten.bmm.default)
-        layers = sum(n for op, n in profiler.mac_counter.get_counts().get("Global", {}).items() if op in products)
+                if t in wanted:
+                    report = profiler.get_report()
+                    layers = sum(n for op, n in profiler.mac_counter.get_counts().get("Global", {}).items()
+                                 if op in products)
+                    out[t] = {**{k: v / len(x) for k, v in report.counts.items()}, "mac_weight_layers": layers / len(x),
+                              "pj_ops": report.energy_compute_pj / len(x), "pj_total": report.energy_total_pj / len(x)}
     finally:
         logger.enable("spikingjelly")
         sj.functional.reset_net(model)
-    return {**{k: v / len(x) for k, v in report.counts.items()}, "mac_weight_layers": layers / len(x),
-            "pj_ops": report.energy_compute_pj / len(x), "pj_total": report.energy_total_pj / len(x)}
+    return out
