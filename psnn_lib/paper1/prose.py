@@ -494,7 +494,8 @@ def _cost_peer(records: Records) -> str:
         raise ProseError("the record conversion_loss_vs_k has no peer cost counted the same way by both")
     worst = max(abs(r["SpikingJelly"] - r["ours"]) / max(abs(r["ours"]), 1e-300) for r in same)
     agree = "agree exactly" if worst == 0 else f"differ by at most {num(100 * worst, 2)} %"
-    return f"the two counters {agree} on {listing([r['quantity'] for r in same])}"
+    named = [f"{what} ({where})" for where, what in (r["quantity"].split(": ", 1) for r in same)]
+    return f"the two counters {agree} on {listing(named)}"
 
 
 def _cost_table4(records: Records) -> str:
