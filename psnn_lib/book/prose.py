@@ -135,11 +135,16 @@ def dec4(x: float) -> str:
     return fixed(x, 4)
 
 
+def microjoules(x: float) -> str:
+    """An energy in µJ to three significant digits (whole µJ from 100 up, with thousands separated)."""
+    _empty(x)
+    return f"{x:,.0f} µJ" if abs(x) >= 100 else f"{float(f'{x:.3g}'):g} µJ"
+
+
 def energy_pair(row: dict[str, Any], per: str) -> str:
-    """A costed row's energy per ``per`` with memory and in operations, beside its ANN's (µJ)."""
-    return (f"{num(row['energy (µJ)'], 3)} µJ per {per} ({num(row['energy, ops (µJ)'], 3)} µJ in "
-            f"operations), against the ANN's {num(row['ANN energy (µJ)'], 3)} µJ "
-            f"({num(row['ANN energy, ops (µJ)'], 3)} µJ)")
+    """A costed row's energy per ``per`` with memory and in operations, beside its ANN's."""
+    return (f"{microjoules(row['energy (µJ)'])} per {per} ({microjoules(row['energy, ops (µJ)'])} in operations), "
+            f"against the ANN's {microjoules(row['ANN energy (µJ)'])} ({microjoules(row['ANN energy, ops (µJ)'])})")
 
 
 def listing(items: list[str]) -> str:

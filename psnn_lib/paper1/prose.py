@@ -13,7 +13,8 @@ import json
 import math
 from typing import Any, Callable
 
-from ..book.prose import ProseError, Records, Value, dec4, energy_pair, fixed, listing, num, runs, short, span
+from ..book.prose import (ProseError, Records, Value, dec4, energy_pair, fixed, listing, microjoules, num, runs,
+                          short, span)
 
 
 # -- Table 5 (fig5_table5_mse) ------------------------------------------------------------------
@@ -484,7 +485,8 @@ def _cost_loss_vs_k(records: Records) -> str:
     if best is None:
         return "no costed conversion matches the ANN by its criterion"
     letter = "K" if best["method"] in ("ps", "fs") else "T"
-    return f"{best['method']} at ${letter} = {best['K or T']}$: {energy_pair(best, 'image')}"
+    label = {"ps": "PS", "fs": "FS", "rate": "rate-coded IF"}.get(best["method"], best["method"])
+    return f"{label} at ${letter} = {best['K or T']}$: {energy_pair(best, 'image')}"
 
 
 def _cost_peer(records: Records) -> str:
@@ -500,7 +502,7 @@ def _cost_peer(records: Records) -> str:
 
 def _cost_table4(records: Records) -> str:
     rows = records.extra("table4_spikes", "spike rows")
-    return listing([f"{r['network']}: {num(r['PS energy (µJ)'], 3)} µJ against {num(r['ANN energy (µJ)'], 3)} µJ"
+    return listing([f"{r['network']}: {microjoules(r['PS energy (µJ)'])} against {microjoules(r['ANN energy (µJ)'])}"
                     for r in rows])
 
 
