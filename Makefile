@@ -66,6 +66,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/calibration_speed.py
 	$(BIN)/python benchmarks/transformer_speed.py
 	$(BIN)/python benchmarks/multi_pass_speed.py
+	$(BIN)/python benchmarks/census_overhead.py
 
 clean:
 	rm -rf _build
