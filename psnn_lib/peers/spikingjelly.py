@@ -59,6 +59,14 @@ def convert(model: nn.Module, calibration: Iterable[torch.Tensor], percentile: f
     return sj.ann2snn.Converter(recipe).convert(copy.deepcopy(model)).eval()
 
 
+def _time_steps(steps: Sequence[int]) -> list[int]:
+    """The distinct time steps asked for, in order; each must be >= 1."""
+    wanted = sorted(set(int(t) for t in steps))
+    if not wanted or wanted[0] < 1:
+        raise ValueError(f"time steps must be >= 1, got {list(steps)}")
+    return wanted
+
+
 @torch.no_grad()
 def outputs(snn: nn.Module, x: torch.Tensor, steps: Sequence[int], batch_size: int = 250
             ) -> dict[int, torch.Tensor]:
@@ -66,9 +74,7 @@ def outputs(snn: nn.Module, x: torch.Tensor, steps: Sequence[int], batch_size: i
     max(steps) steps per batch (the analog image presented at every step; the network's
     state reset before every batch, so no sample sees another's membrane potentials)."""
     functional = _spikingjelly().functional
-    wanted = sorted(set(int(t) for t in steps))
-    if not wanted or wanted[0] < 1:
-        raise ValueError(f"time steps must be >= 1, got {list(steps)}")
+    wanted = _time_steps(steps)
     parts: dict[int, list[torch.Tensor]] = {t: [] for t in wanted}
     for i in range(0, len(x), batch_size):
         functional.reset_net(snn)
@@ -93,9 +99,7 @@ def energy(model: nn.Module, x: torch.Tensor, steps: Sequence[int] = (1,)) -> di
     from spikingjelly.activation_based.op_counter.simple_energy import SimpleEnergyProfiler
     from spikingjelly.logger import logger
 
-    wanted = sorted(set(int(t) for t in steps))
-    if not wanted or wanted[0] < 1:
-        raise ValueError(f"time steps must be >= 1, got {list(steps)}")
+    wanted = _time_steps(steps)
     aten = torch.ops.aten
     products = (aten.convolution.default, aten.addmm.default, aten.mm.default, aten.bmm.default)
     profiler, out = SimpleEnergyProfiler(), {}
