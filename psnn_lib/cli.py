@@ -1,6 +1,8 @@
 """The ``psnn`` command: ``psnn book`` runs the notebooks, ``psnn site`` builds the
-HTML book from them, ``psnn compare`` compares two runs' claims, ``psnn fit`` fits a PS neuron, ``psnn fetch`` lists
-and downloads what the paper profile reads."""
+HTML book from them, ``psnn publish`` packs it as one archive that reads offline, ``psnn compare``
+compares two runs' claims, ``psnn stale`` names the records whose sources changed, ``psnn readme``
+writes the README's claims line, ``psnn fit`` fits a PS neuron, ``psnn fetch`` lists and downloads
+what the paper profile reads."""
 from __future__ import annotations
 
 import argparse
@@ -76,11 +78,66 @@ def _site(args: argparse.Namespace) -> int:
 
     try:
         root = project_root()
-        out = build_site(root, args.profile)
+        out = build_site(root, args.profile, args.repository)
     except (SiteFailed, FileNotFoundError) as exc:
         print(f"psnn site: {exc}", file=sys.stderr)
         return 1
     print(f"built the {args.profile} book: {out.relative_to(root) / 'index.html'}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from . import paths
+    from .book.publish import PublishFailed, make_archive, open_offline
+    from .book.site import html_dir
+
+    try:
+        root = paths.project_root()
+        archive = make_archive(root, html_dir(root, args.profile), paths.results_dir(args.profile),
+                               (args.out_dir or root / "_build").resolve())
+        print(f"psnn publish: {archive}")
+        if args.check:
+            problems = open_offline(archive)
+            for line in problems:
+                print(f"psnn publish: {line}", file=sys.stderr)
+            if problems:
+                return 1
+            print("psnn publish: the pages open offline in headless Chromium and show what they are built from")
+    except (PublishFailed, FileNotFoundError) as exc:
+        print(f"psnn publish: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stale(args: argparse.Namespace) -> int:
+    from . import paths
+    from .book.claims import load_records, stale_by_notebook
+
+    root = paths.project_root()
+    folder = paths.results_dir(args.profile)
+    stale = {name: why for name, why in stale_by_notebook(load_records(folder), root).items() if why}
+    for name, why in stale.items():
+        print(f"{name}: {'; '.join(why)}")
+    print(f"psnn stale: {len(stale)} stale record(s) in {folder.relative_to(root) if folder.is_relative_to(root) else folder}"
+          + (" (rerun their notebooks: psnn book --only NAME)" if stale else ""),
+          file=sys.stderr if stale else sys.stdout)
+    return 1 if stale else 0
+
+
+def _readme(args: argparse.Namespace) -> int:
+    from . import paths
+    from .book.readme import ReadmeError, write_claims_line
+
+    try:
+        changed = write_claims_line(paths.project_root(), check=args.check)
+    except ReadmeError as exc:
+        print(f"psnn readme: {exc}", file=sys.stderr)
+        return 2
+    if changed and args.check:
+        print("psnn readme: the README's claims line differs from the records: run `psnn readme`", file=sys.stderr)
+        return 1
+    print("psnn readme: " + ("the claims line is rewritten from the records" if changed else
+                             "the claims line agrees with the records"))
     return 0
 
 
@@ -180,7 +237,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     book.set_defaults(func=_book)
     site = sub.add_parser("site", help="build the HTML book from the notebooks executed at a profile")
     site.add_argument("--profile", default="default", choices=PROFILES)
+    site.add_argument("--repository", default=None, metavar="OWNER/NAME",
+                      help="the book's GitHub repository, for its link and launch buttons (default: the GitHub "
+                           "`origin` remote; with none the book has neither)")
     site.set_defaults(func=_site)
+    publish = sub.add_parser("publish", help="pack the built HTML book of a profile as one zip archive that reads "
+                             "offline, named after its commit")
+    publish.add_argument("--profile", default="default", choices=PROFILES)
+    publish.add_argument("--out-dir", type=Path, default=None, help="where the archive goes (default: _build)")
+    publish.add_argument("--check", action="store_true", help="then open its pages offline in headless Chromium "
+                         "(exit 1 unless each shows what it is built from and typesets its equations)")
+    publish.set_defaults(func=_publish)
+    stale = sub.add_parser("stale", help="name every record whose notebook or library sources changed since it was "
+                           "written (exit 1 when one did)")
+    stale.add_argument("--profile", default="default", choices=PROFILES)
+    stale.set_defaults(func=_stale)
+    readme = sub.add_parser("readme", help="write the README's claims line from the default records")
+    readme.add_argument("--check", action="store_true", help="only compare (exit 1 when the line differs)")
+    readme.set_defaults(func=_readme)
     compare = sub.add_parser("compare", help="compare the claims of two folders of records (exit 1 on a "
                              "difference, 2 on a folder or file that is not records)")
     compare.add_argument("reference", type=Path, help="folder of records to compare with (e.g. results)")

@@ -36,6 +36,12 @@ def test_failing_notebook_names_itself_and_the_cell(tmp_path):
                     + _cell("raise RuntimeError('boom')"))
     with pytest.raises(NotebookFailed, match=r"nb.md failed in cell .*RuntimeError: boom"):
         run_notebooks(root, "smoke")
+    # the execution log CI uploads: the failing cell and its traceback, as plain text
+    log = (root / "_build" / "executed" / "smoke" / "nb.log").read_text()
+    assert "The cell:\nraise RuntimeError('boom')\n" in log and "Traceback" in log and "\x1b[" not in log
+    (root / "notebooks" / "nb.md").write_text((root / "notebooks" / "nb.md").read_text().replace("raise RuntimeError('boom')", "y = 2"))
+    run_notebooks(root, "smoke")
+    assert not (root / "_build" / "executed" / "smoke" / "nb.log").exists()  # a log only for a failure
 
 
 def test_needs_exactly_one_parameters_cell(tmp_path):
@@ -79,6 +85,7 @@ def test_a_cell_past_the_timeout_stops_the_run(tmp_path):
     root = _project(tmp_path, _cell('profile = "default"', "parameters") + _cell("import time; time.sleep(30)"))
     with pytest.raises(NotebookFailed, match="nb.md: a cell ran longer than 2 s"):
         run_notebooks(root, "smoke", cell_timeout=2)
+    assert "time.sleep(30)" in (root / "_build" / "executed" / "smoke" / "nb.log").read_text()
 
 
 def test_notebooks_run_jobs_at_a_time_with_a_share_of_the_cores(tmp_path, monkeypatch):

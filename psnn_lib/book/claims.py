@@ -4,6 +4,9 @@ figure or table, with counts per status, from the records of one profile.
 The page is written as a notebook whose outputs are the tables (pandas
 DataFrames), so it renders exactly like the notebook pages. A record whose
 sources changed since it was written is marked stale (:mod:`.provenance`).
+The page opens with what the book is built from (:mod:`.build_info`); the
+README's claims line (:func:`claims_line`, written by ``psnn readme``) gives
+the same counts.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import nbformat
 import pandas as pd
 
+from .build_info import BuildInfo
 from .provenance import stale_reasons
 from .records import PAPERS, STATUSES, Comparison
 from .tables import comparison_frame
@@ -49,6 +53,14 @@ def counts(records: list[dict[str, Any]], stale: Mapping[str, list[str]]) -> pd.
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def claims_line(records: list[dict[str, Any]], stale: Mapping[str, list[str]], profile: str) -> str:
+    """The README's line of counts, e.g. ``**Claims** (default profile, 15 notebooks): 120
+    reproduced · 14 deviates · 3 not run · 0 stale records``."""
+    total = counts(records, stale).loc["all"]
+    parts = [f"{int(total[s])} {s}" for s in STATUSES] + [f"{int(total['stale records'])} stale records"]
+    return f"**Claims** ({profile} profile, {int(total['notebooks'])} notebooks): " + " · ".join(parts)
+
+
 def _html(df: pd.DataFrame) -> nbformat.NotebookNode:
     return nbformat.v4.new_output("display_data", data={"text/html": df.to_html(), "text/plain": df.to_string()})
 
@@ -59,14 +71,15 @@ def _table_cell(df: pd.DataFrame) -> nbformat.NotebookNode:
     return cell
 
 
-def claims_notebook(records: list[dict[str, Any]], root: Path, profile: str) -> nbformat.NotebookNode:
-    """The claims page for ``records`` of ``profile`` (staleness judged against ``root``)."""
+def claims_notebook(records: list[dict[str, Any]], root: Path, info: BuildInfo) -> nbformat.NotebookNode:
+    """The claims page for ``records`` of the book ``info`` describes (staleness judged against
+    ``root``)."""
     md = nbformat.v4.new_markdown_cell
     cells = [md("# Claims: the papers beside this book\n\n"
-                f"Every number this book compares with a paper, from the records of the `{profile}` profile. "
+                f"Every number this book compares with a paper, from the records of the `{info.profile}` profile. "
                 "A claim is **reproduced** within its stated tolerance, **deviates** (the note says why) or "
                 "was **not run** at this profile. A record is **stale** when its notebook or a library module "
-                "it ran has changed since it was written."),
+                f"it ran has changed since it was written.\n\nThis book: {info.text()}."),
              _table_cell(counts(records, stale := stale_by_notebook(records, root)))]
     for paper, title in PAPERS.items():
         mine = [r for r in records if r["paper"] == paper]

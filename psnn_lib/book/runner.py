@@ -10,7 +10,9 @@ notebook, or a cell running longer than ``cell_timeout`` seconds
 (``CELL_TIMEOUT``: per profile, none at ``paper``, whose trainings run for
 hours), stops the run with its name and the failing cell (the notebooks
 already running finish first, and every failure is named; those that
-succeeded are cached).
+succeeded are cached). A failed notebook leaves its execution log beside its
+output: ``<name>.log`` (the failing cell's code and traceback, as plain text) and
+the partly executed ``<name>.ipynb`` (papermill's), which CI uploads.
 
 Progress: a bar here counts the notebooks. At ``smoke`` and ``default`` the
 kernels run with ``TQDM_DISABLE=1``, so that no bar ends up in the published
@@ -118,14 +120,23 @@ class _Headed:
         self.out.flush()
 
 
+# what the runner's cache digests besides each notebook's source, as globs relative to the checkout
+# (the book workflow keys the runner's cache between CI runs by the same globs)
+LIBRARY_GLOBS = ("psnn_lib/**/*.py", "psnn_lib/**/*.json", "psnn_lib/**/*.c",
+                 "data/checkpoints.json", "data/paper2_networks.json")
+
+
+def library_files(root: Path) -> list[Path]:
+    """Every library file (code, C kernels and data) and the checkpoint manifests (paper 1's and
+    paper 2's): :data:`LIBRARY_GLOBS`."""
+    return sorted({p for pattern in LIBRARY_GLOBS for p in Path(root).glob(pattern) if p.is_file()})
+
+
 def library_digest(root: Path) -> str:
-    """A digest of every library file (code, C kernels and data) and the checkpoint manifests
-    (paper 1's and paper 2's): the runner's cache reruns every notebook when any of
+    """A digest of :func:`library_files`: the runner's cache reruns every notebook when any of
     them changes (the records track per notebook what it ran, see :mod:`.provenance`)."""
     h = hashlib.sha256()
-    files = [p for p in (root / "psnn_lib").rglob("*") if p.suffix in (".py", ".json", ".c")]
-    manifests = [root / "data" / name for name in ("checkpoints.json", "paper2_networks.json")]
-    for path in sorted(files + [m for m in manifests if m.exists()]):
+    for path in library_files(root):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -166,6 +177,33 @@ def _kernel_env(root: Path, results_dir: Optional[Path], jobs: int, stream: bool
         _set_env(saved)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failure_log(output: Path) -> Path:
+    """Where a failed notebook's execution log goes: beside its executed copy."""
+    return output.with_suffix(".log")
+
+
+def _write_failure_log(output: Path, message: str, details: str) -> str:
+    """Write the execution log of a failed notebook (``message``, then ``details`` without terminal
+    colours); returns ``message`` naming the log and the partly executed notebook."""
+    log = failure_log(output)
+    log.write_text(f"{message}\n\n{_ANSI.sub('', details)}\n")
+    return f"{message}\n  execution log: {log}\n  partly executed notebook: {output}"
+
+
+def _failing_cell(output: Path, exec_count: Optional[int]) -> str:
+    """The source of the cell that ran as ``exec_count`` in the partly executed notebook."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(output, as_version=4).cells
+    except (OSError, ValueError):
+        return "(the executed notebook could not be read)"
+    return next((c.source for c in cells if c.get("execution_count") == exec_count), "(not found)")
+
+
 def _execute(src: Path, text: str, output: Path, profile: str, parameters: Mapping[str, Any],
              cell_timeout: Optional[int], stream: bool) -> float:
     """Execute one notebook source into ``output``; its seconds, or NotebookFailed."""
@@ -177,6 +215,7 @@ def _execute(src: Path, text: str, output: Path, profile: str, parameters: Mappi
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     staged = output.with_name(f"{src.stem}.source.ipynb")
     jupytext.write(nb, staged)
+    failure_log(output).unlink(missing_ok=True)
     start = time.perf_counter()
     try:
         out = _Headed(src.stem, sys.stderr) if stream else None
@@ -188,10 +227,12 @@ def _execute(src: Path, text: str, output: Path, profile: str, parameters: Mappi
                                    stdout_file=out, stderr_file=out, execution_timeout=cell_timeout,
                                    coalesce_streams=True)  # a bar's redraws stored as its last state
     except CellTimeoutError as exc:
-        raise NotebookFailed(f"notebook {src.name}: a cell ran longer than {cell_timeout} s ({exc})") from None
+        message = f"notebook {src.name}: a cell ran longer than {cell_timeout} s"
+        raise NotebookFailed(_write_failure_log(output, f"{message} ({exc})", str(exc))) from None
     except papermill.PapermillExecutionError as exc:
-        raise NotebookFailed(f"notebook {src.name} failed in cell {exc.exec_count} "
-                             f"(index {exc.cell_index}): {exc.ename}: {exc.evalue}") from None
+        message = f"notebook {src.name} failed in cell {exc.exec_count} (index {exc.cell_index}): {exc.ename}: {exc.evalue}"
+        details = f"The cell:\n{_failing_cell(output, exc.exec_count)}\n\n" + "\n".join(exc.traceback)
+        raise NotebookFailed(_write_failure_log(output, message, details)) from None
     finally:
         staged.unlink(missing_ok=True)
     return round(time.perf_counter() - start, 1)

