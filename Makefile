@@ -28,6 +28,10 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	@test -d "$${PSNN_FASHION_MNIST:-$(FASHION_MNIST)}" || apt-get install -y -q dataset-fashion-mnist \
 	  || { echo "Fashion-MNIST is missing: run 'apt-get install dataset-fashion-mnist' as root" \
 	            "(or set PSNN_FASHION_MNIST to a folder with its four IDX .gz files)"; exit 1; }
+	@$(BIN)/python -c "from psnn_lib.book.publish import browser; browser()" 2>/dev/null \
+	  || apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; } \
+	  || { echo "Chromium is missing (psnn publish --check opens the book in it): run 'apt-get install chromium'" \
+	            "as root"; exit 1; }
 	touch $(STAMP)
 
 # MathJax 3 from the npm registry, so that the book typesets its equations offline
@@ -65,7 +69,7 @@ $(LAB): $(STAMP) requirements-lab.txt
 
 lab: $(LAB)
 	$(BIN)/jupytext --sync notebooks/*.md
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks  # a container's root is let in
 
 # The fitting chapter's notebooks at the default profile under ATen's scalar kernels on one thread,
 # against the committed records; every notebook at the smoke profile under ATen's scalar kernels on

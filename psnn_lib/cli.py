@@ -52,6 +52,15 @@ def _parameter(text: str) -> tuple[str, object]:
                                          f"a string in quotes: {name}='text')") from None
 
 
+def _github_repository(text: str) -> str:
+    """An argparse type: OWNER/NAME of a GitHub repository."""
+    import re
+
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", text):
+        raise argparse.ArgumentTypeError(f"OWNER/NAME of a GitHub repository, e.g. octo/psnn, got {text!r}")
+    return text
+
+
 def _book(args: argparse.Namespace) -> int:
     from .paths import project_root
     from .book.runner import NotebookFailed, run_notebooks
@@ -115,7 +124,15 @@ def _stale(args: argparse.Namespace) -> int:
 
     root = paths.project_root()
     folder = paths.results_dir(args.profile)
-    stale = {name: why for name, why in stale_by_notebook(load_records(folder), root).items() if why}
+    try:
+        records = load_records(folder)
+    except ValueError as exc:  # a record of an older psnn
+        print(f"psnn stale: {exc}", file=sys.stderr)
+        return 1
+    if not records:
+        print(f"psnn stale: no records in {folder}", file=sys.stderr)
+        return 2
+    stale = {name: why for name, why in stale_by_notebook(records, root).items() if why}
     for name, why in stale.items():
         print(f"{name}: {'; '.join(why)}")
     print(f"psnn stale: {len(stale)} stale record(s) in {folder.relative_to(root) if folder.is_relative_to(root) else folder}"
@@ -142,15 +159,19 @@ def _readme(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .book.compare import RecordError, claim_differences
+    from .book.compare import FIELDS, RecordError, claim_differences
 
     try:
-        lines = claim_differences(args.reference, args.rerun, args.rel)
+        fields = ("status", "paper") if args.statuses else FIELDS
+        lines = claim_differences(args.reference, args.rerun, args.rel, fields)
+        moved = [line for line in claim_differences(args.reference, args.rerun, args.rel) if line not in lines]
     except RecordError as exc:
         print(f"psnn compare: {exc}", file=sys.stderr)
         return 2
     for line in lines:
         print(line)
+    for line in moved:  # with --statuses only
+        print(f"note, a value moved: {line}")
     print(f"psnn compare: {len(lines)} difference(s) between {args.reference} and {args.rerun}",
           file=sys.stderr if lines else sys.stdout)
     return 1 if lines else 0
@@ -237,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     book.set_defaults(func=_book)
     site = sub.add_parser("site", help="build the HTML book from the notebooks executed at a profile")
     site.add_argument("--profile", default="default", choices=PROFILES)
-    site.add_argument("--repository", default=None, metavar="OWNER/NAME",
+    site.add_argument("--repository", type=_github_repository, default=None, metavar="OWNER/NAME",
                       help="the book's GitHub repository, for its link and launch buttons (default: the GitHub "
                            "`origin` remote; with none the book has neither)")
     site.set_defaults(func=_site)
@@ -261,6 +282,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     compare.add_argument("rerun", type=Path, help="folder of the rerun's records")
     compare.add_argument("--rel", type=_relative_tolerance, default=REL,
                          help=f"relative tolerance of a numeric value (default {REL:g})")
+    compare.add_argument("--statuses", action="store_true",
+                         help="compare each claim's status and paper value only; a value that moved is a note")
     compare.set_defaults(func=_compare)
     fit = sub.add_parser("fit", help="fit a PS neuron and report its error",
                          epilog="activations: " + ", ".join(known_activations()))

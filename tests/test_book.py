@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from psnn_lib.book.build_info import BuildInfo
 from psnn_lib.book.claims import claims_notebook, counts, load_records, stale_by_notebook
 from psnn_lib.book.html_check import check_html, check_page
 from psnn_lib.book.provenance import file_digest, loaded_modules, stale_reasons
@@ -90,7 +91,7 @@ def test_claims_page_counts_and_marks_stale_records(tmp_path):
         == [2, 1, 2, 2, 0]
     (tmp_path / "psnn_lib" / "ps" / "fit.py").write_text("changed\n")
     assert counts(records, stale_by_notebook(records, tmp_path)).loc["all", "stale records"] == 2
-    nb = claims_notebook(records, tmp_path, "smoke")
+    nb = claims_notebook(records, tmp_path, BuildInfo(None, False, "smoke", None, False))
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "This record is stale: psnn_lib/ps/fit.py changed" in text and "{doc}`notebooks/a`" in text
     html = [c.outputs[0]["data"]["text/html"] for c in nb.cells if c.cell_type == "code"]

@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -64,3 +65,28 @@ def test_book_takes_python_literals_only(capsys):
         with pytest.raises(SystemExit):
             main(["book", "--set", bad])
         assert "--set" in capsys.readouterr().err
+
+
+def test_stale_names_each_stale_record_and_fails(tmp_path, monkeypatch, capsys):
+    from psnn_lib.book.provenance import file_digest
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "nb.md").write_text("v1\n")
+    (tmp_path / "results").mkdir()
+    record = {"notebook": "nb", "paper": 1, "target": "Fig. 2", "summary": {}, "results": [],
+              "sources": {"notebook": {"nb.md": file_digest(tmp_path / "notebooks" / "nb.md")}, "modules": {}}}
+    (tmp_path / "results" / "nb.json").write_text(json.dumps(record))
+    monkeypatch.setenv("PSNN_ROOT", str(tmp_path))
+    monkeypatch.delenv("PSNN_RESULTS_DIR", raising=False)
+    assert main(["stale"]) == 0 and "0 stale record(s) in results" in capsys.readouterr().out
+    (tmp_path / "notebooks" / "nb.md").write_text("v2\n")
+    assert main(["stale"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "nb: notebooks/nb.md changed\n" and "1 stale record(s)" in err
+    assert main(["stale", "--profile", "smoke"]) == 2 and "no records in" in capsys.readouterr().err
+
+
+def test_site_takes_a_github_repository_as_owner_slash_name(capsys):
+    with pytest.raises(SystemExit):
+        main(["site", "--repository", "https://github.com/o/n"])
+    assert "OWNER/NAME of a GitHub repository" in capsys.readouterr().err

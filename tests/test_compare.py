@@ -40,6 +40,13 @@ def test_every_kind_of_difference_is_named(tmp_path, capsys):
     assert claim_differences(tmp_path / "a", tmp_path / "b", rel=1e-3) == [l for l in lines if "mse" not in l]
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
     assert "nb: mse" in capsys.readouterr().out
+    # --statuses: a status (or a missing claim) is a difference, a value that moved a note
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--statuses"]) == 1
+    out = capsys.readouterr().out
+    assert "nb: order: status 'reproduced' -> 'deviates'" in out and "note, a value moved: nb: mse: ours" in out
+    _write(tmp_path / "c", "nb", [(n, p, o * 1.01 if n == "mse" else o, s) for n, p, o, s in CLAIMS])
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--statuses"]) == 0
+    assert "note, a value moved: nb: mse: ours 1.25 -> 1.2625" in capsys.readouterr().out
 
 
 def test_an_empty_rerun_is_a_difference(tmp_path):

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 import yaml
 
+from psnn_lib import paths
 from psnn_lib.book import build_info as bi
 from psnn_lib.book.claims import claims_line, claims_notebook, load_records, stale_by_notebook
 from psnn_lib.book.launch_links import drop_launch_buttons
@@ -135,7 +136,7 @@ def _built_book(root, math=True, footer=True):
     (html / "notebooks" / "nb.html").write_text(
         f"<html><head>{script}</head><body><span class=\"math notranslate nohighlight\">\\(x^2\\)</span>"
         f"{line}</body></html>")
-    mathjax = Path(os.environ.get("PSNN_MATHJAX") or ROOT / ".venv" / "npm" / "node_modules" / "mathjax" / "es5")
+    mathjax = paths.mathjax_dir()
     (html / "mathjax").mkdir()
     (html / "mathjax" / "tex-chtml.js").write_bytes((mathjax / "tex-chtml.js").read_bytes())
     return html
@@ -150,9 +151,12 @@ def test_the_archive_is_refused_when_the_checkout_moved_on(tmp_path):
     with zipfile.ZipFile(archive) as zf:
         assert sorted(zf.namelist())[:2] == [f"psnn-book-default-{info.short}/build-info.json",
                                              f"psnn-book-default-{info.short}/claims.html"]
-    (root / "code.py").write_text("x = 3\n")
-    with pytest.raises(PublishFailed, match="build it again"):
-        make_archive(root, html, root / "results", root / "_build")
+    for path, text in [("code.py", "x = 3\n"), ("code.py", "x = 4\n"), ("results/a.json", '{"b": 1}')]:
+        (root / path).write_text(text)  # a change, another change, other records of the same day
+        with pytest.raises(PublishFailed, match="build it again"):
+            make_archive(root, html, root / "results", root / "_build")
+        bi.build_info(root, "default", root / "results").save(html)  # built again
+        assert make_archive(root, html, root / "results", root / "_build").exists()
     with pytest.raises(FileNotFoundError, match="build the book"):
         make_archive(root, root / "nothing", root / "results", root / "_build")
 

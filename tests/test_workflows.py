@@ -83,7 +83,7 @@ def test_the_book_is_built_with_the_runners_cache_checked_and_deployed():
     runs = [s.get("run", "") for s in steps(book)]
     order = [next(i for i, r in enumerate(runs) if key in r) for key in
              ("psnn stale", "cp -r results _build/committed-records", "make publish",
-              "psnn compare _build/committed-records results", "psnn publish --check")]
+              "psnn compare --statuses _build/committed-records results", "psnn publish --check")]
     assert order == sorted(order)
     assert any(s.get("uses", "").startswith("actions/upload-pages-artifact@") and s["with"]["path"] == "_build/html"
                for s in steps(book))
@@ -99,7 +99,7 @@ def test_the_weekly_rebuild_is_cold_and_fails_on_a_stale_record_or_a_changed_cla
     build = next(s for s in steps(weekly) if "make book" in s.get("run", ""))
     assert "--force" in build["run"] and "cold" in build["env"]["PSNN_CACHE_DIR"]
     runs = " ".join(s.get("run", "") for s in steps(weekly))
-    assert "psnn stale" in runs and "psnn compare _build/committed-records results" in runs
+    assert "psnn stale" in runs and "psnn compare _build/committed-records results" in runs  # values too
     assert any(s.get("if") == "failure()" for s in steps(weekly))
 
 

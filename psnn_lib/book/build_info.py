@@ -11,6 +11,7 @@ build, or an earlier run, wrote them and they are not in any commit). A checkout
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import json
 import re
@@ -30,6 +31,7 @@ class BuildInfo:
     records_date: Optional[str]  # ISO date; None when the profile has no records
     records_committed: bool
     repository: Optional[str] = None  # "owner/name" on GitHub, for a link to the commit
+    fingerprint: str = ""  # a digest of the records and of the uncommitted changes (see build_info)
 
     @property
     def short(self) -> str:
@@ -116,4 +118,11 @@ def build_info(root: Path, profile: str, results: Path, repository: Optional[str
         lines = (_git(root, "status", "--porcelain", "--untracked-files=normal") or "").splitlines()
         changed = any(line[3:] not in rel for line in lines)
     date, committed = _records_date(root, records, commit is not None)
-    return BuildInfo(commit, changed, profile, date, committed, repository or github_repository(root))
+    # what the line does not show: the records' bytes and the uncommitted changes themselves
+    h = hashlib.sha256()
+    for path in records:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    if commit:
+        h.update((_git(root, "diff", "HEAD", "--binary") or "").encode())
+        h.update((_git(root, "ls-files", "--others", "--exclude-standard") or "").encode())
+    return BuildInfo(commit, changed, profile, date, committed, repository or github_repository(root), h.hexdigest())

@@ -9,6 +9,9 @@ paper value, the same status and, for a number, a value within ``rel`` of the re
 bool is not a number); lists and dicts are compared entry by entry, anything else must be
 equal. Notebooks of the reference that the rerun did not run are not compared; what the
 chapters quote from a record's ``extra`` is checked where the chapters are built from it.
+With ``fields=("status", "paper")`` (``psnn compare --statuses``) only each claim's status
+and paper value must agree: the book workflow deploys a book whose values, rerun on a
+runner's CPU, moved where the README says they may, and lists those moves.
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from typing import Any
 REL = 1e-9
 """The relative tolerance of ``psnn compare``: a float64 sum may move by some ulps with the order of its
 terms; a claim that moves by more depends on the machine."""
+
+
+FIELDS = ("status", "paper", "ours")
 
 
 class RecordError(ValueError):
@@ -57,8 +63,8 @@ def _claims(path: Path) -> dict[str, dict[str, Any]]:
     return claims
 
 
-def claim_differences(reference: Path, rerun: Path, rel: float = REL) -> list[str]:
-    """One line per claim of the records in folder ``rerun`` that differs from folder
+def claim_differences(reference: Path, rerun: Path, rel: float = REL, fields: tuple[str, ...] = FIELDS) -> list[str]:
+    """One line per claim of the records in folder ``rerun`` whose ``fields`` differ from folder
     ``reference`` (named ``notebook: claim``), and per record or claim one of them lacks.
     Raises :class:`RecordError` for a missing folder or a file that is not a record."""
     reference, rerun = Path(reference), Path(rerun)
@@ -80,7 +86,7 @@ def claim_differences(reference: Path, rerun: Path, rel: float = REL) -> list[st
             lines.append(f"{path.stem}: {name}: only in {rerun if name in mine else reference}")
         for name in [n for n in theirs if n in mine]:
             a, b = theirs[name], mine[name]
-            for field in ("status", "paper", "ours"):
+            for field in fields:
                 if not _close(a[field], b[field], rel):
                     lines.append(f"{path.stem}: {name}: {field} {a[field]!r} -> {b[field]!r}")
     return lines

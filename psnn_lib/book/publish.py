@@ -2,8 +2,8 @@
 
 ``make_archive`` packs a built book (``psnn site``) into
 ``psnn-book-<profile>-<commit>.zip`` with one top folder, after checking that it
-was built from the checkout as it is (the same commit, the same uncommitted
-changes or none). MathJax ships inside the book and nothing is loaded from the
+was built from the checkout as it is (the same commit, records and uncommitted
+changes). MathJax ships inside the book and nothing is loaded from the
 network (:mod:`.html_check`), so the unpacked pages read offline.
 ``open_offline`` proves it: it unpacks an archive and opens pages in headless
 Chromium from the disk, with the network off, and reports every page whose
@@ -34,10 +34,11 @@ def archive_name(info: BuildInfo) -> str:
 
 def make_archive(root: Path, html: Path, results: Path, out_dir: Path) -> Path:
     """Zip the book built in ``html`` into ``out_dir``; refused when the checkout at ``root``
-    (with the records in ``results``) is not what the book was built from."""
+    (with the records in ``results``) is not what the book was built from: another commit, other
+    records, or other uncommitted changes (:attr:`.BuildInfo.fingerprint`)."""
     built = load(html)
     now = build_info(root, built.profile, results)
-    if (built.commit, built.changed, built.records_date) != (now.commit, now.changed, now.records_date):
+    if (built.commit, built.fingerprint) != (now.commit, now.fingerprint):
         raise PublishFailed(f"the book in {html.name} was built from {built.text()}; the checkout is now at "
                             f"{now.text()}: build it again (make book, or make site PROFILE={built.profile})")
     name = archive_name(built)
@@ -60,10 +61,13 @@ def browser() -> str:
 def rendered(page: Path, chromium: str) -> str:
     """The DOM of ``page`` after its scripts ran, in headless Chromium with no network."""
     with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                               "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                               "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()],
-                              capture_output=True, text=True, timeout=120)
+        try:
+            done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                                   "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+                                   "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()],
+                                  capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise PublishFailed(f"Chromium did not open {page.name} within 120 s") from None
     if done.returncode or "<html" not in done.stdout:
         raise PublishFailed(f"Chromium could not open {page.name}: {done.stderr.strip()[-400:]}")
     return done.stdout
