@@ -57,7 +57,7 @@ book: notebooks
 publish: book
 	$(BIN)/psnn publish --profile default
 
-test: $(STAMP) $(ACTIONLINT)
+test: $(STAMP) $(ACTIONLINT) $(MATHJAX)
 	$(BIN)/python -m psnn_lib.kernels.build
 	$(BIN)/python -m pytest -q
 

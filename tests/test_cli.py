@@ -83,10 +83,21 @@ def test_stale_names_each_stale_record_and_fails(tmp_path, monkeypatch, capsys):
     assert main(["stale"]) == 1
     out, err = capsys.readouterr()
     assert out == "nb: notebooks/nb.md changed\n" and "1 stale record(s)" in err
+    assert main(["stale", "--profile", "smoke"]) == 2 and "no folder" in capsys.readouterr().err
+    (tmp_path / "results" / "smoke").mkdir()
     assert main(["stale", "--profile", "smoke"]) == 2 and "no records in" in capsys.readouterr().err
+    (tmp_path / "results" / "smoke" / "bad.json").write_text("[1]")
+    assert main(["stale", "--profile", "smoke"]) == 2 and "bad.json names no notebook" in capsys.readouterr().err
+    (tmp_path / "results" / "smoke" / "bad.json").write_text("{")
+    assert main(["stale", "--profile", "smoke"]) == 2 and "bad.json is not a readable record" in capsys.readouterr().err
+    monkeypatch.setenv("PSNN_ROOT", "")
+    monkeypatch.chdir("/")
+    assert main(["stale"]) == 2 and "no _toc.yml above" in capsys.readouterr().err
+    assert main(["readme"]) == 2 and "no _toc.yml above" in capsys.readouterr().err
 
 
 def test_site_takes_a_github_repository_as_owner_slash_name(capsys):
-    with pytest.raises(SystemExit):
-        main(["site", "--repository", "https://github.com/o/n"])
-    assert "OWNER/NAME of a GitHub repository" in capsys.readouterr().err
+    for bad in ("https://github.com/o/n", "../x", "o/..", "o/n.git", "-/-"):
+        with pytest.raises(SystemExit):
+            main(["site", f"--repository={bad}"])
+        assert "OWNER/NAME of a GitHub repository" in capsys.readouterr().err

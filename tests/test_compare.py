@@ -47,6 +47,12 @@ def test_every_kind_of_difference_is_named(tmp_path, capsys):
     _write(tmp_path / "c", "nb", [(n, p, o * 1.01 if n == "mse" else o, s) for n, p, o, s in CLAIMS])
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--statuses"]) == 0
     assert "note, a value moved: nb: mse: ours 1.25 -> 1.2625" in capsys.readouterr().out
+    summary = tmp_path / "summary.md"  # GitHub's job summary: a section of Markdown, appended
+    summary.write_text("before\n")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--statuses", "--summary", str(summary)]) == 0
+    text = summary.read_text()
+    assert text.startswith("before\n### Claims: ") and "```\nnote, a value moved: nb: mse" in text
+    assert "0 difference(s)" in text and text.endswith("```\n\n")
 
 
 def test_an_empty_rerun_is_a_difference(tmp_path):

@@ -53,6 +53,10 @@ def test_build_info_reads_the_commit_changes_and_the_records_date(tmp_path):
     git(root, "checkout", "--", "code.py")
     (root / "new.py").write_text("")  # new and not ignored: part of what is built
     assert bi.build_info(root, "default", root / "results").changed
+    shallow = tmp_path / "shallow"  # a clone of depth 1: the records' last commit may be older
+    git(tmp_path, "clone", "-q", "--depth", "1", root.as_uri(), str(shallow))
+    info = bi.build_info(shallow, "default", shallow / "results")
+    assert info.shallow and "records committed on or before 2026-01-02 (a shallow clone)" in info.text()
     no_git = tmp_path / "unpacked"
     (no_git / "results").mkdir(parents=True)
     info = bi.build_info(no_git, "smoke", no_git / "results")
@@ -80,6 +84,7 @@ def test_every_page_says_what_it_is_built_from_and_links_the_commit(capsys):
     assert "commit <a href=\"https://github.com/owner/psnn/commit/0123456789abcdef" in footer
     assert "profile default · records committed on 2026-12-08" in footer
     assert config["repository"]["url"] == "https://github.com/owner/psnn" and config["html"]["use_repository_button"]
+    assert config["repository"]["branch"] == _info().commit  # Binder opens the notebooks the page shows
     assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
     assert "psnn_lib.book.launch_links" in config["sphinx"]["extra_extensions"]
     # no repository known: no launch buttons, no link (Jupyter Book would link its own repository), and said so
@@ -119,6 +124,9 @@ def test_the_readme_line_is_rewritten_and_checked(tmp_path, monkeypatch):
     text = (tmp_path / "README.md").read_text()
     assert text.startswith(f"# x\n\n{MARKER}\n**Claims** (default profile,") and text.endswith("\nmore\n")
     assert write_claims_line(tmp_path, check=True) is False
+    (tmp_path / "README.md").write_text(f"{MARKER}\nmore\n")  # the line deleted: inserted, nothing lost
+    assert write_claims_line(tmp_path) is True
+    assert (tmp_path / "README.md").read_text().split("\n")[1:] == [text.split("\n")[3], "more", ""]
     (tmp_path / "README.md").write_text("no marker\n")
     with pytest.raises(ReadmeError, match="needs the line"):
         write_claims_line(tmp_path)
@@ -159,6 +167,9 @@ def test_the_archive_is_refused_when_the_checkout_moved_on(tmp_path):
         assert make_archive(root, html, root / "results", root / "_build").exists()
     with pytest.raises(FileNotFoundError, match="build the book"):
         make_archive(root, root / "nothing", root / "results", root / "_build")
+    (html / "build-info.json").write_text('{"commit": null}')  # written by another version
+    with pytest.raises(ValueError, match="build the book again"):
+        make_archive(root, html, root / "results", root / "_build")
 
 
 def test_the_archive_opens_offline_with_its_line_and_typeset_equations(tmp_path):

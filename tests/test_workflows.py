@@ -75,15 +75,18 @@ def test_ci_runs_what_ci_runs_here_and_uploads_the_logs_of_a_failure():
 def test_the_book_is_built_with_the_runners_cache_checked_and_deployed():
     book = workflow("book.yml")
     assert book["on"]["push"]["branches"] == ["main"]
-    cache = next(s for s in steps(book) if s.get("uses", "").startswith("actions/cache@"))
+    restore = next(s for s in steps(book) if s.get("uses", "").startswith("actions/cache/restore@"))
+    save = next(s for s in steps(book) if s.get("uses", "").startswith("actions/cache/save@"))
     # keyed by exactly what the runner digests: the notebook sources and LIBRARY_GLOBS
-    globs = re.findall(r"'([^']+)'", re.search(r"hashFiles\((.*)\)", cache["with"]["key"])[1])
+    globs = re.findall(r"'([^']+)'", re.search(r"hashFiles\((.*)\)", restore["with"]["key"])[1])
     assert sorted(globs) == sorted(["notebooks/*.md", *LIBRARY_GLOBS])
-    assert "_build/executed/default" in cache["with"]["path"]
-    runs = [s.get("run", "") for s in steps(book)]
+    assert "_build/executed/default" in book["jobs"]["build"]["env"]["EXECUTION_CACHE"]
+    assert restore["with"]["path"] == save["with"]["path"] == "${{ env.EXECUTION_CACHE }}"
+    assert save["with"]["key"] == "${{ steps.cache.outputs.cache-primary-key }}" and save["if"].startswith("always()")
+    runs = [s.get("run", "") or s.get("uses", "") for s in steps(book)]
     order = [next(i for i, r in enumerate(runs) if key in r) for key in
-             ("psnn stale", "cp -r results _build/committed-records", "make publish",
-              "psnn compare --statuses _build/committed-records results", "psnn publish --check")]
+             ("psnn stale", "actions/cache/restore@", "cp -r results _build/committed-records", "make publish",
+              "actions/cache/save@", "psnn compare --statuses --summary", "psnn publish --check")]
     assert order == sorted(order)
     assert any(s.get("uses", "").startswith("actions/upload-pages-artifact@") and s["with"]["path"] == "_build/html"
                for s in steps(book))
@@ -99,11 +102,20 @@ def test_the_weekly_rebuild_is_cold_and_fails_on_a_stale_record_or_a_changed_cla
     build = next(s for s in steps(weekly) if "make book" in s.get("run", ""))
     assert "--force" in build["run"] and "cold" in build["env"]["PSNN_CACHE_DIR"]
     runs = " ".join(s.get("run", "") for s in steps(weekly))
-    assert "psnn stale" in runs and "psnn compare _build/committed-records results" in runs  # values too
+    assert "psnn stale" in runs and "psnn compare --summary" in runs and "--statuses" not in runs  # values too
     assert any(s.get("if") == "failure()" for s in steps(weekly))
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "book.yml", "weekly.yml"])
+def test_every_step_runs_in_bash_with_pipefail(name):
+    """GitHub's default shell is `bash -e` without pipefail (a failing command before a pipe would
+    pass); a workflow's `defaults: run: shell: bash` runs every step with `-eo pipefail`."""
+    data = workflow(name)
+    assert data["defaults"]["run"]["shell"] == "bash"
+    assert all("shell" not in s for s in steps(data))
 
 
 def test_every_action_is_pinned_to_a_commit():
     files = [*WORKFLOWS.glob("*.yml"), *(ROOT / ".github" / "actions").rglob("action.yml")]
     uses = [u for f in files for u in re.findall(r"uses:\s*(\S+)", f.read_text())]
-    assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", u) or u.startswith("./") for u in uses), uses
+    assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+(/[\w-]+)?@[0-9a-f]{40}", u) or u.startswith("./") for u in uses), uses

@@ -4,9 +4,12 @@ Every page's footer and the claims page say it (:mod:`.site`), the published arc
 named after it (:mod:`.publish`), and ``build-info.json`` in the HTML folder keeps it. Records hold
 no time stamp (rerunning the same sources writes the same bytes), so their date is read
 from git: the date of the last commit that changed them when the records in the checkout are
-the committed ones, else the time the newest of them was written (``committed`` False: this
-build, or an earlier run, wrote them and they are not in any commit). A checkout without git
-(an unpacked archive) has no commit: the line says so.
+the committed ones (in a shallow clone that commit may be older: the line says "on or
+before"), else the date the newest of them was written (``committed`` False: a run in this
+checkout wrote them and no commit holds them). A checkout without git (an unpacked archive)
+has no commit: the line says so. ``build-info.json`` also keeps a fingerprint of the records'
+bytes and of the uncommitted changes, by which ``psnn publish`` knows a book built from
+another state of the checkout.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ class BuildInfo:
     records_committed: bool
     repository: Optional[str] = None  # "owner/name" on GitHub, for a link to the commit
     fingerprint: str = ""  # a digest of the records and of the uncommitted changes (see build_info)
+    shallow: bool = False  # a shallow clone: the records' last commit may be older than its date says
 
     @property
     def short(self) -> str:
@@ -43,6 +47,8 @@ class BuildInfo:
         commit = f"commit {self.short}" + (" with uncommitted changes" if self.changed else "") \
             if self.commit else "no git commit (not built from a git checkout)"
         records = "no records" if self.records_date is None else \
+            f"records committed on or before {self.records_date} (a shallow clone)" if self.records_committed \
+            and self.shallow else \
             f"records committed on {self.records_date}" if self.records_committed else \
             f"records written on {self.records_date}, not committed"
         return f"{commit} · profile {self.profile} · {records}"
@@ -56,6 +62,7 @@ class BuildInfo:
         return f"Built from {line}."
 
     def save(self, folder: Path) -> Path:
+        """Write ``build-info.json`` into ``folder`` (a built book); returns its path."""
         path = Path(folder) / FILE
         path.write_text(json.dumps(asdict(self), indent=1) + "\n")
         return path
@@ -66,7 +73,11 @@ def load(folder: Path) -> BuildInfo:
     path = Path(folder) / FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: build the book with `psnn site` (make site) first")
-    return BuildInfo(**json.loads(path.read_text()))
+    try:
+        return BuildInfo(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is not what this psnn writes ({type(exc).__name__}: {exc}): "
+                         "build the book again") from None
 
 
 def _git(root: Path, *args: str) -> Optional[str]:
@@ -78,12 +89,19 @@ def _git(root: Path, *args: str) -> Optional[str]:
     return done.stdout.rstrip() if done.returncode == 0 else None
 
 
+def is_github_repository(text: str) -> bool:
+    """Whether ``text`` is ``owner/name`` as GitHub spells them (no ``.git``, no ``..``)."""
+    owner, _, name = text.partition("/")
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}", owner, re.ASCII)
+                and re.fullmatch(r"[A-Za-z0-9._-]+", name, re.ASCII)
+                and name not in (".", "..") and not name.endswith(".git"))
+
+
 def github_repository(root: Path) -> Optional[str]:
     """``owner/name`` of the ``origin`` remote when it is on GitHub (https or ssh), else None."""
     url = _git(root, "remote", "get-url", "origin") or ""
-    m = re.match(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([\w.-]+)/([\w.-]+?)(?:\.git)?/?$",
-                 url)
-    return f"{m[1]}/{m[2]}" if m else None
+    m = re.match(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)(.+?)(?:\.git)?/?$", url)
+    return m[1] if m and is_github_repository(m[1]) else None
 
 
 def _written(records: Sequence[Path]) -> str:
@@ -125,4 +143,6 @@ def build_info(root: Path, profile: str, results: Path, repository: Optional[str
     if commit:
         h.update((_git(root, "diff", "HEAD", "--binary") or "").encode())
         h.update((_git(root, "ls-files", "--others", "--exclude-standard") or "").encode())
-    return BuildInfo(commit, changed, profile, date, committed, repository or github_repository(root), h.hexdigest())
+    shallow = _git(root, "rev-parse", "--is-shallow-repository") == "true"
+    return BuildInfo(commit, changed, profile, date, committed, repository or github_repository(root), h.hexdigest(),
+                     shallow)

@@ -25,11 +25,20 @@ from .tables import comparison_frame
 
 def load_records(folder: Path, order: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every record in ``folder`` (``results/`` or ``results/<profile>/``), by paper, then
-    in the ``order`` of their notebooks (the book's table of contents), then by name."""
-    records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
-    for rec in records:
-        if "paper" not in rec or "target" not in rec:
-            raise ValueError(f"record {rec.get('notebook')} names no paper and target: rerun its notebook")
+    in the ``order`` of their notebooks (the book's table of contents), then by name; a
+    missing folder or a file that is not a record is a ValueError naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"no folder {folder}")
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path} is not a readable record ({type(exc).__name__}: {exc})") from None
+        if not isinstance(rec, dict) or not {"notebook", "paper", "target"} <= rec.keys():
+            raise ValueError(f"{path} names no notebook, paper and target: rerun its notebook")
+        records.append(rec)
     rank = {name: i for i, name in enumerate(order)}
     return sorted(records, key=lambda r: (r["paper"], rank.get(r["notebook"], len(rank)), r["notebook"]))
 

@@ -6,12 +6,14 @@ too, but ``psnn site`` generates it and the repository has no such file: its but
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
+from docutils import nodes
 from sphinx.application import Sphinx
 
 
-def drop_launch_buttons(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree) -> None:
+def drop_launch_buttons(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any],
+                        doctree: Optional[nodes.document]) -> None:
     """Remove the launch buttons from every page that is not ``notebooks/<name>``."""
     if not pagename.startswith("notebooks/") and "header_buttons" in context:
         context["header_buttons"] = [b for b in context["header_buttons"] if b.get("label") != "launch-buttons"]

@@ -29,6 +29,7 @@ class PublishFailed(RuntimeError):
 
 
 def archive_name(info: BuildInfo) -> str:
+    """``psnn-book-<profile>-<commit>``, and ``-changed`` for a book with uncommitted changes."""
     return f"psnn-book-{info.profile}-{info.short}" + ("-changed" if info.changed else "")
 
 
@@ -39,7 +40,8 @@ def make_archive(root: Path, html: Path, results: Path, out_dir: Path) -> Path:
     built = load(html)
     now = build_info(root, built.profile, results)
     if (built.commit, built.fingerprint) != (now.commit, now.fingerprint):
-        raise PublishFailed(f"the book in {html.name} was built from {built.text()}; the checkout is now at "
+        where = html.relative_to(root) if html.is_relative_to(root) else html
+        raise PublishFailed(f"the book in {where} was built from {built.text()}; the checkout is now at "
                             f"{now.text()}: build it again (make book, or make site PROFILE={built.profile})")
     name = archive_name(built)
     out_dir.mkdir(parents=True, exist_ok=True)

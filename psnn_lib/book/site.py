@@ -17,7 +17,8 @@ or key stops the build. The same ``_toc.yml`` serves every profile: the pages
 are ``notebooks/<name>``, whatever profile executed them.
 
 In each executed notebook the cell papermill injected is merged into the
-parameters cell, so a reader sees one parameters cell with the values that ran.
+parameters cell, so a reader sees one parameters cell with the values that ran, and what
+would name this machine's folders (papermill's paths, the kernel's stderr) is left out.
 """
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ def merge_injected_parameters(nb: nbformat.NotebookNode, profile: str) -> nbform
     return nb
 
 
+def without_local_traces(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook as a reader sees and downloads it: without papermill's record of where it ran
+    and without what the kernel wrote to stderr (warnings naming the files that raised them),
+    neither of which the pages show."""
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.get("name") == "stderr")]
+    return nb
+
+
 def toc_notebooks(root: Path) -> list[str]:
     """The notebooks in the order of ``_toc.yml``."""
     return re.findall(r"file:\s*notebooks/(\w+)", (Path(root) / "_toc.yml").read_text())
@@ -79,12 +91,16 @@ def html_dir(root: Path, profile: str) -> Path:
 
 def staged_config(root: Path, info: BuildInfo) -> dict:
     """``_config.yml`` with what only the build knows: the footer line of ``info``, and the
-    repository with its button, or no launch buttons when no GitHub repository is known."""
+    repository with its button and the commit for the launch buttons, or no launch buttons when no
+    GitHub repository is known."""
     config = yaml.safe_load((Path(root) / "_config.yml").read_text())
     html = config.setdefault("html", {})
     html["extra_footer"] = f"<p>{info.html()}</p>"
     if info.repository:
-        config.setdefault("repository", {})["url"] = f"https://github.com/{info.repository}"
+        repository = config.setdefault("repository", {})
+        repository["url"] = f"https://github.com/{info.repository}"
+        if info.commit:  # a launch button opens the notebooks of the commit the page shows
+            repository["branch"] = info.commit
         html["use_repository_button"] = True
     else:
         config.pop("launch_buttons", None)
@@ -116,9 +132,12 @@ def stage(root: Path, profile: str, repository: Optional[str] = None) -> tuple[P
         if not run.exists():
             raise SiteFailed(f"{src.stem} has not been executed at the {profile} profile: "
                              f"run `psnn book --profile {profile}` first")
-        nb = merge_injected_parameters(nbformat.read(run, as_version=4), profile)
+        nb = without_local_traces(merge_injected_parameters(nbformat.read(run, as_version=4), profile))
         nbformat.write(nb, target / "notebooks" / f"{src.stem}.ipynb")
-    records = load_records(paths.results_dir(profile), toc_notebooks(root))
+    try:
+        records = load_records(paths.results_dir(profile), toc_notebooks(root))
+    except ValueError as e:
+        raise SiteFailed(f"the {profile} records cannot be read: {e}") from None
     nbformat.write(claims_notebook(records, root, info), target / "claims.ipynb")
     mathjax = paths.mathjax_dir()
     if not (mathjax / "tex-chtml.js").exists():
