@@ -166,19 +166,23 @@ def _compare(args: argparse.Namespace) -> int:
         lines = claim_differences(args.reference, args.rerun, args.rel, fields)
         moved = [line for line in claim_differences(args.reference, args.rerun, args.rel) if line not in lines] \
             if args.statuses else []
+        report = lines + [f"note, a value moved: {line}" for line in moved]
+        total = f"psnn compare: {len(lines)} difference(s) between {args.reference} and {args.rerun}"
+        code = 1 if lines else 0
     except RecordError as exc:
-        print(f"psnn compare: {exc}", file=sys.stderr)
-        return 2
-    report = lines + [f"note, a value moved: {line}" for line in moved]
-    total = f"psnn compare: {len(lines)} difference(s) between {args.reference} and {args.rerun}"
+        report, total, code = [], f"psnn compare: {exc}", 2
     for line in report:
         print(line)
-    print(total, file=sys.stderr if lines else sys.stdout)
-    if args.summary:  # a Markdown section, e.g. of a GitHub job's summary
-        with open(args.summary, "a") as out:
-            out.write(f"### Claims: {args.rerun} against {args.reference}\n\n```\n"
-                      + "".join(f"{line}\n" for line in report + [total]) + "```\n\n")
-    return 1 if lines else 0
+    print(total, file=sys.stderr if code else sys.stdout)
+    if args.summary is not None:  # a Markdown section, e.g. of a GitHub job's summary
+        try:
+            with open(args.summary, "a") as out:
+                out.write(f"### Claims: {args.rerun} against {args.reference}\n\n```\n"
+                          + "".join(f"{line}\n" for line in report + [total]) + "```\n\n")
+        except OSError as exc:
+            print(f"psnn compare: cannot append to the summary {str(args.summary)!r}: {exc}", file=sys.stderr)
+            return 2
+    return code
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -288,7 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          help=f"relative tolerance of a numeric value (default {REL:g})")
     compare.add_argument("--statuses", action="store_true",
                          help="compare each claim's status and paper value only; a value that moved is a note")
-    compare.add_argument("--summary", type=Path, default=None, metavar="FILE",
+    compare.add_argument("--summary", default=None, metavar="FILE",
                          help="also append the report to FILE as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     compare.set_defaults(func=_compare)
     fit = sub.add_parser("fit", help="fit a PS neuron and report its error",

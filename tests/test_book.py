@@ -101,13 +101,17 @@ def test_claims_page_counts_and_marks_stale_records(tmp_path):
         load_records(folder)
 
 
-def test_a_reader_gets_no_local_traces():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
-    nb.metadata["papermill"] = {"input_path": "/home/me/psnn/nb.ipynb"}
-    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text="/home/me/psnn/a.py:1: Warning"),
-                           nbformat.v4.new_output("stream", name="stdout", text="result 1")]
-    out = without_local_traces(nb)
-    assert "papermill" not in out.metadata and [o.text for o in out.cells[0].outputs] == ["result 1"]
+def test_a_reader_downloads_no_local_traces(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", metadata={"papermill": {"duration": 1}})])
+    nb.metadata["papermill"] = {"input_path": f"{tmp_path}/notebooks/nb.ipynb"}
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=f"{tmp_path}/psnn_lib/a.py:1: UserWarning: 11% clipped\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=f"{Path.home()}/.pyenv/tqdm/auto.py:2: TqdmWarning\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="result 1\n")]
+    out = without_local_traces(nb, tmp_path)
+    assert "papermill" not in nbformat.writes(out)
+    assert [o.text for o in out.cells[0].outputs] == ["psnn_lib/a.py:1: UserWarning: 11% clipped\n",
+                                                      "~/.pyenv/tqdm/auto.py:2: TqdmWarning\n", "result 1\n"]
 
 
 def test_injected_parameters_merge_into_the_parameters_cell():
@@ -138,7 +142,9 @@ def test_html_check_finds_what_a_reader_must_not_see(tmp_path):
     (tmp_path / "ok.html").write_text(clean)
     (tmp_path / "sub" / "ok.ipynb").write_text('{"cells": [{"source": "| a |\\n|---|"}]}')  # a table is fine there
     (tmp_path / "sub" / "nb.ipynb").write_text('{"metadata": {"papermill": {"input_path": "/tmp/x/nb.ipynb"}}}')
-    found = check_html(tmp_path)
+    image = {"cells": [{"outputs": [{"data": {"image/png": "AAAA/rootBBBB", "text/plain": "<Figure>"}}]}]}
+    (tmp_path / "sub" / "img.ipynb").write_text(json.dumps(image))  # base64 spelling /root by chance
+    found = check_html(tmp_path, forbidden=["/root"])
     assert len(found) == 2 and found[0].startswith("sub/p.html: raw Markdown table")
     assert found[1].startswith("sub/nb.ipynb: local path")
 

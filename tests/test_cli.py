@@ -73,7 +73,8 @@ def test_stale_names_each_stale_record_and_fails(tmp_path, monkeypatch, capsys):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "nb.md").write_text("v1\n")
     (tmp_path / "results").mkdir()
-    record = {"notebook": "nb", "paper": 1, "target": "Fig. 2", "summary": {}, "results": [],
+    record = {"notebook": "nb", "paper": 1, "target": "Fig. 2", "results": [],
+              "summary": {"reproduced": 0, "deviates": 0, "not run": 0},
               "sources": {"notebook": {"nb.md": file_digest(tmp_path / "notebooks" / "nb.md")}, "modules": {}}}
     (tmp_path / "results" / "nb.json").write_text(json.dumps(record))
     monkeypatch.setenv("PSNN_ROOT", str(tmp_path))
@@ -88,6 +89,8 @@ def test_stale_names_each_stale_record_and_fails(tmp_path, monkeypatch, capsys):
     assert main(["stale", "--profile", "smoke"]) == 2 and "no records in" in capsys.readouterr().err
     (tmp_path / "results" / "smoke" / "bad.json").write_text("[1]")
     assert main(["stale", "--profile", "smoke"]) == 2 and "bad.json names no notebook" in capsys.readouterr().err
+    (tmp_path / "results" / "smoke" / "bad.json").write_text('{"notebook": "nb", "paper": "1", "target": "x"}')
+    assert main(["stale", "--profile", "smoke"]) == 2 and "bad.json is not a record" in capsys.readouterr().err
     (tmp_path / "results" / "smoke" / "bad.json").write_text("{")
     assert main(["stale", "--profile", "smoke"]) == 2 and "bad.json is not a readable record" in capsys.readouterr().err
     monkeypatch.setenv("PSNN_ROOT", "")

@@ -53,6 +53,10 @@ def test_every_kind_of_difference_is_named(tmp_path, capsys):
     text = summary.read_text()
     assert text.startswith("before\n### Claims: ") and "```\nnote, a value moved: nb: mse" in text
     assert "0 difference(s)" in text and text.endswith("```\n\n")
+    assert main(["compare", str(tmp_path / "missing"), str(tmp_path / "c"), "--summary", str(summary)]) == 2
+    assert summary.read_text().endswith(f"psnn compare: no folder {tmp_path / 'missing'}\n```\n\n")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--summary", ""]) == 2  # GitHub's unset
+    assert "cannot append to the summary ''" in capsys.readouterr().err
 
 
 def test_an_empty_rerun_is_a_difference(tmp_path):

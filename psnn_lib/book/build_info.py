@@ -74,10 +74,17 @@ def load(folder: Path) -> BuildInfo:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: build the book with `psnn site` (make site) first")
     try:
-        return BuildInfo(**json.loads(path.read_text()))
+        info = BuildInfo(**json.loads(path.read_text()))
+        text, flag = (str, type(None)), bool
+        if not (isinstance(info.commit, text) and isinstance(info.profile, str) and isinstance(info.changed, flag)
+                and isinstance(info.records_date, text) and isinstance(info.records_committed, flag)
+                and isinstance(info.repository, text) and isinstance(info.fingerprint, str)
+                and isinstance(info.shallow, flag)):
+            raise TypeError("a value of the wrong type")
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path} is not what this psnn writes ({type(exc).__name__}: {exc}): "
                          "build the book again") from None
+    return info
 
 
 def _git(root: Path, *args: str) -> Optional[str]:

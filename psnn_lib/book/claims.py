@@ -38,6 +38,11 @@ def load_records(folder: Path, order: Sequence[str] = ()) -> list[dict[str, Any]
             raise ValueError(f"{path} is not a readable record ({type(exc).__name__}: {exc})") from None
         if not isinstance(rec, dict) or not {"notebook", "paper", "target"} <= rec.keys():
             raise ValueError(f"{path} names no notebook, paper and target: rerun its notebook")
+        summary = rec.get("summary")
+        if not (isinstance(rec["notebook"], str) and isinstance(rec["target"], str) and rec["paper"] in PAPERS
+                and isinstance(summary, dict) and all(type(summary.get(s)) is int for s in STATUSES)):
+            raise ValueError(f"{path} is not a record: a notebook and target (text), a paper of {sorted(PAPERS)} "
+                             f"and a summary counting {', '.join(STATUSES)} are needed")
         records.append(rec)
     rank = {name: i for i, name in enumerate(order)}
     return sorted(records, key=lambda r: (r["paper"], rank.get(r["notebook"], len(rank)), r["notebook"]))

@@ -17,8 +17,8 @@ or key stops the build. The same ``_toc.yml`` serves every profile: the pages
 are ``notebooks/<name>``, whatever profile executed them.
 
 In each executed notebook the cell papermill injected is merged into the
-parameters cell, so a reader sees one parameters cell with the values that ran, and what
-would name this machine's folders (papermill's paths, the kernel's stderr) is left out.
+parameters cell, so a reader sees one parameters cell with the values that ran, and the
+notebook a reader downloads names no folder of this machine (:func:`without_local_traces`).
 """
 from __future__ import annotations
 
@@ -68,14 +68,18 @@ def merge_injected_parameters(nb: nbformat.NotebookNode, profile: str) -> nbform
     return nb
 
 
-def without_local_traces(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook as a reader sees and downloads it: without papermill's record of where it ran
-    and without what the kernel wrote to stderr (warnings naming the files that raised them),
-    neither of which the pages show."""
+def without_local_traces(nb: nbformat.NotebookNode, root: Path) -> nbformat.NotebookNode:
+    """The notebook as a reader downloads it: without papermill's record of where and when it
+    ran, and with the files its streams name (a warning names the file that raised it) relative
+    to the checkout ``root``, or under ``~`` (the pages show no stderr: ``nb_output_stderr``)."""
+    places = [(f"{Path(root).resolve()}/", ""), (f"{Path.home()}/", "~/")]
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.get("name") == "stderr")]
+        cell.metadata.pop("papermill", None)
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                for place, shown in places:
+                    output.text = output.text.replace(place, shown)
     return nb
 
 
@@ -132,7 +136,7 @@ def stage(root: Path, profile: str, repository: Optional[str] = None) -> tuple[P
         if not run.exists():
             raise SiteFailed(f"{src.stem} has not been executed at the {profile} profile: "
                              f"run `psnn book --profile {profile}` first")
-        nb = without_local_traces(merge_injected_parameters(nbformat.read(run, as_version=4), profile))
+        nb = without_local_traces(merge_injected_parameters(nbformat.read(run, as_version=4), profile), root)
         nbformat.write(nb, target / "notebooks" / f"{src.stem}.ipynb")
     try:
         records = load_records(paths.results_dir(profile), toc_notebooks(root))
