@@ -39,18 +39,24 @@ class BuildInfo:
 
     @property
     def short(self) -> str:
+        """The commit's first 12 hex digits, or ``unknown``."""
         return self.commit[:12] if self.commit else "unknown"
 
     def text(self) -> str:
         """One line of plain text, e.g. ``commit 0123456789ab · profile default · records committed
         on 2026-12-08``."""
-        commit = f"commit {self.short}" + (" with uncommitted changes" if self.changed else "") \
-            if self.commit else "no git commit (not built from a git checkout)"
-        records = "no records" if self.records_date is None else \
-            f"records committed on or before {self.records_date} (a shallow clone)" if self.records_committed \
-            and self.shallow else \
-            f"records committed on {self.records_date}" if self.records_committed else \
-            f"records written on {self.records_date}, not committed"
+        if self.commit:
+            commit = f"commit {self.short}" + (" with uncommitted changes" if self.changed else "")
+        else:
+            commit = "no git commit (not built from a git checkout)"
+        if self.records_date is None:
+            records = "no records"
+        elif not self.records_committed:
+            records = f"records written on {self.records_date}, not committed"
+        elif self.shallow:
+            records = f"records committed on or before {self.records_date} (a shallow clone)"
+        else:
+            records = f"records committed on {self.records_date}"
         return f"{commit} · profile {self.profile} · {records}"
 
     def html(self) -> str:
